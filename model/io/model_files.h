@@ -1,0 +1,25 @@
+// Loading a base model from disk: a Hugging Face folder (config.json + safetensors, single or
+// sharded), or a llama2.c .bin checkpoint. Tensors come back under their HF names in HF layout
+// (q/k rows in rotate-half order), memory-mapped where the file format allows.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "autograd/tensor.h"
+#include "model/config.h"
+
+namespace hone {
+
+struct ModelFiles {
+  ModelConfig config;
+  std::map<std::string, Tensor> tensors;  // HF names, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::string format;                     // "safetensors" | "llama2c"
+  std::string source;                     // the path given
+};
+
+// Dispatches on what `path` is: a folder with config.json, a .safetensors file next to a
+// config.json, or a llama2.c .bin. Checks every expected tensor is present with the right shape.
+ModelFiles load_model_files(const std::string& path);
+
+}  // namespace hone

@@ -1,0 +1,56 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "autograd/dtype.h"
+#include "autograd/tape.h"
+#include "autograd/tensor.h"
+
+using namespace hone;
+
+TEST(Tensor, ViewsShareStorage) {
+  Tensor t = Tensor::from_f32({1, 2, 3, 4, 5, 6}, {3, 2});
+  Tensor v = t.view({2, 3});
+  Tensor s = t.slice0(1, 3);
+  EXPECT_EQ(s.shape(), (Shape{2, 2}));
+  EXPECT_EQ(s.item(0), 3.0);
+  v.data<float>()[5] = 60;
+  EXPECT_EQ(t.item(5), 60.0);
+  EXPECT_THROW(t.view({4, 2}), Error);
+  EXPECT_THROW(t.data<double>(), Error);
+  EXPECT_THROW(t.slice0(2, 4), Error);
+}
+
+TEST(DType, Bf16RoundsToNearestEven) {
+  // 1 + 2^-8 is exactly halfway between two bf16 values: ties go to the even mantissa (1.0).
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.0f + 0x1.0p-8f)), 1.0f);
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.0f + 0x1.8p-8f)), 1.0f + 0x1.0p-7f);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+}
+
+TEST(DType, F16RoundTripsEveryHalf) {
+  // Every finite f16 bit pattern converts to f32 and back unchanged (subnormals included).
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    uint16_t b = static_cast<uint16_t>(h);
+    if ((b & 0x7c00) == 0x7c00 && (b & 0x3ff)) continue;  // NaN payloads
+    ASSERT_EQ(f32_to_f16(f16_to_f32(b)), b) << std::hex << h;
+  }
+  EXPECT_EQ(f16_to_f32(0x3c00), 1.0f);
+  EXPECT_EQ(f16_to_f32(0x0001), 0x1.0p-24f);
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);    // rounds up to inf
+  EXPECT_EQ(f32_to_f16(0x1.0p-25f), 0x0000);  // exactly half the smallest subnormal: to even (0)
+  EXPECT_EQ(f32_to_f16(0x1.8p-25f), 0x0001);
+}
+
+TEST(Tape, GradBuffersAccumulate) {
+  Tape tape;
+  Var x(Tensor::from_f32({1, 2}, {2}), true);
+  Tensor& g = tape.grad(x);
+  g.data<float>()[0] += 1;
+  tape.grad(x).data<float>()[0] += 2;
+  EXPECT_EQ(x.grad().item(0), 3.0);
+  Var frozen(Tensor::from_f32({1}, {1}));
+  EXPECT_FALSE(frozen.requires_grad());
+  EXPECT_FALSE(frozen.has_grad());
+}
