@@ -54,6 +54,11 @@ Var rope(Tape* t, const Var& x, const std::vector<double>& inv_freq,
 Var attention(Tape* t, const Var& q, const Var& k, const Var& v, int64_t batch, int64_t n_heads,
               int64_t n_kv_heads, int64_t head_dim);
 
+// Inference only (no tape, batch 1): Tq new query rows attending over Tk >= Tq cached rows, query i
+// seeing keys j <= i + Tk - Tq. q (Tq, Hq*D), k and v (Tk, Hkv*D) -> (Tq, Hq*D), F32.
+Tensor attention_cached(const Tensor& q, const Tensor& k, const Tensor& v, int64_t n_heads,
+                        int64_t n_kv_heads, int64_t head_dim);
+
 Var silu(Tape* t, const Var& x);
 // silu(gate) * up, same shapes.
 Var swiglu(Tape* t, const Var& gate, const Var& up);

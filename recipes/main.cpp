@@ -4,17 +4,68 @@
 #include <iostream>
 
 #include "autograd/error.h"
+#include "autograd/kernels/blas.h"
+#include "recipes/generate.h"
+#include "recipes/inspect.h"
+
+namespace {
+
+std::string runtime_banner() { return "hone: " + hone::blas_info(); }
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  // Re-executes with the AVX-512 OpenBLAS kernel when the loaded one is slower than the CPU
+  // allows (Debian's 0.3.21 mis-detects some AVX-512 CPUs); returns here otherwise.
+  hone::blas_ensure_fast_kernel(argc, argv);
+
   CLI::App app{"hone: LoRA fine-tuning of Llama-family models on CPUs"};
   app.require_subcommand(1);
+  bool quiet = false;
+  app.add_flag("-q,--quiet", quiet, "Do not print the runtime banner");
+
+  hone::GenerateOptions gen;
+  auto* g = app.add_subcommand("generate", "Generate text from a model");
+  g->add_option("--model", gen.model, "HF model folder, .safetensors or llama2.c .bin")->required();
+  g->add_option("--tokenizer", gen.tokenizer, "Tokenizer file (llama2.c tok.bin)");
+  g->add_option("--prompt", gen.prompt, "Prompt text")->required();
+  g->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate")->capture_default_str();
+  g->add_option("--temperature", gen.temperature, "0 = greedy")->capture_default_str();
+  g->add_option("--top-k", gen.top_k, "Keep the k most likely tokens (0 = off)")
+      ->capture_default_str();
+  g->add_option("--top-p", gen.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  g->add_option("--seed", gen.seed, "Sampling seed")->capture_default_str();
+  g->add_option("--dtype", gen.weight_dtype, "Storage of the frozen weights: f32, bf16, f16")
+      ->capture_default_str();
+
+  std::string inspect_path;
+  auto* ins = app.add_subcommand("inspect", "Describe a model file or folder");
+  ins->add_option("path", inspect_path, "HF model folder, .safetensors or llama2.c .bin")
+      ->required();
+
+  app.add_subcommand("info", "Print the BLAS kernel and thread count hone runs with");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  try {
+    if (app.got_subcommand("info")) {
+      std::cout << runtime_banner() << "\n";
+    } else if (app.got_subcommand("inspect")) {
+      std::cout << hone::inspect_report(inspect_path);
+    } else if (app.got_subcommand("generate")) {
+      if (!quiet) std::cerr << runtime_banner() << "\n";
+      hone::run_generate(gen, [](const std::string& piece) { std::cout << piece << std::flush; });
+      std::cout << "\n";
+    }
   } catch (const hone::Error& e) {
     std::cerr << "hone: " << e.what() << "\n";
     return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "hone: internal error: " << e.what() << "\n";
+    return 2;
   }
   return 0;
 }

@@ -1,0 +1,111 @@
+#include "lora/lora.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace hone {
+
+const std::vector<std::string>& lora_target_kinds() {
+  static const std::vector<std::string> kinds = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                 "gate_proj", "up_proj", "down_proj"};
+  return kinds;
+}
+
+double LoraConfig::scaling() const {
+  return rslora ? alpha / std::sqrt(static_cast<double>(rank)) : alpha / static_cast<double>(rank);
+}
+
+void LoraConfig::validate() const {
+  if (rank <= 0) throw Error("lora.rank: must be > 0 (got " + std::to_string(rank) + ")");
+  if (!(dropout >= 0.0 && dropout < 1.0))
+    throw Error("lora.dropout: must be in [0, 1) (got " + std::to_string(dropout) + ")");
+  if (targets.empty()) throw Error("lora.targets: must name at least one projection");
+  const auto& kinds = lora_target_kinds();
+  for (const auto& t : targets) {
+    if (t == "all-linear" && targets.size() == 1) continue;
+    if (std::find(kinds.begin(), kinds.end(), t) == kinds.end())
+      throw Error("lora.targets: unknown target \"" + t +
+                  "\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj "
+                  "or all-linear alone)");
+  }
+}
+
+LoraLinear::LoraLinear(std::unique_ptr<Linear> base, Var a, Var b, double scaling, double dropout,
+                       Rng* rng)
+    : base_(std::move(base)),
+      a_(std::move(a)),
+      b_(std::move(b)),
+      scaling_(scaling),
+      dropout_(dropout),
+      rng_(rng) {}
+
+Var LoraLinear::forward(Tape* t, const Var& x) {
+  Var y = base_->forward(t, x);                                         // (N, out)
+  Var xin = (training_ && dropout_ > 0.0) ? hone::dropout(t, x, dropout_, *rng_) : x;
+  Var low = linear(t, xin, a_);                                         // (N, r)
+  Var up = linear(t, low, b_);                                          // (N, out)
+  return add(t, y, scale(t, up, scaling_));
+}
+
+std::string LoraAdapters::peft_name(const std::string& module, char which) {
+  return "base_model.model." + module + ".lora_" + std::string(1, which) + ".weight";
+}
+
+LoraAdapters::LoraAdapters(Transformer& model, const LoraConfig& cfg)
+    : cfg_(cfg), dropout_rng_(cfg.seed ^ 0x5eed0d0d5eedull) {
+  cfg_.validate();
+  const bool all = cfg_.targets.size() == 1 && cfg_.targets[0] == "all-linear";
+  auto wanted = [&](const NamedLinear& nl) {
+    if (!all && std::find(cfg_.targets.begin(), cfg_.targets.end(), nl.kind) == cfg_.targets.end())
+      return false;
+    return cfg_.layers.empty() ||
+           std::find(cfg_.layers.begin(), cfg_.layers.end(), nl.layer) != cfg_.layers.end();
+  };
+  for (int l : cfg_.layers)
+    if (l < 0 || l >= model.config().num_layers)
+      throw Error("lora.layers: layer " + std::to_string(l) + " does not exist (model has " +
+                  std::to_string(model.config().num_layers) + ")");
+
+  std::vector<NamedLinear> chosen;
+  int64_t total = 0;
+  for (auto& nl : model.linears()) {
+    if (!wanted(nl)) continue;
+    chosen.push_back(nl);
+    total += cfg_.rank * ((*nl.slot)->in_features() + (*nl.slot)->out_features());
+  }
+  if (chosen.empty()) throw Error("lora.targets: no projection of the model matches");
+
+  values_ = Tensor::zeros(DType::F32, {total});
+  grads_ = Tensor::zeros(DType::F32, {total});
+  // A: PEFT's default, kaiming_uniform_(a=√5) = U(-1/√in, 1/√in); B: zeros, so the adapted
+  // model starts equal to the base. Drawn sequentially from one seeded stream.
+  Rng init(cfg_.seed);
+  int64_t off = 0;
+  const double s = cfg_.scaling();
+  for (auto& nl : chosen) {
+    const int64_t in = (*nl.slot)->in_features(), out = (*nl.slot)->out_features();
+    const int64_t na = cfg_.rank * in, nb = out * cfg_.rank;
+    Tensor av = values_.slice0(off, off + na).view({cfg_.rank, in});
+    Tensor ag = grads_.slice0(off, off + na).view({cfg_.rank, in});
+    off += na;
+    Tensor bv = values_.slice0(off, off + nb).view({out, cfg_.rank});
+    Tensor bg = grads_.slice0(off, off + nb).view({out, cfg_.rank});
+    off += nb;
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    float* ap = av.data<float>();
+    for (int64_t i = 0; i < na; ++i) ap[i] = static_cast<float>(init.uniform(-bound, bound));
+    Var a = Var::with_grad_buffer(av, ag);
+    Var b = Var::with_grad_buffer(bv, bg);
+    auto layer = std::make_unique<LoraLinear>(std::move(*nl.slot), a, b, s, cfg_.dropout,
+                                              &dropout_rng_);
+    layers_.push_back(layer.get());
+    *nl.slot = std::move(layer);
+    tensors_.push_back({nl.name, a, b});
+  }
+}
+
+void LoraAdapters::set_training(bool on) {
+  for (auto* l : layers_) l->set_training(on);
+}
+
+}  // namespace hone

@@ -1,0 +1,83 @@
+// LoRA: y = x·Wᵀ + b + s·B·A·dropout(x), with W frozen, A (r, in), B (out, r) trainable and
+// s = alpha/r (alpha/√r with rsLoRA). Injection wraps the model's named projections.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/rng.h"
+#include "model/transformer.h"
+
+namespace hone {
+
+struct LoraConfig {
+  int64_t rank = 8;
+  double alpha = 16.0;
+  double dropout = 0.0;
+  bool rslora = false;
+  // Projection kinds (q_proj ... down_proj) or the single entry "all-linear".
+  std::vector<std::string> targets = {"q_proj", "v_proj"};
+  std::vector<int> layers;  // empty = every layer
+  uint64_t seed = 0;        // initialisation of A
+
+  double scaling() const;
+  // Throws Error naming the field on a bad value (rank <= 0, unknown target, ...).
+  void validate() const;
+};
+
+// The seven projection kinds a Llama-family block has.
+const std::vector<std::string>& lora_target_kinds();
+
+class LoraLinear : public Linear {
+ public:
+  // A and B are views into the adapter arenas (value and grad); `rng` draws dropout masks.
+  LoraLinear(std::unique_ptr<Linear> base, Var a, Var b, double scaling, double dropout, Rng* rng);
+  Var forward(Tape* t, const Var& x) override;
+  const Var& weight() const override { return base_->weight(); }
+  const Var& bias() const override { return base_->bias(); }
+  const Var& lora_a() const { return a_; }
+  const Var& lora_b() const { return b_; }
+  double scaling() const { return scaling_; }
+  // Sets dropout on or off (eval); the mask generator is shared by the model's adapters.
+  void set_training(bool on) { training_ = on; }
+
+ private:
+  std::unique_ptr<Linear> base_;
+  Var a_, b_;
+  double scaling_, dropout_;
+  Rng* rng_;
+  bool training_ = true;
+};
+
+struct LoraTensor {
+  std::string module;  // HF module name, e.g. model.layers.0.self_attn.q_proj
+  Var a;               // (r, in)
+  Var b;               // (out, r)
+};
+
+// Every trainable parameter lives in two flat arenas (values and gradients), so the optimizer is
+// one loop and the adapter's memory is one number.
+class LoraAdapters {
+ public:
+  LoraAdapters(Transformer& model, const LoraConfig& cfg);
+  const LoraConfig& config() const { return cfg_; }
+  const std::vector<LoraTensor>& tensors() const { return tensors_; }
+  Tensor& values() { return values_; }  // (P) flat
+  Tensor& grads() { return grads_; }    // (P) flat
+  int64_t num_parameters() const { return values_.numel(); }
+  void zero_grad() { grads_.fill_zero(); }
+  void set_training(bool on);
+  Rng& dropout_rng() { return dropout_rng_; }
+  // PEFT tensor names: base_model.model.<module>.lora_A.weight / lora_B.weight.
+  static std::string peft_name(const std::string& module, char which);
+
+ private:
+  LoraConfig cfg_;
+  Tensor values_, grads_;
+  std::vector<LoraTensor> tensors_;
+  std::vector<LoraLinear*> layers_;
+  Rng dropout_rng_;
+};
+
+}  // namespace hone

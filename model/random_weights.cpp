@@ -1,0 +1,51 @@
+#include "model/random_weights.h"
+
+#include <cmath>
+
+#include "autograd/rng.h"
+
+namespace hone {
+
+std::map<std::string, Tensor> random_weights(const ModelConfig& cfg, uint64_t seed) {
+  cfg.validate("random_weights");
+  Rng rng(seed);
+  std::map<std::string, Tensor> ts;
+  auto fill = [&](const std::string& name, Shape shape, double lo, double hi) {
+    Tensor t = Tensor::empty(DType::F32, std::move(shape));
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(rng.uniform(lo, hi));
+    ts[name] = t;
+  };
+  auto proj = [&](const std::string& name, int64_t out, int64_t in) {
+    double b = 1.0 / std::sqrt(static_cast<double>(in));
+    fill(name, {out, in}, -b, b);
+  };
+  const int64_t C = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size;
+  fill("model.embed_tokens.weight", {V, C}, -0.035, 0.035);
+  fill("model.norm.weight", {C}, 0.9, 1.1);
+  if (!cfg.tie_word_embeddings) proj("lm_head.weight", V, C);
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    std::string p = "model.layers." + std::to_string(l) + ".";
+    fill(p + "input_layernorm.weight", {C}, 0.9, 1.1);
+    fill(p + "post_attention_layernorm.weight", {C}, 0.9, 1.1);
+    proj(p + "self_attn.q_proj.weight", cfg.q_dim(), C);
+    proj(p + "self_attn.k_proj.weight", cfg.kv_dim(), C);
+    proj(p + "self_attn.v_proj.weight", cfg.kv_dim(), C);
+    proj(p + "self_attn.o_proj.weight", C, cfg.q_dim());
+    proj(p + "mlp.gate_proj.weight", F, C);
+    proj(p + "mlp.up_proj.weight", F, C);
+    proj(p + "mlp.down_proj.weight", C, F);
+    if (cfg.attention_bias) {
+      fill(p + "self_attn.q_proj.bias", {cfg.q_dim()}, -0.1, 0.1);
+      fill(p + "self_attn.k_proj.bias", {cfg.kv_dim()}, -0.1, 0.1);
+      fill(p + "self_attn.v_proj.bias", {cfg.kv_dim()}, -0.1, 0.1);
+    }
+    if (cfg.qk_norm) {
+      fill(p + "self_attn.q_norm.weight", {cfg.head_dim}, 0.9, 1.1);
+      fill(p + "self_attn.k_norm.weight", {cfg.head_dim}, 0.9, 1.1);
+    }
+  }
+  return ts;
+}
+
+}  // namespace hone

@@ -1,0 +1,177 @@
+#include "model/transformer.h"
+
+#include <cstring>
+
+namespace hone {
+
+namespace {
+
+const Tensor& need(const std::map<std::string, Tensor>& ts, const std::string& name) {
+  auto it = ts.find(name);
+  if (it == ts.end()) throw Error("model: missing tensor " + name);
+  return it->second;
+}
+
+// Projection/embedding weights in the requested storage dtype; a no-op view when it matches.
+Var frozen_weight(const Tensor& t, DType dtype) {
+  return Var(t.dtype() == dtype ? t : t.to(dtype), false);
+}
+
+// Norm weights and biases are tiny: always F32 so every op sees its compute dtype.
+Var frozen_f32(const Tensor& t) { return Var(t.dtype() == DType::F32 ? t : t.to(DType::F32)); }
+
+}  // namespace
+
+Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Tensor>& ts,
+                         DType weight_dtype)
+    : cfg_(cfg) {
+  if (weight_dtype != DType::F32 && weight_dtype != DType::BF16 && weight_dtype != DType::F16)
+    throw Error(std::string("model: unsupported weight dtype ") + dtype_name(weight_dtype));
+  embed_ = frozen_weight(need(ts, "model.embed_tokens.weight"), weight_dtype);
+  final_norm_ = frozen_f32(need(ts, "model.norm.weight"));
+  lm_head_ = cfg.tie_word_embeddings ? embed_
+                                     : frozen_weight(need(ts, "lm_head.weight"), weight_dtype);
+  auto proj = [&](const std::string& p, bool bias) {
+    Var b = bias ? frozen_f32(need(ts, p + ".bias")) : Var();
+    return std::make_unique<FrozenLinear>(frozen_weight(need(ts, p + ".weight"), weight_dtype), b);
+  };
+  blocks_.resize(cfg.num_layers);
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    std::string p = "model.layers." + std::to_string(l) + ".";
+    Block& b = blocks_[l];
+    b.input_norm = frozen_f32(need(ts, p + "input_layernorm.weight"));
+    b.post_norm = frozen_f32(need(ts, p + "post_attention_layernorm.weight"));
+    if (cfg.qk_norm) {
+      b.q_norm = frozen_f32(need(ts, p + "self_attn.q_norm.weight"));
+      b.k_norm = frozen_f32(need(ts, p + "self_attn.k_norm.weight"));
+    }
+    b.q_proj = proj(p + "self_attn.q_proj", cfg.attention_bias);
+    b.k_proj = proj(p + "self_attn.k_proj", cfg.attention_bias);
+    b.v_proj = proj(p + "self_attn.v_proj", cfg.attention_bias);
+    b.o_proj = proj(p + "self_attn.o_proj", false);
+    b.gate_proj = proj(p + "mlp.gate_proj", false);
+    b.up_proj = proj(p + "mlp.up_proj", false);
+    b.down_proj = proj(p + "mlp.down_proj", false);
+  }
+  inv_freq_ = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling);
+}
+
+Var Transformer::block_forward(Tape* t, const Var& x, const Block& blk,
+                               const std::vector<int32_t>& pos, int64_t batch, int64_t seq,
+                               KVCache* cache, int layer) const {
+  const double eps = cfg_.rms_norm_eps;
+  Var h = rmsnorm(t, x, blk.input_norm, eps);  // (N, C)
+  Var q = blk.q_proj->forward(t, h);           // (N, Hq*D)
+  Var k = blk.k_proj->forward(t, h);           // (N, Hkv*D)
+  Var v = blk.v_proj->forward(t, h);           // (N, Hkv*D)
+  if (cfg_.qk_norm) {
+    q = rmsnorm(t, q, blk.q_norm, eps);
+    k = rmsnorm(t, k, blk.k_norm, eps);
+  }
+  q = rope(t, q, inv_freq_, pos, cfg_.num_heads);
+  k = rope(t, k, inv_freq_, pos, cfg_.num_kv_heads);
+  Var a;
+  if (cache) {
+    // Append this step's keys/values, then attend over everything cached so far.
+    const int64_t n = static_cast<int64_t>(pos.size());
+    const int64_t kvd = cfg_.kv_dim();
+    std::memcpy(cache->k[layer].data<float>() + cache->len * kvd, k.value().data<float>(),
+                n * kvd * sizeof(float));
+    std::memcpy(cache->v[layer].data<float>() + cache->len * kvd, v.value().data<float>(),
+                n * kvd * sizeof(float));
+    Tensor kk = cache->k[layer].slice0(0, cache->len + n);
+    Tensor vv = cache->v[layer].slice0(0, cache->len + n);
+    a = Var(attention_cached(q.value(), kk, vv, cfg_.num_heads, cfg_.num_kv_heads, cfg_.head_dim));
+  } else {
+    a = attention(t, q, k, v, batch, cfg_.num_heads, cfg_.num_kv_heads, cfg_.head_dim);
+  }
+  Var x1 = add(t, x, blk.o_proj->forward(t, a));
+  Var h2 = rmsnorm(t, x1, blk.post_norm, eps);
+  Var m = swiglu(t, blk.gate_proj->forward(t, h2), blk.up_proj->forward(t, h2));
+  return add(t, x1, blk.down_proj->forward(t, m));
+}
+
+Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch,
+                         int64_t seq) const {
+  if (static_cast<int64_t>(ids.size()) != batch * seq)
+    throw Error("forward: " + std::to_string(ids.size()) + " ids for batch " +
+                std::to_string(batch) + " x seq " + std::to_string(seq));
+  for (int32_t id : ids)
+    if (id < 0 || id >= cfg_.vocab_size)
+      throw Error("forward: token id " + std::to_string(id) + " outside vocabulary of " +
+                  std::to_string(cfg_.vocab_size));
+  std::vector<int32_t> pos(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) pos[i] = static_cast<int32_t>(i % seq);
+  Var x = embedding(t, embed_, ids);  // (N, C)
+  for (int64_t l = 0; l < cfg_.num_layers; ++l)
+    x = block_forward(t, x, blocks_[l], pos, batch, seq, nullptr, static_cast<int>(l));
+  x = rmsnorm(t, x, final_norm_, cfg_.rms_norm_eps);
+  return linear(t, x, lm_head_);  // (N, V)
+}
+
+Var Transformer::loss(Tape* t, const std::vector<int32_t>& ids,
+                      const std::vector<int32_t>& targets, int64_t batch, int64_t seq) const {
+  return cross_entropy(t, forward(t, ids, batch, seq), targets);
+}
+
+KVCache Transformer::make_cache(int64_t max_len) const {
+  KVCache c;
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    c.k.push_back(Tensor::empty(DType::F32, {max_len, cfg_.kv_dim()}));
+    c.v.push_back(Tensor::empty(DType::F32, {max_len, cfg_.kv_dim()}));
+  }
+  return c;
+}
+
+Tensor Transformer::forward_cached(KVCache& cache, const std::vector<int32_t>& ids) const {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (cache.len + n > cache.capacity())
+    throw Error("generate: context of " + std::to_string(cache.len + n) +
+                " tokens exceeds the cache of " + std::to_string(cache.capacity()));
+  for (int32_t id : ids)
+    if (id < 0 || id >= cfg_.vocab_size)
+      throw Error("generate: token id " + std::to_string(id) + " outside vocabulary of " +
+                  std::to_string(cfg_.vocab_size));
+  std::vector<int32_t> pos(n);
+  for (int64_t i = 0; i < n; ++i) pos[i] = static_cast<int32_t>(cache.len + i);
+  Var x = embedding(nullptr, embed_, ids);
+  for (int64_t l = 0; l < cfg_.num_layers; ++l)
+    x = block_forward(nullptr, x, blocks_[l], pos, 1, n, &cache, static_cast<int>(l));
+  cache.len += n;
+  x = rmsnorm(nullptr, x, final_norm_, cfg_.rms_norm_eps);
+  return linear(nullptr, x, lm_head_).value();
+}
+
+std::vector<NamedLinear> Transformer::linears() {
+  std::vector<NamedLinear> out;
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    Block& b = blocks_[l];
+    std::string p = "model.layers." + std::to_string(l) + ".";
+    int li = static_cast<int>(l);
+    out.push_back({p + "self_attn.q_proj", "q_proj", li, &b.q_proj});
+    out.push_back({p + "self_attn.k_proj", "k_proj", li, &b.k_proj});
+    out.push_back({p + "self_attn.v_proj", "v_proj", li, &b.v_proj});
+    out.push_back({p + "self_attn.o_proj", "o_proj", li, &b.o_proj});
+    out.push_back({p + "mlp.gate_proj", "gate_proj", li, &b.gate_proj});
+    out.push_back({p + "mlp.up_proj", "up_proj", li, &b.up_proj});
+    out.push_back({p + "mlp.down_proj", "down_proj", li, &b.down_proj});
+  }
+  return out;
+}
+
+int64_t Transformer::num_parameters() const {
+  int64_t n = embed_.value().numel() + final_norm_.value().numel();
+  if (!cfg_.tie_word_embeddings) n += lm_head_.value().numel();
+  auto lin = [](const std::unique_ptr<Linear>& p) {
+    return p->weight().value().numel() + (p->bias().defined() ? p->bias().value().numel() : 0);
+  };
+  for (const Block& b : blocks_) {
+    n += b.input_norm.value().numel() + b.post_norm.value().numel();
+    if (b.q_norm.defined()) n += b.q_norm.value().numel() + b.k_norm.value().numel();
+    n += lin(b.q_proj) + lin(b.k_proj) + lin(b.v_proj) + lin(b.o_proj) + lin(b.gate_proj) +
+         lin(b.up_proj) + lin(b.down_proj);
+  }
+  return n;
+}
+
+}  // namespace hone

@@ -1,0 +1,74 @@
+// The Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3): embedding, N pre-norm blocks of
+// GQA attention with RoPE and a SwiGLU MLP, final norm, LM head (tied or not).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "model/config.h"
+#include "model/linear.h"
+
+namespace hone {
+
+struct Block {
+  Var input_norm;  // (C)
+  Var post_norm;   // (C)
+  Var q_norm;      // (D), Qwen3 only
+  Var k_norm;      // (D), Qwen3 only
+  std::unique_ptr<Linear> q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+};
+
+// A projection addressed by its Hugging Face module name, e.g. "model.layers.3.self_attn.q_proj".
+struct NamedLinear {
+  std::string name;  // full module name
+  std::string kind;  // q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj
+  int layer = 0;
+  std::unique_ptr<Linear>* slot = nullptr;  // replace *slot to wrap the projection
+};
+
+// Keys and values of past positions for one sequence, per layer: (max_len, Hkv*D) each.
+struct KVCache {
+  std::vector<Tensor> k, v;
+  int64_t len = 0;  // positions filled
+  int64_t capacity() const { return k.empty() ? 0 : k[0].dim(0); }
+};
+
+class Transformer {
+ public:
+  // tensors: HF names, HF layout (as load_model_files returns). `weight_dtype` is the storage of
+  // the frozen projection and embedding weights (F32, BF16 or F16); norms and biases stay F32.
+  Transformer(const ModelConfig& cfg, const std::map<std::string, Tensor>& tensors,
+              DType weight_dtype = DType::F32);
+
+  const ModelConfig& config() const { return cfg_; }
+  // ids (B*T) row-major as (B, T) -> logits (B*T, V). Positions restart at 0 per row.
+  Var forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq) const;
+  // Mean cross-entropy of forward's logits against targets (B*T), ignore_index -100.
+  Var loss(Tape* t, const std::vector<int32_t>& ids, const std::vector<int32_t>& targets,
+           int64_t batch, int64_t seq) const;
+
+  KVCache make_cache(int64_t max_len) const;
+  // Inference: appends `ids` at positions cache.len.. and returns logits (ids.size(), V).
+  Tensor forward_cached(KVCache& cache, const std::vector<int32_t>& ids) const;
+
+  std::vector<NamedLinear> linears();
+  const std::vector<Block>& blocks() const { return blocks_; }
+  // Frozen base parameter count.
+  int64_t num_parameters() const;
+
+ private:
+  Var block_forward(Tape* t, const Var& x, const Block& blk, const std::vector<int32_t>& pos,
+                    int64_t batch, int64_t seq, KVCache* cache, int layer) const;
+
+  ModelConfig cfg_;
+  Var embed_;       // (V, C)
+  Var final_norm_;  // (C)
+  Var lm_head_;     // (V, C); the embedding when tied
+  std::vector<Block> blocks_;
+  std::vector<double> inv_freq_;
+};
+
+}  // namespace hone

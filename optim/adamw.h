@@ -1,0 +1,35 @@
+// AdamW over a flat parameter arena, with PyTorch's semantics (torch.optim.AdamW): decoupled
+// weight decay p ← p·(1 − lr·wd), bias-corrected moments, eps added after the square root.
+#pragma once
+
+#include <cstdint>
+
+#include "autograd/tensor.h"
+
+namespace hone {
+
+struct AdamWConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+};
+
+class AdamW {
+ public:
+  // params and grads: F32 arenas of the same shape; the optimizer keeps its own moments.
+  AdamW(Tensor params, Tensor grads, const AdamWConfig& cfg);
+  // One update with learning rate `lr` (the schedule's value for this step).
+  void step(double lr);
+  int64_t steps_taken() const { return t_; }
+  const Tensor& exp_avg() const { return m_; }
+  const Tensor& exp_avg_sq() const { return v_; }
+
+ private:
+  Tensor p_, g_, m_, v_;
+  AdamWConfig cfg_;
+  int64_t t_ = 0;
+};
+
+}  // namespace hone

@@ -1,0 +1,33 @@
+// `hone generate`: load a base model (and optionally an adapter), then sample a continuation.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace hone {
+
+struct GenerateOptions {
+  std::string model;
+  std::string tokenizer;  // required for llama2.c checkpoints
+  std::string prompt;
+  int64_t max_new_tokens = 128;
+  double temperature = 1.0;
+  int top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::string weight_dtype = "f32";  // storage of the frozen base: f32 | bf16 | f16
+};
+
+struct GenerateResult {
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> new_ids;
+  std::string text;  // prompt + continuation, decoded
+};
+
+// Runs generation; `on_piece` (if set) receives each decoded piece as it is produced.
+GenerateResult run_generate(const GenerateOptions& opt,
+                            const std::function<void(const std::string&)>& on_piece = {});
+
+}  // namespace hone
