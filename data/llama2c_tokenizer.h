@@ -1,6 +1,7 @@
 // The llama2.c tokenizer (tokenizer.bin, tok512.bin): a SentencePiece BPE vocabulary flattened to
 // int32 max_token_length, then per token float32 score, int32 byte length, raw UTF-8 bytes
-// ("▁" already replaced by " "). Encoding and decoding follow llama2.c's run.c exactly.
+// ("▁" already replaced by " "). Encoding and decoding follow llama2.c's run.c (one deliberate
+// difference: BOS never takes part in merges; run.c would try "\n<s>\n" + piece, never in a vocab).
 #pragma once
 
 #include <cstddef>
