@@ -1,0 +1,36 @@
+#include "data/tokenizer.h"
+
+#include <cstring>
+#include <fstream>
+
+#include "autograd/error.h"
+#include "data/llama2c_tokenizer.h"
+
+namespace hone {
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open tokenizer file");
+  char head[4] = {0, 0, 0, 0};
+  in.read(head, 4);
+  const std::streamsize got = in.gcount();
+
+  // JSON (tokenizer.json) starts with '{' after optional whitespace; SentencePiece .model files
+  // are protobuf; neither is read yet.
+  for (std::streamsize i = 0; i < got; ++i) {
+    if (head[i] == ' ' || head[i] == '\n' || head[i] == '\r' || head[i] == '\t') continue;
+    if (head[i] == '{') {
+      throw Error(path + ": looks like a JSON (tokenizer.json) file; not supported yet");
+    }
+    break;
+  }
+  // llama2.c: a small positive int32 max_token_length first; the reader checks the rest.
+  if (got == 4) {
+    int32_t max_len;
+    std::memcpy(&max_len, head, 4);
+    if (max_len > 0 && max_len <= (1 << 16)) return std::make_unique<Llama2cTokenizer>(path);
+  }
+  throw Error(path + ": unrecognised tokenizer format (expected a llama2.c tokenizer.bin)");
+}
+
+}  // namespace hone
