@@ -39,7 +39,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  blas_ensure_fast_kernel(argc, argv);
+  kernels::blas_ensure_fast_kernel(argc, argv);
   std::string which = "stories260K", model_path = "data/samples/stories260K/stories260K.bin";
   int64_t seq = 512, batch = 1, rank = 16;
   int steps = 5, warmup = 1;
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
         which.c_str(), static_cast<long long>(model.num_parameters()),
         static_cast<long long>(adapters.num_parameters()), static_cast<long long>(batch),
         static_cast<long long>(seq), static_cast<long long>(rank), steps, total / steps, tps,
-        loss, blas_info().c_str());
+        loss, kernels::blas_info().c_str());
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

@@ -47,7 +47,7 @@ GenerateResult run_generate(const GenerateOptions& opt,
   sp.top_p = static_cast<float>(opt.top_p);
   sp.seed = opt.seed;
   Rng rng(opt.seed);
-  std::vector<float> scratch;
+  std::vector<TokenProb> scratch;
 
   r.text = tok->decode(r.prompt_ids);
   if (on_piece) on_piece(r.text);

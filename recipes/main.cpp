@@ -10,14 +10,14 @@
 
 namespace {
 
-std::string runtime_banner() { return "hone: " + hone::blas_info(); }
+std::string runtime_banner() { return "hone: " + hone::kernels::blas_info(); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   // Re-executes with the AVX-512 OpenBLAS kernel when the loaded one is slower than the CPU
   // allows (Debian's 0.3.21 mis-detects some AVX-512 CPUs); returns here otherwise.
-  hone::blas_ensure_fast_kernel(argc, argv);
+  hone::kernels::blas_ensure_fast_kernel(argc, argv);
 
   CLI::App app{"hone: LoRA fine-tuning of Llama-family models on CPUs"};
   app.require_subcommand(1);
