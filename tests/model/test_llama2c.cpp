@@ -49,6 +49,19 @@ TEST(Llama2c, Stories260KMatchesHfConversionBitwise) {
   EXPECT_EQ(params, 260032);
 }
 
+TEST(Llama2c, AiDreams260KSecondShape) {
+  HONE_REQUIRE_SHARED(bin, "models/aidreams260K/aidreams260K.bin");
+  ModelFiles m = read_llama2c(bin);
+  EXPECT_EQ(m.config.num_layers, 4);
+  EXPECT_EQ(m.config.num_heads, 4);
+  EXPECT_EQ(m.config.num_kv_heads, 4);
+  EXPECT_EQ(m.config.max_position_embeddings, 128);
+  int64_t params = 0;
+  for (const auto& [name, t] : m.tensors) params += t.numel();
+  EXPECT_EQ(params, 230976);  // as the shared README states
+  EXPECT_EQ(m.config.num_parameters(), 230976);
+}
+
 // A tiny synthetic checkpoint whose every float is its own index in the file's float arrays.
 std::string synthetic(int32_t dim, int32_t hidden, int32_t layers, int32_t heads, int32_t kv,
                       int32_t vocab, int32_t seq, int64_t drop_bytes = 0) {
