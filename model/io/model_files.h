@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "autograd/tensor.h"
 #include "model/config.h"
@@ -16,7 +17,17 @@ struct ModelFiles {
   std::map<std::string, Tensor> tensors;  // HF names, e.g. "model.layers.0.self_attn.q_proj.weight"
   std::string format;                     // "safetensors" | "llama2c"
   std::string source;                     // the path given
+  std::vector<std::string> files;         // every file read (config, weights, shards)
 };
+
+// Every tensor the config implies, HF name -> shape (lm_head.weight only when untied; q/k/v
+// biases with attention_bias; q_norm/k_norm with qk_norm).
+std::map<std::string, Shape> expected_tensor_shapes(const ModelConfig& config);
+
+// Throws Error("<source>: tensor <name>: ...") when a tensor the config implies is missing, has
+// another shape, or is not a float type. Extra tensors are allowed.
+void check_model_tensors(const ModelConfig& config, const std::map<std::string, Tensor>& tensors,
+                         const std::string& source);
 
 // Dispatches on what `path` is: a folder with config.json, a .safetensors file next to a
 // config.json, or a llama2.c .bin. Checks every expected tensor is present with the right shape.
