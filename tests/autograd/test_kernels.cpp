@@ -1,5 +1,6 @@
 // Every fast kernel against its plain-loop reference, in f32, on odd sizes (1, 3, 7, N±1).
 #include <gtest/gtest.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
@@ -272,4 +273,36 @@ TEST(KernelDropout, MaskIsReproducibleAndBackwardMatches) {
       EXPECT_NEAR(double(kept) / n, 0.75, 0.05);
     }
   }
+}
+
+TEST(KernelDeterminism, SameBitsWithOneOrManyThreads) {
+  // Row-parallel kernels must not depend on how rows are split across threads.
+  const int64_t rows = 1000, C = 64, V = 700, T = 300, H = 2, D = 8;
+  auto x = randn(rows * C, 91), w = randn(C, 92), dy = randn(rows * C, 93);
+  auto logits = randn(rows * V / 4, 94);
+  std::vector<int32_t> tg(rows / 4);
+  for (size_t i = 0; i < tg.size(); ++i) tg[i] = static_cast<int32_t>((i * 13) % V);
+  auto q = randn(T * H * D, 95), k = randn(T * H * D, 96), v = randn(T * H * D, 97);
+  auto run = [&]() {
+    std::vector<float> y(rows * C), inv(rows), dx(rows * C, 0.0f), dw(C, 0.0f);
+    rmsnorm_fwd<float>(rows, C, x.data(), w.data(), 1e-5, y.data(), inv.data());
+    rmsnorm_bwd<float>(rows, C, x.data(), w.data(), inv.data(), dy.data(), dx.data(), dw.data());
+    std::vector<float> lse(tg.size()), loss(tg.size()), dl(logits.size(), 0.0f);
+    xent_fwd<float>(tg.size(), V, logits.data(), tg.data(), -100, lse.data(), loss.data());
+    xent_bwd<float>(tg.size(), V, logits.data(), tg.data(), -100, lse.data(), 0.1f, dl.data());
+    std::vector<float> o(T * H * D), l(H * T), dq(q.size(), 0.0f), dk(q.size(), 0.0f),
+        dv(q.size(), 0.0f);
+    attention_fwd<float>(1, T, T, H, H, D, q.data(), k.data(), v.data(), o.data(), l.data());
+    attention_bwd<float>(1, T, T, H, H, D, q.data(), k.data(), v.data(), o.data(), l.data(),
+                         q.data(), dq.data(), dk.data(), dv.data());
+    std::vector<float> all;
+    for (auto* vec : {&y, &inv, &dx, &dw, &lse, &loss, &dl, &o, &l, &dq, &dk, &dv})
+      all.insert(all.end(), vec->begin(), vec->end());
+    return all;
+  };
+  std::vector<float> one, many;
+  tbb::task_arena(1).execute([&] { one = run(); });
+  tbb::task_arena(4).execute([&] { many = run(); });
+  ASSERT_EQ(one.size(), many.size());
+  for (size_t i = 0; i < one.size(); ++i) ASSERT_EQ(one[i], many[i]) << i;
 }
