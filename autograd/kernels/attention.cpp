@@ -1,0 +1,209 @@
+#include "autograd/kernels/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "autograd/error.h"
+#include "autograd/kernels/blas.h"
+#include "autograd/kernels/parallel.h"
+
+namespace hone::kernels {
+
+namespace {
+
+// Query rows per block: bounds the score scratch to kBlock × Tk and lets a block skip the keys
+// no row in it can see (about half the work of a full T × T product when causal).
+constexpr int64_t kBlock = 256;
+
+void check_args(const char* name, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv,
+                int64_t D) {
+  if (B < 0 || Tq < 0 || Tk < Tq || Hq <= 0 || Hkv <= 0 || Hq % Hkv != 0 || D <= 0)
+    throw Error(std::string(name) + ": bad dims B=" + std::to_string(B) +
+                " Tq=" + std::to_string(Tq) + " Tk=" + std::to_string(Tk) +
+                " Hq=" + std::to_string(Hq) + " Hkv=" + std::to_string(Hkv) +
+                " D=" + std::to_string(D) + " (need Tk >= Tq, Hq % Hkv == 0)");
+}
+
+// The per-thread scratch for scores; grows, never shrinks, so steady-state calls don't allocate.
+template <class T>
+T* scratch(size_t n) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+}  // namespace
+
+template <class T>
+void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                   const T* q, const T* k, const T* v, T* out, T* lse) {
+  check_args("attention_fwd", B, Tq, Tk, Hq, Hkv, D);
+  const int64_t off = Tk - Tq, group = Hq / Hkv;
+  const int64_t ldq = Hq * D, ldk = Hkv * D;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
+  T* S = scratch<T>(static_cast<size_t>(std::min(kBlock, std::max<int64_t>(Tq, 1)) * Tk));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h) {
+      const T* Q = q + b * Tq * ldq + h * D;
+      const T* K = k + b * Tk * ldk + (h / group) * D;
+      const T* V = v + b * Tk * ldk + (h / group) * D;
+      T* O = out + b * Tq * ldq + h * D;
+      T* L = lse + (b * Hq + h) * Tq;
+      for (int64_t i0 = 0; i0 < Tq; i0 += kBlock) {
+        const int64_t nq = std::min(kBlock, Tq - i0), kend = std::min(Tk, i0 + nq + off);
+        gemm<T>(false, true, nq, kend, D, scale, Q + i0 * ldq, ldq, K, ldk, T(0), S, kend);
+        parallel_rows(nq, grain_for(kend), [&](int64_t lo, int64_t hi) {
+          for (int64_t r = lo; r < hi; ++r) {
+            T* s = S + r * kend;
+            const int64_t nvis = i0 + r + off + 1;  // keys [0, nvis) are visible
+            T m = -std::numeric_limits<T>::infinity();
+            for (int64_t j = 0; j < nvis; ++j) m = std::max(m, s[j]);
+            T sum = 0;
+            for (int64_t j = 0; j < nvis; ++j) {
+              s[j] = std::exp(s[j] - m);
+              sum += s[j];
+            }
+            const T inv = T(1) / sum;
+            for (int64_t j = 0; j < nvis; ++j) s[j] *= inv;
+            for (int64_t j = nvis; j < kend; ++j) s[j] = 0;
+            L[i0 + r] = m + std::log(sum);
+          }
+        });
+        gemm<T>(false, false, nq, D, kend, T(1), S, kend, V, ldk, T(0), O + i0 * ldq, ldq);
+      }
+    }
+}
+
+template <class T>
+void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                   const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
+                   T* dq, T* dk, T* dv) {
+  check_args("attention_bwd", B, Tq, Tk, Hq, Hkv, D);
+  if (!dq && !dk && !dv) return;
+  const int64_t off = Tk - Tq, group = Hq / Hkv;
+  const int64_t ldq = Hq * D, ldk = Hkv * D;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
+  const size_t blk = static_cast<size_t>(std::min(kBlock, std::max<int64_t>(Tq, 1)) * Tk);
+  T* P = scratch<T>(2 * blk);
+  T* dP = P + blk;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h) {
+      const int64_t qo = b * Tq * ldq + h * D, ko = b * Tk * ldk + (h / group) * D;
+      const T *Q = q + qo, *O = out + qo, *dO = dout + qo, *K = k + ko, *V = v + ko;
+      const T* L = lse + (b * Hq + h) * Tq;
+      for (int64_t i0 = 0; i0 < Tq; i0 += kBlock) {
+        const int64_t nq = std::min(kBlock, Tq - i0), kend = std::min(Tk, i0 + nq + off);
+        // P = exp(scale·Q·Kᵀ − lse), zero where masked.
+        gemm<T>(false, true, nq, kend, D, scale, Q + i0 * ldq, ldq, K, ldk, T(0), P, kend);
+        // dP = dO·Vᵀ.
+        gemm<T>(false, true, nq, kend, D, T(1), dO + i0 * ldq, ldq, V, ldk, T(0), dP, kend);
+        parallel_rows(nq, grain_for(kend), [&](int64_t lo, int64_t hi) {
+          for (int64_t r = lo; r < hi; ++r) {
+            T* p = P + r * kend;
+            T* dp = dP + r * kend;
+            const int64_t nvis = i0 + r + off + 1;
+            const T l = L[i0 + r];
+            const T* o_row = O + (i0 + r) * ldq;
+            const T* do_row = dO + (i0 + r) * ldq;
+            T di = 0;  // rowsum(dO∘O) = Σ_j P_j·dP_j
+            for (int64_t d = 0; d < D; ++d) di += o_row[d] * do_row[d];
+            for (int64_t j = 0; j < nvis; ++j) {
+              p[j] = std::exp(p[j] - l);
+              dp[j] = p[j] * (dp[j] - di);  // dS
+            }
+            for (int64_t j = nvis; j < kend; ++j) p[j] = dp[j] = 0;
+          }
+        });
+        if (dv)
+          gemm<T>(true, false, kend, D, nq, T(1), P, kend, dO + i0 * ldq, ldq, T(1), dv + ko, ldk);
+        if (dq)
+          gemm<T>(false, false, nq, D, kend, scale, dP, kend, K, ldk, T(1), dq + qo + i0 * ldq,
+                  ldq);
+        if (dk)
+          gemm<T>(true, false, kend, D, nq, scale, dP, kend, Q + i0 * ldq, ldq, T(1), dk + ko, ldk);
+      }
+    }
+}
+
+template <class T>
+void attention_fwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                       const T* q, const T* k, const T* v, T* out, T* lse) {
+  check_args("attention_fwd_ref", B, Tq, Tk, Hq, Hkv, D);
+  const int64_t off = Tk - Tq, group = Hq / Hkv, ldq = Hq * D, ldk = Hkv * D;
+  const double scale = 1.0 / std::sqrt(double(D));
+  std::vector<double> s(static_cast<size_t>(Tk));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h)
+      for (int64_t i = 0; i < Tq; ++i) {
+        const T* qi = q + (b * Tq + i) * ldq + h * D;
+        int64_t nvis = i + off + 1;
+        double m = -1e300;
+        for (int64_t j = 0; j < nvis; ++j) {
+          const T* kj = k + (b * Tk + j) * ldk + (h / group) * D;
+          double acc = 0;
+          for (int64_t d = 0; d < D; ++d) acc += double(qi[d]) * kj[d];
+          s[j] = acc * scale;
+          m = std::max(m, s[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < nvis; ++j) sum += std::exp(s[j] - m);
+        double l = m + std::log(sum);
+        lse[(b * Hq + h) * Tq + i] = static_cast<T>(l);
+        for (int64_t d = 0; d < D; ++d) {
+          double acc = 0;
+          for (int64_t j = 0; j < nvis; ++j)
+            acc += std::exp(s[j] - l) * v[(b * Tk + j) * ldk + (h / group) * D + d];
+          out[(b * Tq + i) * ldq + h * D + d] = static_cast<T>(acc);
+        }
+      }
+}
+
+template <class T>
+void attention_bwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                       const T* q, const T* k, const T* v, const T* out, const T* lse,
+                       const T* dout, T* dq, T* dk, T* dv) {
+  check_args("attention_bwd_ref", B, Tq, Tk, Hq, Hkv, D);
+  const int64_t off = Tk - Tq, group = Hq / Hkv, ldq = Hq * D, ldk = Hkv * D;
+  const double scale = 1.0 / std::sqrt(double(D));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h)
+      for (int64_t i = 0; i < Tq; ++i) {
+        const int64_t qi = (b * Tq + i) * ldq + h * D;
+        double di = 0;
+        for (int64_t d = 0; d < D; ++d) di += double(out[qi + d]) * dout[qi + d];
+        for (int64_t j = 0; j <= i + off; ++j) {
+          const int64_t kj = (b * Tk + j) * ldk + (h / group) * D;
+          double s = 0, dp = 0;
+          for (int64_t d = 0; d < D; ++d) {
+            s += double(q[qi + d]) * k[kj + d];
+            dp += double(dout[qi + d]) * v[kj + d];
+          }
+          double p = std::exp(s * scale - lse[(b * Hq + h) * Tq + i]);
+          double ds = p * (dp - di);
+          for (int64_t d = 0; d < D; ++d) {
+            if (dv) dv[kj + d] += static_cast<T>(p * dout[qi + d]);
+            if (dq) dq[qi + d] += static_cast<T>(ds * k[kj + d] * scale);
+            if (dk) dk[kj + d] += static_cast<T>(ds * q[qi + d] * scale);
+          }
+        }
+      }
+}
+
+#define HONE_INST(T)                                                                             \
+  template void attention_fwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const T*, \
+                                 const T*, const T*, T*, T*);                                    \
+  template void attention_bwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const T*, \
+                                 const T*, const T*, const T*, const T*, const T*, T*, T*, T*);  \
+  template void attention_fwd_ref<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,       \
+                                     const T*, const T*, const T*, T*, T*);                      \
+  template void attention_bwd_ref<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,       \
+                                     const T*, const T*, const T*, const T*, const T*, const T*, \
+                                     T*, T*, T*);
+HONE_INST(float)
+HONE_INST(double)
+#undef HONE_INST
+
+}  // namespace hone::kernels

@@ -1,0 +1,38 @@
+// Causal grouped-query attention, scale 1/sqrt(D), forward and backward.
+//
+// Layout: q, out (B*Tq, Hq*D); k, v (B*Tk, Hkv*D), rows batch-major. Query head h reads KV head
+// h / (Hq/Hkv). Query row i (0-based within its sequence) sees keys j <= i + (Tk − Tq): with
+// Tq == Tk that is plain causal training; with Tq new tokens over a KV cache of Tk >= Tq rows it
+// is incremental generation. Requires Tk >= Tq and Hq % Hkv == 0.
+//
+// Threading: (batch, head) pairs and query blocks run sequentially; the products go through gemm
+// with row strides (lda = H*D, no copies) and OpenBLAS parallelises them; the softmax rows are
+// split across TBB threads (one row per task, no cross-row sums). dK/dV are summed over the
+// query heads sharing a KV head in a fixed order. So results are deterministic, and no TBB task
+// ever calls into a multithreaded BLAS.
+#pragma once
+
+#include <cstdint>
+
+namespace hone::kernels {
+
+// lse (B, Hq, Tq) receives each query row's log-sum-exp of the scaled, masked scores.
+template <class T>
+void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                   const T* q, const T* k, const T* v, T* out, T* lse);
+// Recomputes P = exp(S − lse); dq, dk, dv (same shapes as q, k, v) are accumulated (+=), any
+// may be null when not needed.
+template <class T>
+void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                   const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
+                   T* dq, T* dk, T* dv);
+
+template <class T>
+void attention_fwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                       const T* q, const T* k, const T* v, T* out, T* lse);
+template <class T>
+void attention_bwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                       const T* q, const T* k, const T* v, const T* out, const T* lse,
+                       const T* dout, T* dq, T* dk, T* dv);
+
+}  // namespace hone::kernels

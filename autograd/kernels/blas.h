@@ -1,0 +1,32 @@
+// Dense matrix products through OpenBLAS (the only file that touches cblas), plus a plain-loop
+// reference, and the start-up check that makes sure OpenBLAS runs its AVX-512 kernels.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace hone::kernels {
+
+// Row-major C (M, N) = alpha · op(A) · op(B) + beta · C, op(X) = Xᵀ when trans_x.
+// A is (M, K) or, transposed, stored (K, M); B is (K, N) or stored (N, K). lda/ldb/ldc are the
+// row strides of the stored matrices (so a head's slice of a (T, H*D) tensor needs no copy).
+// beta == 0 overwrites C (NaNs in C are not propagated).
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+template <class T>
+void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+              int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+// "OpenBLAS 0.3.21 ..., core SkylakeX, 2 threads".
+std::string blas_info();
+
+// Debian 12's OpenBLAS 0.3.21 can mis-detect AVX-512 CPUs (or inherit OPENBLAS_CORETYPE=Haswell
+// from the environment) and run sgemm 2-4x slower. The core is fixed when the library loads, so
+// when the CPU has AVX-512 but the loaded core is not an AVX-512 one, this sets
+// OPENBLAS_CORETYPE (Cooperlake with avx512_bf16, else SkylakeX) and re-executes the program
+// once (guard HONE_BLAS_REEXEC=1). Opt out with HONE_KEEP_BLAS_CORETYPE=1. Call it first in
+// main(); on any failure it returns silently and the program runs on the slower core.
+void blas_ensure_fast_kernel(int argc, char** argv);
+
+}  // namespace hone::kernels

@@ -1,0 +1,58 @@
+// Causal GQA attention. Saves q, k, v, the output and the per-row log-sum-exp (B, Hq, T); the
+// backward recomputes the probabilities from them.
+#include "autograd/kernels/attention.h"
+
+#include "autograd/ops.h"
+#include "autograd/ops/common.h"
+
+namespace hone {
+
+using namespace ops_detail;
+
+Var attention(Tape* t, const Var& q, const Var& k, const Var& v, int64_t batch, int64_t n_heads,
+              int64_t n_kv_heads, int64_t head_dim) {
+  require_compute("attention", "q", q);
+  require_compute("attention", "k", k);
+  require_compute("attention", "v", v);
+  const DType ct = q.dtype();
+  if (k.dtype() != ct || v.dtype() != ct)
+    fail("attention", "dtypes differ: " + desc("q", q) + ", " + desc("k", k) + ", " + desc("v", v));
+  if (batch <= 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads != 0)
+    fail("attention",
+         "bad heads: batch=" + std::to_string(batch) + " n_heads=" + std::to_string(n_heads) +
+             " n_kv_heads=" + std::to_string(n_kv_heads) + " head_dim=" + std::to_string(head_dim));
+  const int64_t rows = q.value().ndim() == 2 ? q.shape()[0] : -1;
+  const Shape want_q{rows, n_heads * head_dim}, want_kv{rows, n_kv_heads * head_dim};
+  if (rows < 0 || rows % batch != 0 || q.shape() != want_q || k.shape() != want_kv ||
+      v.shape() != want_kv)
+    fail("attention", "shapes q " + shape_str(q.shape()) + ", k " + shape_str(k.shape()) + ", v " +
+                          shape_str(v.shape()) + " do not fit batch=" + std::to_string(batch) +
+                          ", q (B*T, " + std::to_string(n_heads * head_dim) + "), k/v (B*T, " +
+                          std::to_string(n_kv_heads * head_dim) + ")");
+  const int64_t T = rows / batch;
+  Tensor y = Tensor::empty(ct, q.shape());
+  Tensor lse = Tensor::empty(ct, {batch, n_heads, T});
+  dispatch(ct, [&](auto z) {
+    using E = decltype(z);
+    kernels::attention_fwd<E>(batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<E>(),
+                              k.value().data<E>(), v.value().data<E>(), y.data<E>(), lse.data<E>());
+  });
+  const bool rg = needs_grad(t, {&q, &k, &v});
+  Var out(std::move(y), rg);
+  if (rg)
+    t->record([t, q, k, v, out, lse, batch, T, n_heads, n_kv_heads, head_dim] {
+      if (!out.has_grad()) return;
+      dispatch(out.dtype(), [&](auto z) {
+        using E = decltype(z);
+        E* dq = q.requires_grad() ? t->grad(q).data<E>() : nullptr;
+        E* dk = k.requires_grad() ? t->grad(k).data<E>() : nullptr;
+        E* dv = v.requires_grad() ? t->grad(v).data<E>() : nullptr;
+        kernels::attention_bwd<E>(batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<E>(),
+                                  k.value().data<E>(), v.value().data<E>(), out.value().data<E>(),
+                                  lse.data<E>(), out.grad().data<E>(), dq, dk, dv);
+      });
+    });
+  return out;
+}
+
+}  // namespace hone

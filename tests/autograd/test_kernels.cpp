@@ -1,0 +1,308 @@
+// Every fast kernel against its plain-loop reference, in f32, on odd sizes (1, 3, 7, N±1).
+#include <gtest/gtest.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "autograd/dtype.h"
+#include "autograd/kernels/attention.h"
+#include "autograd/kernels/blas.h"
+#include "autograd/kernels/dropout.h"
+#include "autograd/kernels/elementwise.h"
+#include "autograd/kernels/embedding.h"
+#include "autograd/kernels/rmsnorm.h"
+#include "autograd/kernels/rope.h"
+#include "autograd/kernels/xent.h"
+#include "autograd/rng.h"
+
+using namespace hone;
+using namespace hone::kernels;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed, double sd = 1.0) {
+  Rng r(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(sd * r.normal());
+  return v;
+}
+
+// max |a−b| / max(1, |b|) over all elements.
+double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(double(a[i]) - b[i]) / std::max(1.0, std::abs(double(b[i]))));
+  return m;
+}
+
+const int64_t kSizes[] = {1, 3, 7, 63, 65};
+
+}  // namespace
+
+TEST(KernelBlas, InfoNamesTheLibrary) {
+  std::string info = blas_info();
+  EXPECT_FALSE(info.empty());
+  EXPECT_NE(info.find("core"), std::string::npos) << info;
+  EXPECT_NE(info.find("threads"), std::string::npos) << info;
+}
+
+TEST(KernelBlas, GemmMatchesReferenceAllTransposesStrided) {
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int64_t M : {1, 3, 7, 65})
+        for (int64_t N : {1, 3, 63})
+          for (int64_t K : {1, 7, 65}) {
+            // Stored shapes with 2 extra columns of padding, so lda > row length.
+            int64_t a_rows = ta ? K : M, a_cols = ta ? M : K;
+            int64_t b_rows = tb ? N : K, b_cols = tb ? K : N;
+            int64_t lda = a_cols + 2, ldb = b_cols + 3, ldc = N + 1;
+            auto A = randn(size_t(a_rows * lda), 1);
+            auto B = randn(size_t(b_rows * ldb), 2);
+            auto C0 = randn(size_t(M * ldc), 3);
+            auto C1 = C0;
+            gemm<float>(ta, tb, M, N, K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, C0.data(), ldc);
+            gemm_ref<float>(ta, tb, M, N, K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, C1.data(),
+                            ldc);
+            ASSERT_LT(max_rel(C0, C1), 1e-5)
+                << "ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K;
+          }
+}
+
+TEST(KernelBlas, GemmDoubleAndBetaZeroIgnoresGarbage) {
+  int64_t M = 5, N = 3, K = 7;
+  std::vector<double> A(M * K), B(K * N), C(M * N, std::nan("")), R(M * N, 0);
+  Rng r(4);
+  for (auto& x : A) x = r.normal();
+  for (auto& x : B) x = r.normal();
+  gemm<double>(false, false, M, N, K, 1.0, A.data(), K, B.data(), N, 0.0, C.data(), N);
+  gemm_ref<double>(false, false, M, N, K, 1.0, A.data(), K, B.data(), N, 0.0, R.data(), N);
+  for (int64_t i = 0; i < M * N; ++i) EXPECT_NEAR(C[i], R[i], 1e-12);
+}
+
+TEST(KernelElementwise, SiluSwigluMatchReference) {
+  for (int64_t n : {1, 3, 7, 16383, 16385, 40001}) {
+    auto x = randn(n, 5, 3.0), u = randn(n, 6), dy = randn(n, 7);
+    std::vector<float> y0(n), y1(n);
+    silu_fwd<float>(n, x.data(), y0.data());
+    silu_fwd_ref<float>(n, x.data(), y1.data());
+    EXPECT_LT(max_rel(y0, y1), 1e-6) << n;
+    auto d0 = randn(n, 8), d1 = d0;
+    silu_bwd<float>(n, x.data(), dy.data(), d0.data());
+    silu_bwd_ref<float>(n, x.data(), dy.data(), d1.data());
+    EXPECT_LT(max_rel(d0, d1), 1e-6) << n;
+    swiglu_fwd<float>(n, x.data(), u.data(), y0.data());
+    swiglu_fwd_ref<float>(n, x.data(), u.data(), y1.data());
+    EXPECT_LT(max_rel(y0, y1), 1e-6) << n;
+    auto g0 = randn(n, 9), g1 = g0, u0 = randn(n, 10), u1 = u0;
+    swiglu_bwd<float>(n, x.data(), u.data(), dy.data(), g0.data(), u0.data());
+    swiglu_bwd_ref<float>(n, x.data(), u.data(), dy.data(), g1.data(), u1.data());
+    EXPECT_LT(max_rel(g0, g1), 1e-6) << n;
+    EXPECT_LT(max_rel(u0, u1), 1e-6) << n;
+  }
+}
+
+TEST(KernelElementwise, AddMulScaleAxpy) {
+  for (int64_t n : {1, 3, 7, 16385}) {
+    auto a = randn(n, 1), b = randn(n, 2), dy = randn(n, 3);
+    std::vector<float> y(n);
+    add_fwd<float>(n, a.data(), b.data(), y.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[i], a[i] + b[i]);
+    mul_fwd<float>(n, a.data(), b.data(), y.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[i], a[i] * b[i]);
+    scale_fwd<float>(n, 2.5f, a.data(), y.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[i], 2.5f * a[i]);
+    std::vector<float> da(n, 1.0f), db(n, 0.0f);
+    mul_bwd<float>(n, a.data(), b.data(), dy.data(), da.data(), db.data());
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_FLOAT_EQ(da[i], 1.0f + dy[i] * b[i]);
+      ASSERT_FLOAT_EQ(db[i], dy[i] * a[i]);
+    }
+    axpy<float>(n, -1.0f, dy.data(), db.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(db[i], dy[i] * a[i] - dy[i], 1e-6);
+  }
+}
+
+TEST(KernelRmsnorm, MatchesReference) {
+  for (int64_t rows : {1, 3, 7, 129})
+    for (int64_t C : {1, 3, 7, 65}) {
+      auto x = randn(rows * C, 11, 2.0), w = randn(C, 12), dy = randn(rows * C, 13);
+      std::vector<float> y0(rows * C), y1(rows * C), r0(rows), r1(rows);
+      rmsnorm_fwd<float>(rows, C, x.data(), w.data(), 1e-5, y0.data(), r0.data());
+      rmsnorm_fwd_ref<float>(rows, C, x.data(), w.data(), 1e-5, y1.data(), r1.data());
+      EXPECT_LT(max_rel(y0, y1), 1e-5);
+      EXPECT_LT(max_rel(r0, r1), 1e-5);
+      auto dx0 = randn(rows * C, 14), dx1 = dx0, dw0 = randn(C, 15), dw1 = dw0;
+      rmsnorm_bwd<float>(rows, C, x.data(), w.data(), r1.data(), dy.data(), dx0.data(), dw0.data());
+      rmsnorm_bwd_ref<float>(rows, C, x.data(), w.data(), r1.data(), dy.data(), dx1.data(),
+                             dw1.data());
+      EXPECT_LT(max_rel(dx0, dx1), 1e-4) << rows << "x" << C;
+      EXPECT_LT(max_rel(dw0, dw1), 1e-4) << rows << "x" << C;
+    }
+}
+
+TEST(KernelRope, MatchesReferenceAndInverts) {
+  for (int64_t N : {1, 3, 7, 65})
+    for (int64_t H : {1, 3})
+      for (int64_t D : {2, 6, 64}) {
+        std::vector<double> inv(D / 2);
+        for (int64_t i = 0; i < D / 2; ++i) inv[i] = std::pow(10000.0, -2.0 * i / D);
+        std::vector<int32_t> pos(N);
+        for (int64_t n = 0; n < N; ++n) pos[n] = static_cast<int32_t>((n * 37) % 101);
+        auto x = randn(N * H * D, 21);
+        std::vector<float> y0(x.size()), y1(x.size());
+        rope_fwd<float>(N, H, D, x.data(), pos.data(), inv.data(), y0.data());
+        rope_fwd_ref<float>(N, H, D, x.data(), pos.data(), inv.data(), y1.data());
+        EXPECT_LT(max_rel(y0, y1), 1e-5);
+        auto d0 = randn(x.size(), 22), d1 = d0;
+        rope_bwd<float>(N, H, D, x.data(), pos.data(), inv.data(), d0.data());
+        rope_bwd_ref<float>(N, H, D, x.data(), pos.data(), inv.data(), d1.data());
+        EXPECT_LT(max_rel(d0, d1), 1e-5);
+        // The backward rotation undoes the forward one.
+        std::vector<float> back(x.size(), 0.0f);
+        rope_bwd<float>(N, H, D, y0.data(), pos.data(), inv.data(), back.data());
+        EXPECT_LT(max_rel(back, x), 1e-5);
+      }
+}
+
+TEST(KernelXent, MatchesReferenceWithIgnoredRows) {
+  for (int64_t N : {1, 3, 7, 33})
+    for (int64_t V : {1, 3, 7, 1025}) {
+      auto logits = randn(N * V, 31, 4.0);
+      std::vector<int32_t> t(N);
+      for (int64_t n = 0; n < N; ++n) t[n] = (n % 3 == 2) ? -100 : static_cast<int32_t>(n % V);
+      std::vector<float> l0(N), l1(N), s0(N), s1(N);
+      xent_fwd<float>(N, V, logits.data(), t.data(), -100, s0.data(), l0.data());
+      xent_fwd_ref<float>(N, V, logits.data(), t.data(), -100, s1.data(), l1.data());
+      EXPECT_LT(max_rel(l0, l1), 1e-5);
+      EXPECT_LT(max_rel(s0, s1), 1e-5);
+      auto d0 = randn(N * V, 32), d1 = d0;
+      xent_bwd<float>(N, V, logits.data(), t.data(), -100, s1.data(), 0.5f, d0.data());
+      xent_bwd_ref<float>(N, V, logits.data(), t.data(), -100, s1.data(), 0.5f, d1.data());
+      EXPECT_LT(max_rel(d0, d1), 1e-5);
+    }
+}
+
+TEST(KernelAttention, MatchesReferenceIncludingKvCacheShape) {
+  struct Case {
+    int64_t B, Tq, Tk, Hq, Hkv, D;
+  };
+  for (Case c : {Case{1, 1, 1, 1, 1, 1}, Case{2, 3, 3, 4, 2, 7}, Case{1, 7, 7, 3, 3, 5},
+                 Case{2, 1, 9, 4, 1, 8}, Case{1, 3, 10, 2, 2, 3}, Case{1, 257, 257, 2, 1, 16},
+                 Case{1, 255, 300, 2, 2, 9}}) {
+    const int64_t nq = c.B * c.Tq * c.Hq * c.D, nk = c.B * c.Tk * c.Hkv * c.D;
+    auto q = randn(nq, 41), k = randn(nk, 42), v = randn(nk, 43), dout = randn(nq, 44);
+    std::vector<float> o0(nq), o1(nq), l0(c.B * c.Hq * c.Tq), l1(l0.size());
+    attention_fwd<float>(c.B, c.Tq, c.Tk, c.Hq, c.Hkv, c.D, q.data(), k.data(), v.data(), o0.data(),
+                         l0.data());
+    attention_fwd_ref<float>(c.B, c.Tq, c.Tk, c.Hq, c.Hkv, c.D, q.data(), k.data(), v.data(),
+                             o1.data(), l1.data());
+    EXPECT_LT(max_rel(o0, o1), 1e-5) << c.B << " " << c.Tq << " " << c.Tk;
+    EXPECT_LT(max_rel(l0, l1), 1e-5);
+    auto dq0 = randn(nq, 45), dq1 = dq0, dk0 = randn(nk, 46), dk1 = dk0, dv0 = randn(nk, 47),
+         dv1 = dv0;
+    attention_bwd<float>(c.B, c.Tq, c.Tk, c.Hq, c.Hkv, c.D, q.data(), k.data(), v.data(), o1.data(),
+                         l1.data(), dout.data(), dq0.data(), dk0.data(), dv0.data());
+    attention_bwd_ref<float>(c.B, c.Tq, c.Tk, c.Hq, c.Hkv, c.D, q.data(), k.data(), v.data(),
+                             o1.data(), l1.data(), dout.data(), dq1.data(), dk1.data(), dv1.data());
+    EXPECT_LT(max_rel(dq0, dq1), 1e-4);
+    EXPECT_LT(max_rel(dk0, dk1), 1e-4);
+    EXPECT_LT(max_rel(dv0, dv1), 1e-4);
+  }
+}
+
+TEST(KernelAttention, LastRowOfFullPassEqualsOneStepWithCache) {
+  // Generation reuses the kernel with Tq=1 over Tk cached keys: must equal the full pass's last
+  // row.
+  const int64_t T = 9, H = 2, D = 4;
+  auto q = randn(T * H * D, 51), k = randn(T * H * D, 52), v = randn(T * H * D, 53);
+  std::vector<float> full(T * H * D), lf(H * T), step(H * D), ls(H);
+  attention_fwd<float>(1, T, T, H, H, D, q.data(), k.data(), v.data(), full.data(), lf.data());
+  attention_fwd<float>(1, 1, T, H, H, D, q.data() + (T - 1) * H * D, k.data(), v.data(),
+                       step.data(), ls.data());
+  for (int64_t i = 0; i < H * D; ++i) EXPECT_NEAR(step[i], full[(T - 1) * H * D + i], 1e-6);
+}
+
+TEST(KernelEmbedding, GatherConvertsAndScatterAdds) {
+  const int64_t V = 7, C = 5;
+  auto table = randn(V * C, 61);
+  std::vector<uint16_t> bf(V * C), hf(V * C);
+  for (int64_t i = 0; i < V * C; ++i) {
+    bf[i] = f32_to_bf16(table[i]);
+    hf[i] = f32_to_f16(table[i]);
+  }
+  std::vector<int32_t> ids = {3, 0, 6, 3, 1};
+  const int64_t N = 5;
+  for (auto [ptr, dt] : {std::pair<const void*, DType>{table.data(), DType::F32},
+                         {bf.data(), DType::BF16},
+                         {hf.data(), DType::F16}}) {
+    std::vector<float> o0(N * C), o1(N * C);
+    embedding_fwd<float>(N, C, ptr, dt, ids.data(), o0.data());
+    embedding_fwd_ref<float>(N, C, ptr, dt, ids.data(), o1.data());
+    EXPECT_EQ(o0, o1) << dtype_name(dt);
+  }
+  auto dy = randn(N * C, 62);
+  std::vector<float> dt(V * C, 0.0f);
+  embedding_bwd<float>(N, C, ids.data(), dy.data(), dt.data());
+  for (int64_t c = 0; c < C; ++c) {
+    EXPECT_EQ(dt[3 * C + c], dy[0 * C + c] + dy[3 * C + c]);
+    EXPECT_EQ(dt[2 * C + c], 0.0f);
+  }
+}
+
+TEST(KernelDropout, MaskIsReproducibleAndBackwardMatches) {
+  for (int64_t n : {1, 3, 7, 1001}) {
+    auto x = randn(n, 71), dy = randn(n, 72);
+    std::vector<float> y(n), dx(n, 0.0f);
+    uint64_t after = dropout_fwd<float>(n, 0.25, 1234, x.data(), y.data());
+    Rng r(1234);
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      bool keep = r.uniform() >= 0.25;
+      kept += keep;
+      ASSERT_EQ(y[i], keep ? x[i] * static_cast<float>(1.0 / 0.75) : 0.0f);
+    }
+    EXPECT_EQ(after, r.state());
+    dropout_bwd<float>(n, 0.25, 1234, dy.data(), dx.data());
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(dx[i],
+                y[i] == 0.0f && x[i] != 0.0f ? 0.0f : dy[i] * static_cast<float>(1.0 / 0.75));
+    if (n == 1001) {
+      EXPECT_NEAR(double(kept) / n, 0.75, 0.05);
+    }
+  }
+}
+
+TEST(KernelDeterminism, SameBitsWithOneOrManyThreads) {
+  // Row-parallel kernels must not depend on how rows are split across threads.
+  const int64_t rows = 1000, C = 64, V = 700, T = 300, H = 2, D = 8;
+  auto x = randn(rows * C, 91), w = randn(C, 92), dy = randn(rows * C, 93);
+  auto logits = randn(rows * V / 4, 94);
+  std::vector<int32_t> tg(rows / 4);
+  for (size_t i = 0; i < tg.size(); ++i) tg[i] = static_cast<int32_t>((i * 13) % V);
+  auto q = randn(T * H * D, 95), k = randn(T * H * D, 96), v = randn(T * H * D, 97);
+  auto run = [&]() {
+    std::vector<float> y(rows * C), inv(rows), dx(rows * C, 0.0f), dw(C, 0.0f);
+    rmsnorm_fwd<float>(rows, C, x.data(), w.data(), 1e-5, y.data(), inv.data());
+    rmsnorm_bwd<float>(rows, C, x.data(), w.data(), inv.data(), dy.data(), dx.data(), dw.data());
+    std::vector<float> lse(tg.size()), loss(tg.size()), dl(logits.size(), 0.0f);
+    xent_fwd<float>(tg.size(), V, logits.data(), tg.data(), -100, lse.data(), loss.data());
+    xent_bwd<float>(tg.size(), V, logits.data(), tg.data(), -100, lse.data(), 0.1f, dl.data());
+    std::vector<float> o(T * H * D), l(H * T), dq(q.size(), 0.0f), dk(q.size(), 0.0f),
+        dv(q.size(), 0.0f);
+    attention_fwd<float>(1, T, T, H, H, D, q.data(), k.data(), v.data(), o.data(), l.data());
+    attention_bwd<float>(1, T, T, H, H, D, q.data(), k.data(), v.data(), o.data(), l.data(),
+                         q.data(), dq.data(), dk.data(), dv.data());
+    std::vector<float> all;
+    for (auto* vec : {&y, &inv, &dx, &dw, &lse, &loss, &dl, &o, &l, &dq, &dk, &dv})
+      all.insert(all.end(), vec->begin(), vec->end());
+    return all;
+  };
+  std::vector<float> one, many;
+  tbb::task_arena(1).execute([&] { one = run(); });
+  tbb::task_arena(4).execute([&] { many = run(); });
+  ASSERT_EQ(one.size(), many.size());
+  for (size_t i = 0; i < one.size(); ++i) ASSERT_EQ(one[i], many[i]) << i;
+}
