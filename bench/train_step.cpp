@@ -45,13 +45,20 @@ int main(int argc, char** argv) {
   int steps = 5, warmup = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--model") which = v;
-    else if (k == "--model-path") model_path = v;
-    else if (k == "--seq") seq = std::stoll(v);
-    else if (k == "--batch") batch = std::stoll(v);
-    else if (k == "--rank") rank = std::stoll(v);
-    else if (k == "--steps") steps = std::stoi(v);
-    else if (k == "--warmup") warmup = std::stoi(v);
+    if (k == "--model")
+      which = v;
+    else if (k == "--model-path")
+      model_path = v;
+    else if (k == "--seq")
+      seq = std::stoll(v);
+    else if (k == "--batch")
+      batch = std::stoll(v);
+    else if (k == "--rank")
+      rank = std::stoll(v);
+    else if (k == "--steps")
+      steps = std::stoi(v);
+    else if (k == "--warmup")
+      warmup = std::stoi(v);
     else {
       std::fprintf(stderr, "bench_train_step: unknown option %s\n", k.c_str());
       return 2;
@@ -101,8 +108,8 @@ int main(int argc, char** argv) {
         "\"loss\": %.4f, \"blas\": \"%s\"}\n",
         which.c_str(), static_cast<long long>(model.num_parameters()),
         static_cast<long long>(adapters.num_parameters()), static_cast<long long>(batch),
-        static_cast<long long>(seq), static_cast<long long>(rank), steps, total / steps, tps,
-        loss, kernels::blas_info().c_str());
+        static_cast<long long>(seq), static_cast<long long>(rank), steps, total / steps, tps, loss,
+        kernels::blas_info().c_str());
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

@@ -40,10 +40,10 @@ LoraLinear::LoraLinear(std::unique_ptr<Linear> base, Var a, Var b, double scalin
       rng_(rng) {}
 
 Var LoraLinear::forward(Tape* t, const Var& x) {
-  Var y = base_->forward(t, x);                                         // (N, out)
+  Var y = base_->forward(t, x);  // (N, out)
   Var xin = (training_ && dropout_ > 0.0) ? hone::dropout(t, x, dropout_, *rng_) : x;
-  Var low = linear(t, xin, a_);                                         // (N, r)
-  Var up = linear(t, low, b_);                                          // (N, out)
+  Var low = linear(t, xin, a_);  // (N, r)
+  Var up = linear(t, low, b_);   // (N, out)
   return add(t, y, scale(t, up, scaling_));
 }
 
@@ -96,8 +96,8 @@ LoraAdapters::LoraAdapters(Transformer& model, const LoraConfig& cfg)
     for (int64_t i = 0; i < na; ++i) ap[i] = static_cast<float>(init.uniform(-bound, bound));
     Var a = Var::with_grad_buffer(av, ag);
     Var b = Var::with_grad_buffer(bv, bg);
-    auto layer = std::make_unique<LoraLinear>(std::move(*nl.slot), a, b, s, cfg_.dropout,
-                                              &dropout_rng_);
+    auto layer =
+        std::make_unique<LoraLinear>(std::move(*nl.slot), a, b, s, cfg_.dropout, &dropout_rng_);
     layers_.push_back(layer.get());
     *nl.slot = std::move(layer);
     tensors_.push_back({nl.name, a, b});

@@ -18,7 +18,9 @@ Var frozen_weight(const Tensor& t, DType dtype) {
 }
 
 // Norm weights and biases are tiny: always F32 so every op sees its compute dtype.
-Var frozen_f32(const Tensor& t) { return Var(t.dtype() == DType::F32 ? t : t.to(DType::F32)); }
+Var frozen_f32(const Tensor& t) {
+  return Var(t.dtype() == DType::F32 ? t : t.to(DType::F32));
+}
 
 }  // namespace
 
@@ -29,8 +31,8 @@ Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Ten
     throw Error(std::string("model: unsupported weight dtype ") + dtype_name(weight_dtype));
   embed_ = frozen_weight(need(ts, "model.embed_tokens.weight"), weight_dtype);
   final_norm_ = frozen_f32(need(ts, "model.norm.weight"));
-  lm_head_ = cfg.tie_word_embeddings ? embed_
-                                     : frozen_weight(need(ts, "lm_head.weight"), weight_dtype);
+  lm_head_ =
+      cfg.tie_word_embeddings ? embed_ : frozen_weight(need(ts, "lm_head.weight"), weight_dtype);
   auto proj = [&](const std::string& p, bool bias) {
     Var b = bias ? frozen_f32(need(ts, p + ".bias")) : Var();
     return std::make_unique<FrozenLinear>(frozen_weight(need(ts, p + ".weight"), weight_dtype), b);
@@ -109,8 +111,8 @@ Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch
   return linear(t, x, lm_head_);  // (N, V)
 }
 
-Var Transformer::loss(Tape* t, const std::vector<int32_t>& ids,
-                      const std::vector<int32_t>& targets, int64_t batch, int64_t seq) const {
+Var Transformer::loss(Tape* t, const std::vector<int32_t>& ids, const std::vector<int32_t>& targets,
+                      int64_t batch, int64_t seq) const {
   return cross_entropy(t, forward(t, ids, batch, seq), targets);
 }
 

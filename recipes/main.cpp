@@ -1,5 +1,7 @@
 // The hone CLI: parses arguments with CLI11 and dispatches to the drivers in recipes/.
 // The only place an Error becomes an exit code.
+#include <tbb/info.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -10,7 +12,10 @@
 
 namespace {
 
-std::string runtime_banner() { return "hone: " + hone::kernels::blas_info(); }
+std::string runtime_banner() {
+  return "hone: " + hone::kernels::blas_info() + "; TBB " +
+         std::to_string(tbb::info::default_concurrency()) + " threads";
+}
 
 }  // namespace
 
@@ -29,7 +34,8 @@ int main(int argc, char** argv) {
   g->add_option("--model", gen.model, "HF model folder, .safetensors or llama2.c .bin")->required();
   g->add_option("--tokenizer", gen.tokenizer, "Tokenizer file (llama2.c tok.bin)");
   g->add_option("--prompt", gen.prompt, "Prompt text")->required();
-  g->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate")->capture_default_str();
+  g->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate")
+      ->capture_default_str();
   g->add_option("--temperature", gen.temperature, "0 = greedy")->capture_default_str();
   g->add_option("--top-k", gen.top_k, "Keep the k most likely tokens (0 = off)")
       ->capture_default_str();

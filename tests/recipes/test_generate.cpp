@@ -76,9 +76,9 @@ TEST(Generate, SamplingIsSeeded) {
 TEST(Cli, GeneratePrintsTheGoldenText) {
   HONE_REQUIRE_SHARED(model, "models/stories260K/stories260K.bin");
   HONE_REQUIRE_SHARED(tok, "models/stories260K/tok512.bin");
-  RunResult r = run(std::string(HONE_BINARY_DIR) + "/hone generate --model " + model +
-                    " --tokenizer " + tok +
-                    " --prompt 'Once upon a time' --max-new-tokens 40 --temperature 0");
+  RunResult r =
+      run(std::string(HONE_BINARY_DIR) + "/hone generate --model " + model + " --tokenizer " + tok +
+          " --prompt 'Once upon a time' --max-new-tokens 40 --temperature 0");
   EXPECT_EQ(r.status, 0);
   EXPECT_EQ(r.out, std::string(kGoldenText) + "\n");
 }
