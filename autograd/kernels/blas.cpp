@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #include "autograd/error.h"
@@ -17,8 +18,10 @@ namespace {
 void check_dims(const char* name, bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda,
                 int64_t ldb, int64_t ldc) {
   int64_t a_cols = ta ? M : K, b_cols = tb ? K : N;
-  if (M < 0 || N < 0 || K < 0 || lda < std::max<int64_t>(1, a_cols) ||
-      ldb < std::max<int64_t>(1, b_cols) || ldc < std::max<int64_t>(1, N))
+  const int64_t big = std::numeric_limits<blasint>::max();  // OpenBLAS takes 32-bit dims
+  if (M < 0 || N < 0 || K < 0 || lda < std::max<int64_t>(1, a_cols) || M > big || N > big ||
+      K > big || lda > big || ldb > big || ldc > big || ldb < std::max<int64_t>(1, b_cols) ||
+      ldc < std::max<int64_t>(1, N))
     throw Error(std::string(name) + ": bad dims M=" + std::to_string(M) + " N=" +
                 std::to_string(N) + " K=" + std::to_string(K) + " lda=" + std::to_string(lda) +
                 " ldb=" + std::to_string(ldb) + " ldc=" + std::to_string(ldc));

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <memory>
+#include <numbers>
 
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
@@ -35,7 +36,7 @@ std::vector<double> rope_inv_freq(int64_t head_dim, double theta, const RopeScal
   if (!(hi > lo)) throw Error("rope_scaling: high_freq_factor must exceed low_freq_factor");
   const double low_freq_wavelen = orig / lo, high_freq_wavelen = orig / hi;
   for (double& f : inv) {
-    const double wavelen = 2.0 * M_PI / f;
+    const double wavelen = 2.0 * std::numbers::pi / f;
     if (wavelen > low_freq_wavelen) {
       f /= scaling.factor;
     } else if (wavelen >= high_freq_wavelen) {  // medium band: interpolate

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -131,7 +132,7 @@ TEST(OpsRope, Llama3InvFreqMatchesHfFormula) {
   int bands[3] = {0, 0, 0};
   for (int64_t i = 0; i < D / 2; ++i) {
     double f = 1.0 / std::pow(theta, double(2 * i) / D);
-    double wl = 2 * M_PI / f;
+    double wl = 2 * std::numbers::pi / f;
     double llama = wl > low_wl ? f / 8.0 : f;
     double smooth = (8192 / wl - 1.0) / (4.0 - 1.0);
     double smoothed = (1 - smooth) * llama / 8.0 + smooth * llama;
