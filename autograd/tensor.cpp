@@ -4,6 +4,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "autograd/block_cache.h"
+
 namespace hone {
 
 std::string shape_str(const Shape& s) {
@@ -29,11 +31,9 @@ Tensor Tensor::empty(DType t, Shape shape) {
   r.dtype_set_ = true;
   r.numel_ = shape_numel(shape);
   r.shape_ = std::move(shape);
-  size_t bytes = (r.nbytes() + 63) / 64 * 64;
-  if (bytes == 0) bytes = 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  r.owner_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  const size_t bytes = r.nbytes();
+  void* p = block_alloc(bytes);
+  r.owner_ = std::shared_ptr<void>(p, [bytes](void* q) { block_free(q, bytes); });
   r.data_ = p;
   return r;
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "autograd/block_cache.h"
 #include "autograd/dtype.h"
 #include "autograd/tape.h"
 #include "autograd/tensor.h"
@@ -53,4 +54,22 @@ TEST(Tape, GradBuffersAccumulate) {
   Var frozen(Tensor::from_f32({1}, {1}));
   EXPECT_FALSE(frozen.requires_grad());
   EXPECT_FALSE(frozen.has_grad());
+}
+
+TEST(BlockCache, ReusesFreedBlocksOfTheSameSize) {
+  block_cache_release();
+  const void* first;
+  {
+    Tensor a = Tensor::empty(DType::F32, {1 << 16});  // 256 KiB: cached size class
+    first = a.raw();
+  }
+  EXPECT_EQ(block_cache_bytes(), size_t{1} << 18);
+  Tensor b = Tensor::empty(DType::F32, {1 << 16});
+  EXPECT_EQ(b.raw(), first);
+  EXPECT_EQ(block_cache_bytes(), 0u);
+  Tensor c = Tensor::zeros(DType::F32, {1 << 16});  // a second live block: fresh memory
+  EXPECT_NE(c.raw(), first);
+  EXPECT_EQ(c.item(12345), 0.0);
+  { Tensor small = Tensor::empty(DType::F32, {10}); }
+  EXPECT_EQ(block_cache_bytes(), 0u);  // small blocks go back to malloc
 }
