@@ -12,6 +12,7 @@
 #include <set>
 #include <vector>
 
+#include "model/io/atomic_file.h"
 #include "model/io/mapped_file.h"
 
 namespace hone {
@@ -330,22 +331,7 @@ SafetensorsFile read_safetensors_index(const std::string& index_path) {
   return out;
 }
 
-namespace {
-
-void write_all(int fd, const void* data, size_t n, const std::string& tmp) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(tmp + ": write failed: " + std::strerror(errno));
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void write_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
@@ -376,37 +362,11 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   header.append((8 - header.size() % 8) % 8, ' ');
   const uint64_t n = header.size();
 
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(tmp + ": " + std::strerror(errno));
-  try {
-    write_all(fd, &n, 8, tmp);
-    write_all(fd, header.data(), header.size(), tmp);
-    for (const auto& [name, t] : tensors) write_all(fd, t.raw(), t.nbytes(), tmp);
-    if (::fsync(fd) != 0) throw Error(tmp + ": fsync failed: " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error(tmp + ": close failed: " + std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error(path + ": rename from " + tmp + " failed: " + std::strerror(e));
-  }
-  // Make the rename itself durable.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  write_file_atomically(path, [&](AtomicWriter& w) {
+    w.write(&n, 8);
+    w.write(header);
+    for (const auto& [name, t] : tensors) w.write(t.raw(), t.nbytes());
+  });
 }
 
 }  // namespace hone

@@ -1,0 +1,86 @@
+#include "model/io/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "autograd/error.h"
+
+namespace hone {
+
+namespace {
+
+void fsync_parent(const std::string& path) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = std::filesystem::current_path();
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace
+
+void AtomicWriter::write(const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd_, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error(tmp_ + ": write failed: " + std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+void write_file_atomically(const std::string& path,
+                           const std::function<void(AtomicWriter&)>& fill) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(tmp + ": cannot create: " + std::strerror(errno));
+  try {
+    AtomicWriter w(fd, tmp);
+    fill(w);
+    if (::fsync(fd) != 0) throw Error(tmp + ": fsync failed: " + std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (::close(fd) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(tmp + ": close failed: " + std::strerror(e));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path + ": rename from " + tmp + " failed: " + std::strerror(e));
+  }
+  fsync_parent(path);
+}
+
+void commit_file(const std::string& tmp, const std::string& path) {
+  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(tmp + ": cannot reopen to commit: " + std::strerror(e));
+  }
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path + ": could not replace with " + tmp + ": " + std::strerror(e));
+  }
+  fsync_parent(path);
+}
+
+}  // namespace hone

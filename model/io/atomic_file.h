@@ -1,0 +1,31 @@
+// Writing files so that a crash or an error never leaves a half-written one: data goes to
+// "<path>.tmp", is fsynced, then renamed over <path>, and the folder is fsynced.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+namespace hone {
+
+// An open temporary file; `write` appends, errors name the temporary path.
+class AtomicWriter {
+ public:
+  explicit AtomicWriter(int fd, std::string tmp) : fd_(fd), tmp_(std::move(tmp)) {}
+  void write(const void* data, size_t n);
+  void write(const std::string& s) { write(s.data(), s.size()); }
+
+ private:
+  int fd_;
+  std::string tmp_;
+};
+
+// Calls fill(writer) on "<path>.tmp", then fsyncs and renames it over `path`. On any error the
+// temporary file is removed and the Error rethrown; `path` is untouched.
+void write_file_atomically(const std::string& path, const std::function<void(AtomicWriter&)>& fill);
+
+// For files written by other libraries (e.g. HDF5) to `tmp`: fsync, rename over `path`, fsync
+// the folder. Removes `tmp` and throws on failure.
+void commit_file(const std::string& tmp, const std::string& path);
+
+}  // namespace hone
