@@ -30,6 +30,7 @@ class AdamW : public Optimizer {
   // "exp_avg", "exp_avg_sq" (F32, arena shape) and "step" (I64, one element).
   std::map<std::string, Tensor> state() const override;
   void load_state(const std::map<std::string, Tensor>& state) override;
+  size_t state_bytes() const override { return m_.nbytes() + v_.nbytes(); }
   const Tensor& exp_avg() const { return m_; }
   const Tensor& exp_avg_sq() const { return v_; }
 

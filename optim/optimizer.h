@@ -3,6 +3,7 @@
 // one elementwise loop and its state is a few arena-shaped tensors plus a step count.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -41,6 +42,8 @@ class Optimizer {
   // Restores a state() snapshot into this optimizer (same arena size and kind). Throws Error
   // naming the entry on a missing or unexpected name, a wrong dtype or shape, or a negative step.
   virtual void load_state(const std::map<std::string, Tensor>& state) = 0;
+  // Bytes of optimizer state beside the params and grads arenas (for the memory summary).
+  virtual size_t state_bytes() const = 0;
 };
 
 // name: "adamw" | "sgd". params, grads: F32 arenas of the same shape. Throws Error on an unknown

@@ -23,6 +23,7 @@ class SGD : public Optimizer {
   // "momentum_buffer" (F32, arena shape; only when momentum != 0) and "step" (I64, one element).
   std::map<std::string, Tensor> state() const override;
   void load_state(const std::map<std::string, Tensor>& state) override;
+  size_t state_bytes() const override { return b_.defined() ? b_.nbytes() : 0; }
   // Empty when momentum == 0.
   const Tensor& momentum_buffer() const { return b_; }
 

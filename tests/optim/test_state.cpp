@@ -123,6 +123,13 @@ TEST(OptimizerState, NamesAndShapes) {
   EXPECT_TRUE(plain.count("step"));
 }
 
+TEST(OptimizerState, StateBytesIsTheSumOfTheMoments) {
+  Tensor p = Tensor::zeros(DType::F32, {kN}), g = Tensor::zeros(DType::F32, {kN});
+  EXPECT_EQ(make_optimizer("adamw", p, g, OptimizerConfig{})->state_bytes(), 2 * 4 * kN);
+  EXPECT_EQ(make_optimizer("sgd", p, g, config_for("sgd"))->state_bytes(), 4 * kN);
+  EXPECT_EQ(make_optimizer("sgd", p, g, OptimizerConfig{})->state_bytes(), 0u);
+}
+
 TEST(OptimizerState, LoadStateRejectsMismatchWithNamedError) {
   Tensor p = Tensor::zeros(DType::F32, {kN}), g = Tensor::zeros(DType::F32, {kN});
   auto adam = make_optimizer("adamw", p, g, OptimizerConfig{});
