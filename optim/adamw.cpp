@@ -3,6 +3,7 @@
 #include <tbb/parallel_for.h>
 
 #include <cmath>
+#include <cstring>
 
 namespace hone {
 
@@ -37,6 +38,18 @@ void AdamW::step(double lr) {
                         p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
                       }
                     });
+}
+
+std::map<std::string, Tensor> AdamW::state() const {
+  return {{"exp_avg", m_.clone()}, {"exp_avg_sq", v_.clone()}, {"step", step_tensor(t_)}};
+}
+
+void AdamW::load_state(const std::map<std::string, Tensor>& state) {
+  const int64_t t =
+      check_optimizer_state("AdamW.load_state", state, {"exp_avg", "exp_avg_sq"}, p_.shape());
+  std::memcpy(m_.raw(), state.at("exp_avg").raw(), m_.nbytes());
+  std::memcpy(v_.raw(), state.at("exp_avg_sq").raw(), v_.nbytes());
+  t_ = t;
 }
 
 }  // namespace hone

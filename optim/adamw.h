@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "autograd/tensor.h"
+#include "optim/optimizer.h"
 
 namespace hone {
 
@@ -16,13 +19,18 @@ struct AdamWConfig {
   double weight_decay = 0.0;
 };
 
-class AdamW {
+class AdamW : public Optimizer {
  public:
   // params and grads: F32 arenas of the same shape; the optimizer keeps its own moments.
   AdamW(Tensor params, Tensor grads, const AdamWConfig& cfg);
   // One update with learning rate `lr` (the schedule's value for this step).
-  void step(double lr);
-  int64_t steps_taken() const { return t_; }
+  void step(double lr) override;
+  const char* name() const override { return "adamw"; }
+  int64_t steps_taken() const override { return t_; }
+  // "exp_avg", "exp_avg_sq" (F32, arena shape) and "step" (I64, one element).
+  std::map<std::string, Tensor> state() const override;
+  void load_state(const std::map<std::string, Tensor>& state) override;
+  size_t state_bytes() const override { return m_.nbytes() + v_.nbytes(); }
   const Tensor& exp_avg() const { return m_; }
   const Tensor& exp_avg_sq() const { return v_; }
 

@@ -1,0 +1,110 @@
+#include <gtest/gtest.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "autograd/rng.h"
+#include "optim/clip.h"
+
+using namespace hone;
+
+namespace {
+
+Tensor random_grads(int64_t n, uint64_t seed, double scale = 1.0) {
+  Tensor g = Tensor::empty(DType::F32, {n});
+  Rng rng(seed);
+  for (int64_t i = 0; i < n; ++i) g.data<float>()[i] = static_cast<float>(rng.normal() * scale);
+  return g;
+}
+
+// Straight from the definition, in long double, one element after another.
+double direct_norm(const Tensor& g) {
+  long double s = 0;
+  for (int64_t i = 0; i < g.numel(); ++i)
+    s += static_cast<long double>(g.data<float>()[i]) * g.data<float>()[i];
+  return static_cast<double>(std::sqrt(s));
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+}  // namespace
+
+TEST(Clip, NormMatchesDirectComputation) {
+  for (int64_t n : {1, 3, 7, 16383, 16384, 16385, 100003}) {
+    const Tensor g = random_grads(n, static_cast<uint64_t>(n));
+    EXPECT_NEAR(grad_norm(g), direct_norm(g), 1e-12 * direct_norm(g)) << n;
+  }
+  EXPECT_EQ(grad_norm(Tensor::zeros(DType::F32, {0})), 0.0);
+  EXPECT_EQ(grad_norm(Tensor::from_f32({3, 4}, {2})), 5.0);
+}
+
+TEST(Clip, BelowMaxLeavesGradsUntouched) {
+  Tensor g = random_grads(1037, 1);
+  const Tensor before = g.clone();
+  const double norm = direct_norm(g);
+  EXPECT_NEAR(clip_grad_norm(g, norm * 1.5), norm, 1e-12 * norm);
+  EXPECT_TRUE(same_bits(g, before));
+  EXPECT_NEAR(clip_grad_norm(g, 0.0), norm, 1e-12 * norm);  // max_norm <= 0: no clipping
+  EXPECT_NEAR(clip_grad_norm(g, -1.0), norm, 1e-12 * norm);
+  EXPECT_TRUE(same_bits(g, before));
+}
+
+TEST(Clip, AboveMaxScalesToMaxNorm) {
+  Tensor g = random_grads(100003, 2, 0.5);
+  const Tensor before = g.clone();
+  const double norm = direct_norm(g);
+  const double max_norm = 1.0;
+  ASSERT_GT(norm, 10.0);
+  EXPECT_NEAR(clip_grad_norm(g, max_norm), norm, 1e-12 * norm);  // the pre-clip norm
+  const float scale = static_cast<float>(max_norm / (norm + 1e-6));
+  for (int64_t i = 0; i < g.numel(); ++i)
+    ASSERT_EQ(g.data<float>()[i], before.data<float>()[i] * scale) << i;
+  EXPECT_NEAR(direct_norm(g), max_norm, 1e-5);
+}
+
+TEST(Clip, NonFiniteNormIsReturnedAndGradsUntouched) {
+  for (float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                    std::numeric_limits<float>::quiet_NaN()}) {
+    Tensor g = random_grads(40000, 3);
+    g.data<float>()[20000] = bad;
+    const Tensor before = g.clone();
+    const double norm = clip_grad_norm(g, 1.0);
+    if (std::isnan(bad))
+      EXPECT_TRUE(std::isnan(norm));
+    else
+      EXPECT_EQ(norm, std::numeric_limits<double>::infinity());
+    EXPECT_TRUE(same_bits(g, before));
+  }
+  // Large finite f32 values do not overflow the double accumulator.
+  Tensor big = Tensor::from_f32({3e38f, 3e38f}, {2});
+  EXPECT_TRUE(std::isfinite(grad_norm(big)));
+}
+
+TEST(Clip, SameResultWithOneAndFourThreads) {
+  const int64_t n = 1000003;
+  double norms[2];
+  Tensor clipped[2];
+  int k = 0;
+  for (size_t threads : {size_t{1}, size_t{4}}) {
+    tbb::global_control gc(tbb::global_control::max_allowed_parallelism, threads);
+    // An arena of that size too, so 4 threads run even on a machine with fewer cores.
+    tbb::task_arena arena(static_cast<int>(threads));
+    clipped[k] = random_grads(n, 4);
+    arena.execute([&] { norms[k] = clip_grad_norm(clipped[k], 0.5); });
+    ++k;
+  }
+  EXPECT_EQ(std::memcmp(&norms[0], &norms[1], sizeof(double)), 0) << norms[0] << " " << norms[1];
+  EXPECT_TRUE(same_bits(clipped[0], clipped[1]));
+}
+
+TEST(Clip, RejectsNonF32AndNanMaxNorm) {
+  Tensor d = Tensor::zeros(DType::F64, {3});
+  EXPECT_THROW(clip_grad_norm(d, 1.0), Error);
+  Tensor g = random_grads(5, 5);
+  EXPECT_THROW(clip_grad_norm(g, std::nan("")), Error);
+}
