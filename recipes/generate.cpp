@@ -7,6 +7,7 @@
 #include "model/io/model_files.h"
 #include "model/sampling.h"
 #include "model/transformer.h"
+#include "lora/peft.h"
 
 namespace hone {
 
@@ -27,6 +28,8 @@ GenerateResult run_generate(const GenerateOptions& opt,
     throw Error(opt.model + ": no tokenizer given (pass --tokenizer PATH)");
   ModelFiles files = load_model_files(opt.model);
   Transformer model(files.config, files.tensors, parse_weight_dtype(opt.weight_dtype));
+  std::unique_ptr<LoraAdapters> adapters;
+  if (!opt.adapter.empty()) adapters = load_peft_adapter(opt.adapter, model);
   std::unique_ptr<Tokenizer> tok = load_tokenizer(opt.tokenizer);
   if (tok->vocab_size() != files.config.vocab_size)
     throw Error(opt.tokenizer + ": vocabulary of " + std::to_string(tok->vocab_size()) +

@@ -11,6 +11,7 @@ namespace hone {
 struct GenerateOptions {
   std::string model;
   std::string tokenizer;  // required for llama2.c checkpoints
+  std::string adapter;    // a PEFT adapter folder to apply, or ""
   std::string prompt;
   int64_t max_new_tokens = 128;
   double temperature = 1.0;

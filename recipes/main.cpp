@@ -9,6 +9,7 @@
 #include "autograd/kernels/blas.h"
 #include "recipes/generate.h"
 #include "recipes/inspect.h"
+#include "recipes/train.h"
 
 namespace {
 
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   auto* g = app.add_subcommand("generate", "Generate text from a model");
   g->add_option("--model", gen.model, "HF model folder, .safetensors or llama2.c .bin")->required();
   g->add_option("--tokenizer", gen.tokenizer, "Tokenizer file (llama2.c tok.bin)");
+  g->add_option("--adapter", gen.adapter, "PEFT adapter folder to apply");
   g->add_option("--prompt", gen.prompt, "Prompt text")->required();
   g->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate")
       ->capture_default_str();
@@ -49,6 +51,22 @@ int main(int argc, char** argv) {
   ins->add_option("path", inspect_path, "HF model folder, .safetensors or llama2.c .bin")
       ->required();
 
+  hone::TrainOptions train;
+  std::string resume_path;
+  auto* tr = app.add_subcommand("train", "Fine-tune LoRA adapters as a YAML recipe says");
+  tr->add_option("recipe", train.recipe, "Recipe file (YAML)")->required();
+  tr->add_option("overrides", train.overrides, "key.path=value overrides of the recipe");
+  auto* resume = tr->add_option("--resume", resume_path,
+                                "Resume from PATH, or without PATH from the newest checkpoint")
+                    ->expected(0, 1);
+
+  std::string eval_recipe, eval_adapter;
+  std::vector<std::string> eval_overrides;
+  auto* ev = app.add_subcommand("eval", "Held-out loss and perplexity of a recipe's model");
+  ev->add_option("recipe", eval_recipe, "Recipe file (YAML)")->required();
+  ev->add_option("overrides", eval_overrides, "key.path=value overrides of the recipe");
+  ev->add_option("--adapter", eval_adapter, "PEFT adapter folder to evaluate");
+
   app.add_subcommand("info", "Print the BLAS kernel and thread count hone runs with");
 
   try {
@@ -61,6 +79,21 @@ int main(int argc, char** argv) {
       std::cout << runtime_banner() << "\n";
     } else if (app.got_subcommand("inspect")) {
       std::cout << hone::inspect_report(inspect_path);
+    } else if (app.got_subcommand("train")) {
+      if (!quiet) std::cerr << runtime_banner() << "\n";
+      if (resume->count() > 0) {
+        // "--resume key=value" is a bare --resume followed by an override.
+        if (resume_path.find('=') != std::string::npos) {
+          train.overrides.push_back(resume_path);
+          resume_path.clear();
+        }
+        train.resume = resume_path.empty() ? "latest" : resume_path;
+      }
+      train.quiet = quiet;
+      hone::TrainSummary s = hone::run_train(train);
+      if (s.interrupted) return 130;
+    } else if (app.got_subcommand("eval")) {
+      hone::run_eval(eval_recipe, eval_overrides, eval_adapter);
     } else if (app.got_subcommand("generate")) {
       if (!quiet) std::cerr << runtime_banner() << "\n";
       hone::run_generate(gen, [](const std::string& piece) { std::cout << piece << std::flush; });

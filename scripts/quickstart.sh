@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# `make quickstart`: after the build, show hone on the model shipped in the repository.
+# `make quickstart`: a real LoRA fine-tune of the tiny stories260K model (shipped in the repo) on a
+# slice of tinyshakespeare (also shipped), with held-out loss and a sample before and after.
 set -euo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/.."
+hone="$build/hone"
 model=data/samples/stories260K/stories260K.bin
 tok=data/samples/stories260K/tok512.bin
+recipe=recipes/configs/quickstart.yaml
+run=runs/quickstart
+prompt="ROMEO:"
 
-echo "== hone info"
-"$build/hone" info
+"$hone" info
 echo
-echo "== hone inspect $model"
-"$build/hone" inspect "$model"
+echo "== before: the base model, trained on children's stories"
+"$hone" -q generate --model "$model" --tokenizer "$tok" --prompt "$prompt" \
+  --max-new-tokens 60 --temperature 0.8 --top-p 0.9 --seed 1
 echo
-echo "== hone generate (greedy)"
-"$build/hone" -q generate --model "$model" --tokenizer "$tok" \
-  --prompt "Once upon a time" --max-new-tokens 40 --temperature 0
+rm -rf "$run"
+echo "== hone train $recipe"
+"$hone" -q train "$recipe"
 echo
-echo "== hone generate (temperature 0.8, top-p 0.9, seed 42)"
-"$build/hone" -q generate --model "$model" --tokenizer "$tok" \
-  --prompt "Once upon a time" --max-new-tokens 60 --temperature 0.8 --top-p 0.9 --seed 42
+echo "== held-out Shakespeare loss, base model vs. with the adapter"
+"$hone" -q eval "$recipe"
+"$hone" -q eval "$recipe" --adapter "$run"
+echo
+echo "== after: the same prompt and seed with the adapter ($run)"
+"$hone" -q generate --model "$model" --tokenizer "$tok" --adapter "$run" --prompt "$prompt" \
+  --max-new-tokens 60 --temperature 0.8 --top-p 0.9 --seed 1

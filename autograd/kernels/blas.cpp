@@ -82,6 +82,12 @@ template void gemm_ref<float>(bool, bool, int64_t, int64_t, int64_t, float, cons
 template void gemm_ref<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
                                int64_t, const double*, int64_t, double, double*, int64_t);
 
+void set_blas_threads(int n) {
+  if (n > 0) openblas_set_num_threads(n);
+}
+
+int blas_threads() { return openblas_get_num_threads(); }
+
 std::string blas_info() {
   std::string config = openblas_get_config() ? openblas_get_config() : "OpenBLAS";
   while (!config.empty() && std::isspace(static_cast<unsigned char>(config.back())))

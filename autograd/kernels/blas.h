@@ -18,6 +18,10 @@ template <class T>
 void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
+// Threads OpenBLAS uses for one product (n <= 0 leaves the default: all cores).
+void set_blas_threads(int n);
+int blas_threads();
+
 // "OpenBLAS 0.3.21 ..., core SkylakeX, 2 threads".
 std::string blas_info();
 

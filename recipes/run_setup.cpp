@@ -1,0 +1,122 @@
+#include "recipes/run_setup.h"
+
+#include <filesystem>
+#include <sstream>
+
+namespace hone {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// FNV-1a over the token stream: cheap, stable across platforms, enough to tell data apart.
+uint64_t fnv1a(const std::vector<Example>& examples) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](int32_t v) {
+    for (int i = 0; i < 4; ++i) {
+      h ^= static_cast<uint8_t>(static_cast<uint32_t>(v) >> (8 * i));
+      h *= 1099511628211ull;
+    }
+  };
+  for (const Example& e : examples) {
+    for (int32_t t : e.ids) mix(t);
+    for (int32_t t : e.targets) mix(t);
+  }
+  return h;
+}
+
+std::string find_tokenizer(const RecipeConfig& cfg) {
+  if (!cfg.model.tokenizer.empty()) return cfg.model.tokenizer;
+  fs::path p(cfg.model.path);
+  fs::path dir = fs::is_directory(p) ? p : p.parent_path();
+  for (const char* name : {"tokenizer.bin", "tok512.bin"})
+    if (fs::exists(dir / name)) return (dir / name).string();
+  throw Error(cfg.source + ": model.tokenizer: no tokenizer found beside " + cfg.model.path +
+              " (give model.tokenizer)");
+}
+
+}  // namespace
+
+DType weight_dtype_from(const std::string& s) {
+  if (s == "f32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  if (s == "f16") return DType::F16;
+  throw Error("model.dtype: expected f32, bf16 or f16 (got \"" + s + "\")");
+}
+
+void load_base(Run& run) {
+  const RecipeConfig& cfg = run.cfg;
+  ModelFiles files = load_model_files(cfg.model.path);
+  run.model_config = files.config;
+  run.model = std::make_unique<Transformer>(files.config, files.tensors,
+                                            weight_dtype_from(cfg.model.dtype));
+  const std::string tok_path = find_tokenizer(cfg);
+  run.tokenizer = load_tokenizer(tok_path);
+  if (run.tokenizer->vocab_size() != files.config.vocab_size)
+    throw Error(tok_path + ": vocabulary of " + std::to_string(run.tokenizer->vocab_size()) +
+                " tokens does not match the model's " + std::to_string(files.config.vocab_size));
+  std::ostringstream id;
+  const ModelConfig& m = files.config;
+  id << m.architecture << " hidden " << m.hidden_size << " layers " << m.num_layers << " heads "
+     << m.num_heads << "/" << m.num_kv_heads << " vocab " << m.vocab_size << " params "
+     << run.model->num_parameters() << " dtype " << cfg.model.dtype;
+  run.model_id = id.str();
+}
+
+void load_data(Run& run) {
+  const RecipeConfig& cfg = run.cfg;
+  TextDataOptions o;
+  o.train = cfg.data.train;
+  o.val = cfg.data.val;
+  o.val_fraction = cfg.data.val_fraction;
+  o.seq_len = cfg.data.seq_len;
+  o.add_bos = cfg.data.add_bos;
+  o.add_eos = cfg.data.add_eos;
+  if (cfg.data.seq_len > run.model_config.max_position_embeddings)
+    throw Error(cfg.source + ": data.seq_len: " + std::to_string(cfg.data.seq_len) +
+                " exceeds the model's context of " +
+                std::to_string(run.model_config.max_position_embeddings));
+  run.data = load_text_data(o, *run.tokenizer);
+  std::ostringstream id;
+  id << "seq_len " << cfg.data.seq_len << " train " << run.data.train.size() << " windows fnv "
+     << std::hex << fnv1a(run.data.train);
+  run.data_id = id.str();
+}
+
+void prepare_training(Run& run) {
+  const RecipeConfig& cfg = run.cfg;
+  run.adapters = std::make_unique<LoraAdapters>(*run.model, cfg.lora);
+  std::ostringstream id;
+  id << "rank " << cfg.lora.rank << " alpha " << cfg.lora.alpha << " rslora " << cfg.lora.rslora
+     << " modules " << run.adapters->tensors().size() << " params "
+     << run.adapters->num_parameters();
+  run.lora_id = id.str();
+
+  const int64_t batch = cfg.training.batch_size;
+  if (static_cast<int64_t>(run.data.train.size()) < batch)
+    throw Error(cfg.source + ": training.batch_size: " + std::to_string(batch) +
+                " exceeds the " + std::to_string(run.data.train.size()) +
+                " training windows of data.train");
+  run.loader = std::make_unique<DataLoader>(run.data.train, batch, cfg.data.shuffle_seed, true,
+                                            true);
+  run.steps_per_epoch = std::max<int64_t>(1, run.loader->batches_per_epoch() /
+                                                 cfg.training.grad_accum);
+  run.total_steps = cfg.training.max_steps ? *cfg.training.max_steps
+                                           : *cfg.training.epochs * run.steps_per_epoch;
+
+  OptimizerConfig oc;
+  oc.lr = cfg.optimizer.lr;
+  oc.beta1 = cfg.optimizer.beta1;
+  oc.beta2 = cfg.optimizer.beta2;
+  oc.eps = cfg.optimizer.eps;
+  oc.weight_decay = cfg.optimizer.weight_decay;
+  oc.momentum = cfg.optimizer.momentum;
+  run.optimizer = make_optimizer(cfg.optimizer.name, run.adapters->values(),
+                                 run.adapters->grads(), oc);
+  run.schedule.kind = schedule_kind_from_name(cfg.scheduler.name);
+  run.schedule.lr = cfg.optimizer.lr;
+  run.schedule.warmup_steps = std::min(cfg.scheduler.warmup_steps, run.total_steps);
+  run.schedule.min_lr = cfg.scheduler.min_lr;
+}
+
+}  // namespace hone

@@ -1,0 +1,46 @@
+// Everything a run needs, built from a validated recipe: the base model, its tokenizer, the
+// adapters, the data and the optimizer. Shared by `hone train` and `hone eval`.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "data/loader.h"
+#include "data/text_dataset.h"
+#include "data/tokenizer.h"
+#include "lora/lora.h"
+#include "model/io/model_files.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "recipes/recipe.h"
+
+namespace hone {
+
+struct Run {
+  RecipeConfig cfg;
+  ModelConfig model_config;
+  std::unique_ptr<Transformer> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<LoraAdapters> adapters;  // null for evaluation of the base model
+  TrainValSplit data;
+  std::unique_ptr<DataLoader> loader;
+  std::unique_ptr<Optimizer> optimizer;
+  ScheduleConfig schedule;
+  int64_t total_steps = 0;
+  int64_t steps_per_epoch = 0;
+  // Identities a checkpoint must match to be resumed (see run_checkpoint.h).
+  std::string model_id, lora_id, data_id;
+};
+
+// Storage dtype of the frozen base from a recipe string (f32 | bf16 | f16).
+DType weight_dtype_from(const std::string& s);
+
+// Loads the model (and tokenizer) a recipe names. The tokenizer is model.tokenizer, or for a
+// folder the tokenizer file inside it (llama2.c tok*.bin for now).
+void load_base(Run& run);
+// Reads, tokenizes, packs and splits the recipe's data.
+void load_data(Run& run);
+// Adapters, loader, optimizer and schedule for training.
+void prepare_training(Run& run);
+
+}  // namespace hone

@@ -1,0 +1,271 @@
+// The training loop, explicit top to bottom:
+//   batch -> forward -> loss -> backward (accumulate) -> clip -> step -> schedule -> log -> eval
+//   -> checkpoint.
+#include "recipes/train.h"
+
+#include <tbb/global_control.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "autograd/kernels/blas.h"
+#include "lora/peft.h"
+#include "model/io/atomic_file.h"
+#include "optim/clip.h"
+#include "recipes/run_checkpoint.h"
+#include "recipes/train_step.h"
+
+namespace hone {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) { g_signal.store(sig); }
+
+// Installs SIGINT/SIGTERM handlers for the run and restores the previous ones after.
+class SignalScope {
+ public:
+  SignalScope() {
+    g_signal.store(0);
+    prev_int_ = std::signal(SIGINT, on_signal);
+    prev_term_ = std::signal(SIGTERM, on_signal);
+  }
+  ~SignalScope() {
+    std::signal(SIGINT, prev_int_);
+    std::signal(SIGTERM, prev_term_);
+  }
+
+ private:
+  void (*prev_int_)(int);
+  void (*prev_term_)(int);
+};
+
+// Limits TBB and OpenBLAS to the recipe's thread count (0 = all cores) for the run.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads) : prev_blas_(kernels::blas_threads()) {
+    if (threads > 0) {
+      tbb_ = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                   static_cast<size_t>(threads));
+      kernels::set_blas_threads(threads);
+    }
+  }
+  ~ThreadScope() { kernels::set_blas_threads(prev_blas_); }
+
+ private:
+  int prev_blas_;
+  std::unique_ptr<tbb::global_control> tbb_;
+};
+
+double rss_mib() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1048576.0;
+}
+
+std::string fmt_duration(double s) {
+  char buf[32];
+  long t = static_cast<long>(s + 0.5);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  return buf;
+}
+
+// The metrics of the run so far, one JSON object per line, mirrored to the metrics file.
+class Metrics {
+ public:
+  Metrics(std::string path, std::string initial) : path_(std::move(path)), text_(std::move(initial)) {
+    write_file_atomically(path_, [&](AtomicWriter& w) { w.write(text_); });
+    out_.open(path_, std::ios::app);
+    if (!out_) throw Error(path_ + ": cannot open for appending");
+  }
+  void add(const nlohmann::json& record) {
+    std::string line = record.dump() + "\n";
+    text_ += line;
+    out_ << line << std::flush;
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string path_, text_;
+  std::ofstream out_;
+};
+
+void say(bool quiet, const std::string& line) {
+  if (!quiet) std::cerr << line << "\n";
+}
+
+}  // namespace
+
+TrainSummary run_train(const TrainOptions& o) {
+  // 1. The recipe, validated in full before any work or any output.
+  Run run;
+  run.cfg = load_recipe(o.recipe, o.overrides);
+  check_recipe_paths(run.cfg);
+  const RecipeConfig& cfg = run.cfg;
+  std::error_code ec;
+  fs::create_directories(cfg.output.dir, ec);
+  if (ec) throw Error(cfg.source + ": output.dir: cannot create " + cfg.output.dir + ": " + ec.message());
+  fs::create_directories(cfg.checkpoint.dir, ec);
+  if (ec)
+    throw Error(cfg.source + ": checkpoint.dir: cannot create " + cfg.checkpoint.dir + ": " +
+                ec.message());
+  ThreadScope threads(cfg.training.threads);
+  const std::string resolved = to_yaml(cfg);
+  if (!o.quiet) std::cerr << "hone: resolved recipe\n" << resolved;
+  write_file_atomically((fs::path(cfg.output.dir) / "recipe.yaml").string(),
+                        [&](AtomicWriter& w) { w.write(resolved); });
+
+  // 2. Model, data, adapters, optimizer.
+  load_base(run);
+  load_data(run);
+  prepare_training(run);
+  say(o.quiet, "hone: " + run.model_id + "; LoRA " + run.lora_id + "; " +
+                   std::to_string(run.data.train.size()) + " train / " +
+                   std::to_string(run.data.val.size()) + " val windows of " +
+                   std::to_string(cfg.data.seq_len) + " tokens; " +
+                   std::to_string(run.total_steps) + " steps");
+
+  // 3. Resume, or evaluate the base model for the "before" figure.
+  TrainSummary sum;
+  sum.total_steps = run.total_steps;
+  std::string metrics_so_far;
+  int64_t step = 0;
+  if (!o.resume.empty()) {
+    std::string path = o.resume == "latest" ? latest_checkpoint(cfg.checkpoint.dir) : o.resume;
+    if (path.empty()) throw Error(cfg.checkpoint.dir + ": no checkpoint to resume from");
+    step = restore_run_checkpoint(run, path, &metrics_so_far);
+    say(o.quiet, "hone: resumed from " + path + " at step " + std::to_string(step));
+  } else if (!latest_checkpoint(cfg.checkpoint.dir).empty()) {
+    throw Error(cfg.checkpoint.dir + ": holds checkpoints of an earlier run; resume it with "
+                "--resume, or set checkpoint.dir / output.dir to a new folder");
+  }
+  Metrics metrics(cfg.logging.metrics_file, metrics_so_far);
+  auto eval_now = [&](int64_t at) {
+    EvalResult e = evaluate(*run.model, run.adapters.get(), run.data.val, cfg.training.batch_size,
+                            cfg.eval.max_batches);
+    metrics.add({{"step", at}, {"val_loss", e.loss}, {"val_ppl", e.perplexity},
+                 {"val_tokens", e.tokens}});
+    say(o.quiet, "hone: step " + std::to_string(at) + " val loss " + std::to_string(e.loss) +
+                     " ppl " + std::to_string(e.perplexity));
+    return e.loss;
+  };
+  const bool has_val = !run.data.val.empty();
+  if (has_val && step == 0) sum.val_before = eval_now(0);
+
+  // 4. The loop.
+  SignalScope signals;
+  const bool tty = isatty(STDERR_FILENO);
+  auto t_start = std::chrono::steady_clock::now();
+  int64_t tokens_since = 0;
+  auto t_since = t_start;
+  std::string last_good = latest_checkpoint(cfg.checkpoint.dir);
+  auto save = [&](int64_t at) {
+    const std::string path = checkpoint_path(cfg.checkpoint.dir, at);
+    save_run_checkpoint(run, at, metrics.text(), path);
+    prune_checkpoints(cfg.checkpoint.dir, cfg.checkpoint.keep);
+    last_good = path;
+  };
+  const int64_t first_step = step;
+  while (step < run.total_steps) {
+    const double lr = lr_at(run.schedule, step, run.total_steps);
+    std::vector<Batch> micro;
+    for (int64_t m = 0; m < cfg.training.grad_accum; ++m) micro.push_back(run.loader->next());
+    const double loss = accumulate_step(*run.model, *run.adapters, micro);
+    const double gnorm = clip_grad_norm(run.adapters->grads(), cfg.training.grad_clip);
+    if (!std::isfinite(loss) || !std::isfinite(gnorm))
+      throw Error("step " + std::to_string(step + 1) + ": non-finite " +
+                  (std::isfinite(loss) ? "gradient norm" : "loss") +
+                  "; stopped without updating. Last good checkpoint: " +
+                  (last_good.empty() ? "none" : last_good) +
+                  " (try a lower optimizer.lr or training.grad_clip)");
+    run.optimizer->step(lr);
+    ++step;
+    sum.last_loss = loss;
+    for (const Batch& b : micro) tokens_since += b.batch * b.seq;
+
+    if (step % cfg.logging.every == 0 || step == run.total_steps) {
+      auto now = std::chrono::steady_clock::now();
+      const double dt = std::chrono::duration<double>(now - t_since).count();
+      const double elapsed = std::chrono::duration<double>(now - t_start).count();
+      const double tps = dt > 0 ? static_cast<double>(tokens_since) / dt : 0.0;
+      const double eta =
+          elapsed / static_cast<double>(step - first_step) * static_cast<double>(run.total_steps - step);
+      metrics.add({{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
+                   {"tokens_per_s", tps}, {"elapsed_s", elapsed}});
+      if (!o.quiet) {
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s | mem %.0f MiB",
+                      static_cast<long long>(step), static_cast<long long>(run.total_steps), loss,
+                      lr, tps, fmt_duration(eta).c_str(), rss_mib());
+        std::cerr << (tty ? "\r" : "") << line << (tty ? "\033[K" : "\n") << std::flush;
+      }
+      tokens_since = 0;
+      t_since = now;
+    }
+    if (has_val && cfg.eval.every > 0 && step % cfg.eval.every == 0 && step < run.total_steps) {
+      if (tty && !o.quiet) std::cerr << "\n";
+      eval_now(step);
+    }
+    if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0 && step < run.total_steps)
+      save(step);
+    if (g_signal.load() != 0) {
+      save(step);
+      if (tty && !o.quiet) std::cerr << "\n";
+      say(false, "hone: interrupted at step " + std::to_string(step) + "; checkpoint " +
+                     last_good + " (resume with --resume)");
+      sum.interrupted = true;
+      sum.steps_done = step;
+      sum.last_checkpoint = last_good;
+      return sum;
+    }
+  }
+  if (tty && !o.quiet) std::cerr << "\n";
+
+  // 5. The end: final checkpoint, the adapter in PEFT format, the "after" figure.
+  save(step);
+  if (has_val) sum.val_after = eval_now(step);
+  save_peft_adapter(cfg.output.dir, *run.adapters, cfg.model.path);
+  sum.steps_done = step;
+  sum.adapter_dir = cfg.output.dir;
+  sum.last_checkpoint = last_good;
+  say(o.quiet, "hone: adapter written to " + cfg.output.dir);
+  return sum;
+}
+
+double run_eval(const std::string& recipe, const std::vector<std::string>& overrides,
+                const std::string& adapter_dir) {
+  Run run;
+  run.cfg = load_recipe(recipe, overrides);
+  check_recipe_paths(run.cfg);
+  ThreadScope threads(run.cfg.training.threads);
+  load_base(run);
+  load_data(run);
+  if (run.data.val.empty())
+    throw Error(run.cfg.source + ": data.val / data.val_fraction: the recipe has no held-out data");
+  std::unique_ptr<LoraAdapters> adapters;
+  if (!adapter_dir.empty()) adapters = load_peft_adapter(adapter_dir, *run.model);
+  EvalResult e = evaluate(*run.model, adapters.get(), run.data.val, run.cfg.training.batch_size,
+                          run.cfg.eval.max_batches);
+  std::printf("val loss %.4f  perplexity %.3f  (%lld tokens%s)\n", e.loss, e.perplexity,
+              static_cast<long long>(e.tokens), adapter_dir.empty() ? ", base model" : "");
+  return e.loss;
+}
+
+}  // namespace hone

@@ -1,0 +1,34 @@
+// `hone train recipe.yaml [key=value ...] [--resume [PATH]]`: the training loop, top to bottom.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hone {
+
+struct TrainOptions {
+  std::string recipe;
+  std::vector<std::string> overrides;  // "key.path=value"
+  std::string resume;                  // "" = fresh run, "latest", or a checkpoint path
+  bool quiet = false;                  // no progress lines (errors still go to stderr)
+};
+
+struct TrainSummary {
+  int64_t steps_done = 0;
+  int64_t total_steps = 0;
+  bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
+  double last_loss = 0;
+  double val_before = -1;  // held-out loss before training (-1: no validation data / resumed)
+  double val_after = -1;
+  std::string adapter_dir;
+  std::string last_checkpoint;
+};
+
+TrainSummary run_train(const TrainOptions& options);
+
+// `hone eval`: held-out loss and perplexity of the recipe's model, with `adapter_dir` (a PEFT
+// folder) applied when given. Prints one line; returns the loss.
+double run_eval(const std::string& recipe, const std::vector<std::string>& overrides,
+                const std::string& adapter_dir);
+
+}  // namespace hone

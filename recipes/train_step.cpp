@@ -1,0 +1,57 @@
+#include "recipes/train_step.h"
+
+#include <cmath>
+
+namespace hone {
+
+double accumulate_step(const Transformer& model, LoraAdapters& adapters,
+                       const std::vector<Batch>& micro_batches) {
+  adapters.zero_grad();
+  int64_t total = 0;
+  for (const Batch& b : micro_batches) total += b.n_targets;
+  if (total == 0) return 0.0;
+  double loss_sum = 0;  // Σ_b mean_b · n_b = Σ over tokens
+  for (const Batch& b : micro_batches) {
+    if (b.n_targets == 0) continue;
+    Tape tape;
+    Var mean = model.loss(&tape, b.ids, b.targets, b.batch, b.seq);
+    const double share = static_cast<double>(b.n_targets) / static_cast<double>(total);
+    Var weighted = scale(&tape, mean, share);
+    tape.backward(weighted);
+    loss_sum += mean.value().item(0) * static_cast<double>(b.n_targets);
+  }
+  return loss_sum / static_cast<double>(total);
+}
+
+EvalResult evaluate(const Transformer& model, LoraAdapters* adapters,
+                    const std::vector<Example>& examples, int64_t batch_size,
+                    int64_t max_batches) {
+  if (adapters) adapters->set_training(false);
+  EvalResult r;
+  double loss_sum = 0;
+  int64_t batches = 0;
+  for (size_t start = 0; start < examples.size(); start += static_cast<size_t>(batch_size)) {
+    if (max_batches > 0 && batches >= max_batches) break;
+    const size_t end = std::min(examples.size(), start + static_cast<size_t>(batch_size));
+    std::vector<int32_t> ids, targets;
+    int64_t n = 0;
+    for (size_t i = start; i < end; ++i) {
+      ids.insert(ids.end(), examples[i].ids.begin(), examples[i].ids.end());
+      targets.insert(targets.end(), examples[i].targets.begin(), examples[i].targets.end());
+      for (int32_t t : examples[i].targets) n += t != kIgnoreIndex;
+    }
+    const int64_t seq = static_cast<int64_t>(examples[start].ids.size());
+    if (n > 0) {
+      Var mean = model.loss(nullptr, ids, targets, static_cast<int64_t>(end - start), seq);
+      loss_sum += mean.value().item(0) * static_cast<double>(n);
+      r.tokens += n;
+    }
+    ++batches;
+  }
+  if (adapters) adapters->set_training(true);
+  r.loss = r.tokens ? loss_sum / static_cast<double>(r.tokens) : 0.0;
+  r.perplexity = std::exp(r.loss);
+  return r;
+}
+
+}  // namespace hone
