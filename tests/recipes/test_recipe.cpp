@@ -436,9 +436,19 @@ scheduler:
   EXPECT_EQ(d.model.path, "/we ird/\"q\": #x");
   RecipeConfig d2 = hone::parse_recipe(hone::to_yaml(d), "resolved.yaml", "/", {});
   EXPECT_TRUE(d2 == d) << hone::to_yaml(d);
+  // Strings YAML would read as another type stay strings.
+  RecipeConfig e = parse(kMinimal, {"model.tokenizer=\"yes\"", "data.val=\"1e3\""});
+  RecipeConfig e2 = hone::parse_recipe(hone::to_yaml(e), "resolved.yaml", "/base", {});
+  EXPECT_EQ(e2.model.tokenizer, (fs::current_path() / "yes").string());
+  EXPECT_TRUE(e2 == e) << hone::to_yaml(e);
   // == sees a difference in any section.
   d2.scheduler.min_lr = 1e-9;
   EXPECT_FALSE(d2 == d);
+}
+
+TEST(RecipeErrors, NotAMapping) {
+  EXPECT_EQ(error_of("- a\n- b\n"),
+            "recipe.yaml: expected a mapping of sections (model:, lora:, data:, ...), got a list");
 }
 
 TEST(RecipeErrors, MalformedYamlNamesTheLine) {
