@@ -4,10 +4,10 @@
 
 #include "autograd/rng.h"
 #include "data/tokenizer.h"
+#include "lora/peft.h"
 #include "model/io/model_files.h"
 #include "model/sampling.h"
 #include "model/transformer.h"
-#include "lora/peft.h"
 
 namespace hone {
 

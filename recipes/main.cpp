@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   tr->add_option("overrides", train.overrides, "key.path=value overrides of the recipe");
   auto* resume = tr->add_option("--resume", resume_path,
                                 "Resume from PATH, or without PATH from the newest checkpoint")
-                    ->expected(0, 1);
+                     ->expected(0, 1);
 
   std::string eval_recipe, eval_adapter;
   std::vector<std::string> eval_overrides;

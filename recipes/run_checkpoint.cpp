@@ -94,8 +94,8 @@ int64_t restore_run_checkpoint(Run& run, const std::string& path, std::string* m
   auto same = [&](const char* key, const std::string& now, const char* what) {
     const std::string& then = need(d, key, path);
     if (then != now)
-      throw Error(path + ": cannot resume: the " + what + " differs from the recipe's (checkpoint: " +
-                  then + "; recipe: " + now + ")");
+      throw Error(path + ": cannot resume: the " + what +
+                  " differs from the recipe's (checkpoint: " + then + "; recipe: " + now + ")");
   };
   same("model_id", run.model_id, "model");
   same("lora_id", run.lora_id, "LoRA shape");

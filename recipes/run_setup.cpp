@@ -94,15 +94,14 @@ void prepare_training(Run& run) {
 
   const int64_t batch = cfg.training.batch_size;
   if (static_cast<int64_t>(run.data.train.size()) < batch)
-    throw Error(cfg.source + ": training.batch_size: " + std::to_string(batch) +
-                " exceeds the " + std::to_string(run.data.train.size()) +
-                " training windows of data.train");
-  run.loader = std::make_unique<DataLoader>(run.data.train, batch, cfg.data.shuffle_seed, true,
-                                            true);
-  run.steps_per_epoch = std::max<int64_t>(1, run.loader->batches_per_epoch() /
-                                                 cfg.training.grad_accum);
-  run.total_steps = cfg.training.max_steps ? *cfg.training.max_steps
-                                           : *cfg.training.epochs * run.steps_per_epoch;
+    throw Error(cfg.source + ": training.batch_size: " + std::to_string(batch) + " exceeds the " +
+                std::to_string(run.data.train.size()) + " training windows of data.train");
+  run.loader =
+      std::make_unique<DataLoader>(run.data.train, batch, cfg.data.shuffle_seed, true, true);
+  run.steps_per_epoch =
+      std::max<int64_t>(1, run.loader->batches_per_epoch() / cfg.training.grad_accum);
+  run.total_steps =
+      cfg.training.max_steps ? *cfg.training.max_steps : *cfg.training.epochs * run.steps_per_epoch;
 
   OptimizerConfig oc;
   oc.lr = cfg.optimizer.lr;
@@ -111,8 +110,8 @@ void prepare_training(Run& run) {
   oc.eps = cfg.optimizer.eps;
   oc.weight_decay = cfg.optimizer.weight_decay;
   oc.momentum = cfg.optimizer.momentum;
-  run.optimizer = make_optimizer(cfg.optimizer.name, run.adapters->values(),
-                                 run.adapters->grads(), oc);
+  run.optimizer =
+      make_optimizer(cfg.optimizer.name, run.adapters->values(), run.adapters->grads(), oc);
   run.schedule.kind = schedule_kind_from_name(cfg.scheduler.name);
   run.schedule.lr = cfg.optimizer.lr;
   run.schedule.warmup_steps = std::min(cfg.scheduler.warmup_steps, run.total_steps);

@@ -32,7 +32,9 @@ namespace fs = std::filesystem;
 namespace {
 
 std::atomic<int> g_signal{0};
-extern "C" void on_signal(int sig) { g_signal.store(sig); }
+extern "C" void on_signal(int sig) {
+  g_signal.store(sig);
+}
 
 // Installs SIGINT/SIGTERM handlers for the run and restores the previous ones after.
 class SignalScope {
@@ -89,7 +91,8 @@ std::string fmt_duration(double s) {
 // The metrics of the run so far, one JSON object per line, mirrored to the metrics file.
 class Metrics {
  public:
-  Metrics(std::string path, std::string initial) : path_(std::move(path)), text_(std::move(initial)) {
+  Metrics(std::string path, std::string initial)
+      : path_(std::move(path)), text_(std::move(initial)) {
     write_file_atomically(path_, [&](AtomicWriter& w) { w.write(text_); });
     out_.open(path_, std::ios::app);
     if (!out_) throw Error(path_ + ": cannot open for appending");
@@ -120,7 +123,8 @@ TrainSummary run_train(const TrainOptions& o) {
   const RecipeConfig& cfg = run.cfg;
   std::error_code ec;
   fs::create_directories(cfg.output.dir, ec);
-  if (ec) throw Error(cfg.source + ": output.dir: cannot create " + cfg.output.dir + ": " + ec.message());
+  if (ec)
+    throw Error(cfg.source + ": output.dir: cannot create " + cfg.output.dir + ": " + ec.message());
   fs::create_directories(cfg.checkpoint.dir, ec);
   if (ec)
     throw Error(cfg.source + ": checkpoint.dir: cannot create " + cfg.checkpoint.dir + ": " +
@@ -152,15 +156,16 @@ TrainSummary run_train(const TrainOptions& o) {
     step = restore_run_checkpoint(run, path, &metrics_so_far);
     say(o.quiet, "hone: resumed from " + path + " at step " + std::to_string(step));
   } else if (!latest_checkpoint(cfg.checkpoint.dir).empty()) {
-    throw Error(cfg.checkpoint.dir + ": holds checkpoints of an earlier run; resume it with "
+    throw Error(cfg.checkpoint.dir +
+                ": holds checkpoints of an earlier run; resume it with "
                 "--resume, or set checkpoint.dir / output.dir to a new folder");
   }
   Metrics metrics(cfg.logging.metrics_file, metrics_so_far);
   auto eval_now = [&](int64_t at) {
     EvalResult e = evaluate(*run.model, run.adapters.get(), run.data.val, cfg.training.batch_size,
                             cfg.eval.max_batches);
-    metrics.add({{"step", at}, {"val_loss", e.loss}, {"val_ppl", e.perplexity},
-                 {"val_tokens", e.tokens}});
+    metrics.add(
+        {{"step", at}, {"val_loss", e.loss}, {"val_ppl", e.perplexity}, {"val_tokens", e.tokens}});
     say(o.quiet, "hone: step " + std::to_string(at) + " val loss " + std::to_string(e.loss) +
                      " ppl " + std::to_string(e.perplexity));
     return e.loss;
@@ -204,10 +209,14 @@ TrainSummary run_train(const TrainOptions& o) {
       const double dt = std::chrono::duration<double>(now - t_since).count();
       const double elapsed = std::chrono::duration<double>(now - t_start).count();
       const double tps = dt > 0 ? static_cast<double>(tokens_since) / dt : 0.0;
-      const double eta =
-          elapsed / static_cast<double>(step - first_step) * static_cast<double>(run.total_steps - step);
-      metrics.add({{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
-                   {"tokens_per_s", tps}, {"elapsed_s", elapsed}});
+      const double eta = elapsed / static_cast<double>(step - first_step) *
+                         static_cast<double>(run.total_steps - step);
+      metrics.add({{"step", step},
+                   {"loss", loss},
+                   {"lr", lr},
+                   {"grad_norm", gnorm},
+                   {"tokens_per_s", tps},
+                   {"elapsed_s", elapsed}});
       if (!o.quiet) {
         char line[256];
         std::snprintf(line, sizeof line,
@@ -228,8 +237,8 @@ TrainSummary run_train(const TrainOptions& o) {
     if (g_signal.load() != 0) {
       save(step);
       if (tty && !o.quiet) std::cerr << "\n";
-      say(false, "hone: interrupted at step " + std::to_string(step) + "; checkpoint " +
-                     last_good + " (resume with --resume)");
+      say(false, "hone: interrupted at step " + std::to_string(step) + "; checkpoint " + last_good +
+                     " (resume with --resume)");
       sum.interrupted = true;
       sum.steps_done = step;
       sum.last_checkpoint = last_good;

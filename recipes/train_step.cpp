@@ -24,8 +24,7 @@ double accumulate_step(const Transformer& model, LoraAdapters& adapters,
 }
 
 EvalResult evaluate(const Transformer& model, LoraAdapters* adapters,
-                    const std::vector<Example>& examples, int64_t batch_size,
-                    int64_t max_batches) {
+                    const std::vector<Example>& examples, int64_t batch_size, int64_t max_batches) {
   if (adapters) adapters->set_training(false);
   EvalResult r;
   double loss_sum = 0;

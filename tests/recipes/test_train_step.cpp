@@ -1,0 +1,61 @@
+// Gradient accumulation: the loss of a step is the mean over all its target tokens, so one batch
+// of 8 and four micro-batches of 2 give the same gradients even when the micro-batches hold
+// different numbers of masked tokens (a mean of per-micro-batch means would not).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "model/io/model_files.h"
+#include "recipes/train_step.h"
+#include "train_helpers.h"
+
+using namespace hone;
+
+TEST(TrainStep, AccumulationEqualsOneBigBatchWithUnevenMasks) {
+  ModelFiles f = load_model_files(test::repo_file("data/samples/stories260K/stories260K.bin"));
+  Transformer model(f.config, f.tensors);
+  LoraConfig lc;
+  lc.rank = 4;
+  lc.targets = {"all-linear"};
+  LoraAdapters ad(model, lc);
+  Rng r(5);
+  float* v = ad.values().data<float>();
+  for (int64_t i = 0; i < ad.values().numel(); ++i) v[i] = static_cast<float>(r.normal() * 0.05);
+
+  const int64_t B = 8, T = 16;
+  Batch big;
+  big.batch = B;
+  big.seq = T;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      big.ids.push_back(static_cast<int32_t>(r.next_u64() % 512));
+      // Row b masks its first 2*b targets, so the micro-batches hold different target counts.
+      bool masked = t < 2 * b;
+      big.targets.push_back(masked ? kIgnoreIndex : static_cast<int32_t>(r.next_u64() % 512));
+      big.n_targets += !masked;
+    }
+  std::vector<Batch> micro;
+  for (int64_t m = 0; m < 4; ++m) {
+    Batch mb;
+    mb.batch = 2;
+    mb.seq = T;
+    mb.ids.assign(big.ids.begin() + m * 2 * T, big.ids.begin() + (m + 1) * 2 * T);
+    mb.targets.assign(big.targets.begin() + m * 2 * T, big.targets.begin() + (m + 1) * 2 * T);
+    for (int32_t t : mb.targets) mb.n_targets += t != kIgnoreIndex;
+    micro.push_back(mb);
+  }
+  ASSERT_NE(micro[0].n_targets, micro[3].n_targets);
+
+  const double loss_big = accumulate_step(model, ad, {big});
+  Tensor g_big = ad.grads().clone();
+  const double loss_acc = accumulate_step(model, ad, micro);
+  Tensor g_acc = ad.grads();
+  EXPECT_NEAR(loss_acc, loss_big, 1e-6 * std::fabs(loss_big));
+  double max_g = 0, max_d = 0;
+  for (int64_t i = 0; i < g_big.numel(); ++i) {
+    max_g = std::max(max_g, std::fabs(g_big.item(i)));
+    max_d = std::max(max_d, std::fabs(g_big.item(i) - g_acc.item(i)));
+  }
+  ASSERT_GT(max_g, 0.0);
+  EXPECT_LE(max_d / max_g, 1e-6);
+}
