@@ -19,7 +19,7 @@ echo "== before: the base model, trained on children's stories"
 echo
 rm -rf "$run"
 echo "== hone train $recipe"
-"$hone" -q train "$recipe"
+"$hone" train "$recipe"
 echo
 echo "== held-out Shakespeare loss, base model vs. with the adapter"
 "$hone" -q eval "$recipe"
