@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# `make bench`: forward+backward throughput of a LoRA step, printed as JSON lines.
+# `make bench`: the machine's sgemm peak, then forward+backward throughput of a LoRA training
+# step (r=16 on all seven projections, seq 512, batch 1), as JSON lines with peak RSS.
 # Record the output in bench/RESULTS.md with the date and this command.
 set -euo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/.."
-"$build/bench/bench_train_step" --model stories260K --seq 512 --batch 1 --rank 16 --steps 20 --warmup 2
-"$build/bench/bench_train_step" --model smollm2-135m --seq 512 --batch 1 --rank 16 --steps 3 --warmup 1
+"$build/bench/bench_sgemm_peak" 2048 10
+for args in "--model stories260K --steps 20 --warmup 2" "--model smollm2-135m --steps 3 --warmup 1"; do
+  # shellcheck disable=SC2086
+  /usr/bin/time -f '{"peak_rss_kib": %M}' "$build/bench/bench_train_step" $args --seq 512 --batch 1 --rank 16
+done

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config clang-format
+  build-essential cmake pkg-config clang-format time
   libopenblas-dev libeigen3-dev libhdf5-dev libtbb-dev
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libpcre2-dev
   libgtest-dev libbenchmark-dev
