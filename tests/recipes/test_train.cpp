@@ -159,6 +159,20 @@ TEST_F(Train, ResumeRefusesADifferentLoraShape) {
   EXPECT_NE(f.out.find("earlier run"), std::string::npos) << f.out;
 }
 
+TEST_F(Train, NonFiniteLossStopsAndNamesTheLastGoodCheckpoint) {
+  std::string out = dir.file("nan");
+  std::string recipe = test::write_small_recipe(dir.file("nan.yaml"), out, 20);
+  test::Outcome r = test::run_hone("train " + recipe + " optimizer.lr=1e30 training.grad_clip=0 " +
+                                   "scheduler.warmup_steps=0 lora.dropout=0");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("non-finite"), std::string::npos) << r.out;
+  const std::string latest = latest_checkpoint(out + "/checkpoints");
+  ASSERT_FALSE(latest.empty());
+  EXPECT_NE(r.out.find(latest), std::string::npos) << r.out;
+  EXPECT_NO_THROW(read_checkpoint(latest));
+  EXPECT_FALSE(fs::exists(out + "/adapter_model.safetensors"));
+}
+
 TEST_F(Train, BadRecipesFailWithOneMessageAndNoOutput) {
   struct Case {
     std::string extra_args;
