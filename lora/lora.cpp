@@ -75,8 +75,9 @@ LoraAdapters::LoraAdapters(Transformer& model, const LoraConfig& cfg)
   }
   if (chosen.empty()) throw Error("lora.targets: no projection of the model matches");
 
-  values_ = Tensor::zeros(DType::F32, {total});
-  grads_ = Tensor::zeros(DType::F32, {total});
+  // The arenas have the model's compute dtype: F32, or F64 for whole-model reference checks.
+  values_ = Tensor::zeros(model.compute_dtype(), {total});
+  grads_ = Tensor::zeros(model.compute_dtype(), {total});
   // A: PEFT's default, kaiming_uniform_(a=√5) = U(-1/√in, 1/√in); B: zeros, so the adapted
   // model starts equal to the base. Drawn sequentially from one seeded stream.
   Rng init(cfg_.seed);
@@ -92,8 +93,13 @@ LoraAdapters::LoraAdapters(Transformer& model, const LoraConfig& cfg)
     Tensor bg = grads_.slice0(off, off + nb).view({out, cfg_.rank});
     off += nb;
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-    float* ap = av.data<float>();
-    for (int64_t i = 0; i < na; ++i) ap[i] = static_cast<float>(init.uniform(-bound, bound));
+    for (int64_t i = 0; i < na; ++i) {
+      const double u = init.uniform(-bound, bound);
+      if (av.dtype() == DType::F64)
+        av.data<double>()[i] = u;
+      else
+        av.data<float>()[i] = static_cast<float>(u);
+    }
     Var a = Var::with_grad_buffer(av, ag);
     Var b = Var::with_grad_buffer(bv, bg);
     auto layer =

@@ -1,6 +1,7 @@
 #include "lora/peft.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -128,8 +129,8 @@ void load_peft_weights(LoraAdapters& adapters, const std::string& safetensors_pa
       if (it->second.shape() != var.shape())
         throw Error(safetensors_path + ": " + name + " has shape " + shape_str(it->second.shape()) +
                     ", the model needs " + shape_str(var.shape()));
-      Tensor src = it->second.to(DType::F32);
-      std::copy_n(src.data<float>(), src.numel(), var.value().data<float>());
+      Tensor src = it->second.to(var.dtype());
+      std::memcpy(var.value().raw(), src.raw(), src.nbytes());
       used.insert(name);
     }
   }

@@ -17,9 +17,10 @@ Var frozen_weight(const Tensor& t, DType dtype) {
   return Var(t.dtype() == dtype ? t : t.to(dtype), false);
 }
 
-// Norm weights and biases are tiny: always F32 so every op sees its compute dtype.
-Var frozen_f32(const Tensor& t) {
-  return Var(t.dtype() == DType::F32 ? t : t.to(DType::F32));
+// Norm weights and biases are tiny: kept in the compute dtype (F64 for whole-model checks, else
+// F32) so every op sees it.
+Var frozen_small(const Tensor& t, DType compute) {
+  return Var(t.dtype() == compute ? t : t.to(compute));
 }
 
 }  // namespace
@@ -27,25 +28,29 @@ Var frozen_f32(const Tensor& t) {
 Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Tensor>& ts,
                          DType weight_dtype)
     : cfg_(cfg) {
-  if (weight_dtype != DType::F32 && weight_dtype != DType::BF16 && weight_dtype != DType::F16)
+  if (weight_dtype != DType::F32 && weight_dtype != DType::BF16 && weight_dtype != DType::F16 &&
+      weight_dtype != DType::F64)
     throw Error(std::string("model: unsupported weight dtype ") + dtype_name(weight_dtype));
+  const DType compute = weight_dtype == DType::F64 ? DType::F64 : DType::F32;
+  compute_ = compute;
+  auto frozen_norm = [compute](const Tensor& t) { return frozen_small(t, compute); };
   embed_ = frozen_weight(need(ts, "model.embed_tokens.weight"), weight_dtype);
-  final_norm_ = frozen_f32(need(ts, "model.norm.weight"));
+  final_norm_ = frozen_norm(need(ts, "model.norm.weight"));
   lm_head_ =
       cfg.tie_word_embeddings ? embed_ : frozen_weight(need(ts, "lm_head.weight"), weight_dtype);
   auto proj = [&](const std::string& p, bool bias) {
-    Var b = bias ? frozen_f32(need(ts, p + ".bias")) : Var();
+    Var b = bias ? frozen_norm(need(ts, p + ".bias")) : Var();
     return std::make_unique<FrozenLinear>(frozen_weight(need(ts, p + ".weight"), weight_dtype), b);
   };
   blocks_.resize(cfg.num_layers);
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
     Block& b = blocks_[l];
-    b.input_norm = frozen_f32(need(ts, p + "input_layernorm.weight"));
-    b.post_norm = frozen_f32(need(ts, p + "post_attention_layernorm.weight"));
+    b.input_norm = frozen_norm(need(ts, p + "input_layernorm.weight"));
+    b.post_norm = frozen_norm(need(ts, p + "post_attention_layernorm.weight"));
     if (cfg.qk_norm) {
-      b.q_norm = frozen_f32(need(ts, p + "self_attn.q_norm.weight"));
-      b.k_norm = frozen_f32(need(ts, p + "self_attn.k_norm.weight"));
+      b.q_norm = frozen_norm(need(ts, p + "self_attn.q_norm.weight"));
+      b.k_norm = frozen_norm(need(ts, p + "self_attn.k_norm.weight"));
     }
     b.q_proj = proj(p + "self_attn.q_proj", cfg.attention_bias);
     b.k_proj = proj(p + "self_attn.k_proj", cfg.attention_bias);

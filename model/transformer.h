@@ -39,11 +39,14 @@ struct KVCache {
 class Transformer {
  public:
   // tensors: HF names, HF layout (as load_model_files returns). `weight_dtype` is the storage of
-  // the frozen projection and embedding weights (F32, BF16 or F16); norms and biases stay F32.
+  // the frozen projection and embedding weights (F32, BF16 or F16; compute is F32, and norms and
+  // biases stay F32). F64 makes the whole model compute in double: for reference checks only.
   Transformer(const ModelConfig& cfg, const std::map<std::string, Tensor>& tensors,
               DType weight_dtype = DType::F32);
 
   const ModelConfig& config() const { return cfg_; }
+  // F32, or F64 when built with weight dtype F64.
+  DType compute_dtype() const { return compute_; }
   // ids (B*T) row-major as (B, T) -> logits (B*T, V). Positions restart at 0 per row.
   Var forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq) const;
   // Mean cross-entropy of forward's logits against targets (B*T), ignore_index -100.
@@ -64,6 +67,7 @@ class Transformer {
                     int64_t batch, int64_t seq, KVCache* cache, int layer) const;
 
   ModelConfig cfg_;
+  DType compute_ = DType::F32;
   Var embed_;       // (V, C)
   Var final_norm_;  // (C)
   Var lm_head_;     // (V, C); the embedding when tied
