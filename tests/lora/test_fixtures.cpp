@@ -61,6 +61,21 @@ void load_lora(LoraAdapters& ad, const std::string& path) {
   EXPECT_EQ(used, f.tensors.size());
 }
 
+// Inputs and next-token targets of batch `step` of a tokens tensor (steps?, B, S+1).
+struct Tokens {
+  std::vector<int32_t> ids, targets;
+};
+Tokens inputs_and_targets(const Tensor& tokens, int64_t step, int64_t batch, int64_t seq) {
+  Tokens t;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < seq; ++s) {
+      const int64_t at = (step * batch + b) * (seq + 1) + s;
+      t.ids.push_back(static_cast<int32_t>(tokens.item(at)));
+      t.targets.push_back(static_cast<int32_t>(tokens.item(at + 1)));
+    }
+  return t;
+}
+
 // max |a - b| over the tensor.
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   double m = 0;
@@ -91,12 +106,7 @@ TEST_P(PyTorchFixture, LogitsLossAndLoraGradientsMatch) {
   const int64_t batch = tokens.dim(0), seq = tokens.dim(1) - 1;
   ASSERT_EQ(batch, fx.ref["batch"].get<int64_t>());
   ASSERT_EQ(seq, fx.ref["seq"].get<int64_t>());
-  std::vector<int32_t> ids, targets;
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t s = 0; s < seq; ++s) {
-      ids.push_back(static_cast<int32_t>(tokens.item(b * (seq + 1) + s)));
-      targets.push_back(static_cast<int32_t>(tokens.item(b * (seq + 1) + s + 1)));
-    }
+  const auto [ids, targets] = inputs_and_targets(tokens, 0, batch, seq);
 
   Tape tape;
   Var logits = model.forward(&tape, ids, batch, seq);  // (B*S, V)
@@ -153,13 +163,7 @@ double run_trajectory(const Fixture& fx, DType dtype) {
   const Tensor& tokens = traj.tensors.at("tokens");  // (steps, B, S+1)
   const int64_t steps = tokens.dim(0), batch = tokens.dim(1), seq = tokens.dim(2) - 1;
   for (int64_t st = 0; st < steps; ++st) {
-    std::vector<int32_t> ids, targets;
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t s = 0; s < seq; ++s) {
-        int64_t base = (st * batch + b) * (seq + 1) + s;
-        ids.push_back(static_cast<int32_t>(tokens.item(base)));
-        targets.push_back(static_cast<int32_t>(tokens.item(base + 1)));
-      }
+    const auto [ids, targets] = inputs_and_targets(tokens, st, batch, seq);
     Tape tape;
     adapters.zero_grad();
     Var loss = model.loss(&tape, ids, targets, batch, seq);
@@ -201,12 +205,7 @@ TEST_P(PyTorchFixture, F32GradientsAreAsAccurateAsPyTorchs) {
   SafetensorsFile io = read_safetensors(fx.dir + "/io.safetensors");
   const Tensor& tokens = io.tensors.at("tokens");
   const int64_t batch = tokens.dim(0), seq = tokens.dim(1) - 1;
-  std::vector<int32_t> ids, targets;
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t s = 0; s < seq; ++s) {
-      ids.push_back(static_cast<int32_t>(tokens.item(b * (seq + 1) + s)));
-      targets.push_back(static_cast<int32_t>(tokens.item(b * (seq + 1) + s + 1)));
-    }
+  const auto [ids, targets] = inputs_and_targets(tokens, 0, batch, seq);
   std::map<std::string, Tensor> grads[2];
   for (int k = 0; k < 2; ++k) {
     Transformer model(files.config, files.tensors, k ? DType::F64 : DType::F32);

@@ -2,11 +2,8 @@
 // token, through the library and through the `hone` binary.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
-#include <memory>
-
 #include "common.h"
+#include "hone_process.h"
 #include "recipes/generate.h"
 
 using namespace hone;
@@ -22,23 +19,6 @@ const std::vector<int32_t> kGoldenIds = {432, 383, 286, 261, 376, 298, 315, 421,
 const char* kGoldenText =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
     "park. One day, she saw a big, red ball.";
-
-struct RunResult {
-  int status;
-  std::string out;
-};
-
-// Runs a shell command, capturing stdout (stderr to stdout with `2>&1` in cmd when wanted).
-RunResult run(const std::string& cmd) {
-  std::array<char, 4096> buf;
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {-1, ""};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
 
 TEST(Generate, Stories260KGreedyMatchesLlama2c) {
   HONE_REQUIRE_SHARED(model, "models/stories260K/stories260K.bin");
@@ -76,17 +56,16 @@ TEST(Generate, SamplingIsSeeded) {
 TEST(Cli, GeneratePrintsTheGoldenText) {
   HONE_REQUIRE_SHARED(model, "models/stories260K/stories260K.bin");
   HONE_REQUIRE_SHARED(tok, "models/stories260K/tok512.bin");
-  RunResult r =
-      run(std::string(HONE_BINARY_DIR) + "/hone generate --model " + model + " --tokenizer " + tok +
-          " --prompt 'Once upon a time' --max-new-tokens 40 --temperature 0");
+  test::Outcome r = test::run_hone("generate --model " + model + " --tokenizer " + tok +
+                                   " --prompt 'Once upon a time' --max-new-tokens 40 "
+                                   "--temperature 0");
   EXPECT_EQ(r.status, 0);
   EXPECT_EQ(r.out, std::string(kGoldenText) + "\n");
 }
 
 TEST(Cli, MissingModelIsOneClearLine) {
-  RunResult r = run(std::string(HONE_BINARY_DIR) +
-                    "/hone -q generate --model /nonexistent/model.bin --tokenizer /x "
-                    "--prompt hi 2>&1");
+  test::Outcome r =
+      test::run_hone("generate --model /nonexistent/model.bin --tokenizer /x --prompt hi");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("/nonexistent/model.bin"), std::string::npos) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
