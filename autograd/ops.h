@@ -51,8 +51,11 @@ Var rope(Tape* t, const Var& x, const std::vector<double>& inv_freq,
 // Causal grouped-query attention with scale 1/sqrt(D), one fused kernel.
 // q (B*T, Hq*D), k and v (B*T, Hkv*D) -> (B*T, Hq*D); query head h reads KV head h/(Hq/Hkv).
 // Saves only the per-row log-sum-exp (B, Hq, T); backward recomputes the probabilities.
+// segment_start (B*T, optional): for packed examples, row (b, t) attends only to rows
+// [segment_start[b*T + t], t] of its sequence — attention never crosses example boundaries.
 Var attention(Tape* t, const Var& q, const Var& k, const Var& v, int64_t batch, int64_t n_heads,
-              int64_t n_kv_heads, int64_t head_dim);
+              int64_t n_kv_heads, int64_t head_dim,
+              const std::vector<int32_t>* segment_start = nullptr);
 
 // Inference only (no tape, batch 1): Tq new query rows attending over Tk >= Tq cached rows, query i
 // seeing keys j <= i + Tk - Tq. q (Tq, Hq*D), k and v (Tk, Hkv*D) -> (Tq, Hq*D), F32.

@@ -76,6 +76,32 @@ void DataLoader::restore(const Cursor& c) {
   order_valid_ = false;
 }
 
+Batch collate(const std::vector<const Example*>& examples) {
+  Batch b;
+  b.batch = static_cast<int64_t>(examples.size());
+  b.seq = examples.empty() ? 0 : static_cast<int64_t>(examples[0]->ids.size());
+  b.ids.reserve(examples.size() * static_cast<size_t>(b.seq));
+  b.targets.reserve(b.ids.capacity());
+  bool packed = false;
+  for (const Example* e : examples) {
+    b.ids.insert(b.ids.end(), e->ids.begin(), e->ids.end());
+    b.targets.insert(b.targets.end(), e->targets.begin(), e->targets.end());
+    for (int32_t t : e->targets) b.n_targets += (t != kIgnoreIndex) ? 1 : 0;
+    packed = packed || !e->segment_start.empty();
+  }
+  if (packed) {
+    b.segment_start.reserve(b.ids.size());
+    for (const Example* e : examples) {
+      if (e->segment_start.empty())
+        b.segment_start.insert(b.segment_start.end(), e->ids.size(), 0);
+      else
+        b.segment_start.insert(b.segment_start.end(), e->segment_start.begin(),
+                               e->segment_start.end());
+    }
+  }
+  return b;
+}
+
 Batch DataLoader::next() {
   const auto n = static_cast<uint64_t>(examples_.size());
   const auto B = static_cast<uint64_t>(batch_size_);
@@ -87,18 +113,11 @@ Batch DataLoader::next() {
   }
   ensure_order();
   const uint64_t take = std::min(B, limit - cursor_.position);
-  Batch b;
-  b.batch = static_cast<int64_t>(take);
-  b.seq = seq_;
+  std::vector<const Example*> rows(static_cast<size_t>(take));
+  for (uint64_t r = 0; r < take; ++r)
+    rows[r] = &examples_[static_cast<size_t>(order_[cursor_.position + r])];
+  Batch b = collate(rows);
   b.epoch = cursor_.epoch;
-  b.ids.reserve(static_cast<size_t>(take) * static_cast<size_t>(seq_));
-  b.targets.reserve(b.ids.capacity());
-  for (uint64_t r = 0; r < take; ++r) {
-    const Example& e = examples_[static_cast<size_t>(order_[cursor_.position + r])];
-    b.ids.insert(b.ids.end(), e.ids.begin(), e.ids.end());
-    b.targets.insert(b.targets.end(), e.targets.begin(), e.targets.end());
-    for (int32_t t : e.targets) b.n_targets += (t != kIgnoreIndex) ? 1 : 0;
-  }
   cursor_.position += take;
   return b;
 }

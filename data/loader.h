@@ -15,8 +15,14 @@ struct Batch {
   int64_t batch = 0;             // B (the last batch of an epoch may be short without drop_last)
   int64_t seq = 0;               // T
   int64_t n_targets = 0;         // targets that are not kIgnoreIndex
-  uint64_t epoch = 0;            // the epoch the batch was drawn from
+  // (B,T) row-major when any example of the batch is packed (see Example), else empty.
+  std::vector<int32_t> segment_start;
+  uint64_t epoch = 0;  // the epoch the batch was drawn from
 };
+
+// Stacks examples (all of one length) into a batch: ids, targets, target count and, when any
+// example is packed, segment starts (rows without boundaries start at 0).
+Batch collate(const std::vector<const Example*>& examples);
 
 class DataLoader {
  public:

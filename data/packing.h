@@ -13,6 +13,10 @@ inline constexpr int32_t kIgnoreIndex = -100;
 struct Example {
   std::vector<int32_t> ids;      // (T) inputs
   std::vector<int32_t> targets;  // (T) the token after each input, or kIgnoreIndex
+  // (T) or empty. When several examples are packed into one window, the index in the window
+  // where each token's example starts: attention stays inside the example and positions
+  // restart. Empty: the window is one stream (plain-text documents may span windows).
+  std::vector<int32_t> segment_start;
 };
 
 // Cuts `stream` into windows of seq_len + 1 tokens with stride seq_len: example k has

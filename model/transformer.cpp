@@ -64,8 +64,9 @@ Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Ten
 }
 
 Var Transformer::block_forward(Tape* t, const Var& x, const Block& blk,
-                               const std::vector<int32_t>& pos, int64_t batch, int64_t seq,
-                               KVCache* cache, int layer) const {
+                               const std::vector<int32_t>& pos, int64_t batch,
+                               const std::vector<int32_t>* segment_start, KVCache* cache,
+                               int layer) const {
   const double eps = cfg_.rms_norm_eps;
   Var h = rmsnorm(t, x, blk.input_norm, eps);  // (N, C)
   Var q = blk.q_proj->forward(t, h);           // (N, Hq*D)
@@ -90,7 +91,8 @@ Var Transformer::block_forward(Tape* t, const Var& x, const Block& blk,
     Tensor vv = cache->v[layer].slice0(0, cache->len + n);
     a = Var(attention_cached(q.value(), kk, vv, cfg_.num_heads, cfg_.num_kv_heads, cfg_.head_dim));
   } else {
-    a = attention(t, q, k, v, batch, cfg_.num_heads, cfg_.num_kv_heads, cfg_.head_dim);
+    a = attention(t, q, k, v, batch, cfg_.num_heads, cfg_.num_kv_heads, cfg_.head_dim,
+                  segment_start);
   }
   Var x1 = add(t, x, blk.o_proj->forward(t, a));
   Var h2 = rmsnorm(t, x1, blk.post_norm, eps);
@@ -98,8 +100,8 @@ Var Transformer::block_forward(Tape* t, const Var& x, const Block& blk,
   return add(t, x1, blk.down_proj->forward(t, m));
 }
 
-Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch,
-                         int64_t seq) const {
+Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
+                         const std::vector<int32_t>* segment_start) const {
   if (static_cast<int64_t>(ids.size()) != batch * seq)
     throw Error("forward: " + std::to_string(ids.size()) + " ids for batch " +
                 std::to_string(batch) + " x seq " + std::to_string(seq));
@@ -107,18 +109,22 @@ Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch
     if (id < 0 || id >= cfg_.vocab_size)
       throw Error("forward: token id " + std::to_string(id) + " outside vocabulary of " +
                   std::to_string(cfg_.vocab_size));
+  if (segment_start && segment_start->size() != ids.size())
+    throw Error("forward: segment_start has " + std::to_string(segment_start->size()) +
+                " entries for " + std::to_string(ids.size()) + " tokens");
   std::vector<int32_t> pos(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) pos[i] = static_cast<int32_t>(i % seq);
+  for (size_t i = 0; i < ids.size(); ++i)
+    pos[i] = static_cast<int32_t>(i % seq) - (segment_start ? (*segment_start)[i] : 0);
   Var x = embedding(t, embed_, ids);  // (N, C)
   for (int64_t l = 0; l < cfg_.num_layers; ++l)
-    x = block_forward(t, x, blocks_[l], pos, batch, seq, nullptr, static_cast<int>(l));
+    x = block_forward(t, x, blocks_[l], pos, batch, segment_start, nullptr, static_cast<int>(l));
   x = rmsnorm(t, x, final_norm_, cfg_.rms_norm_eps);
   return linear(t, x, lm_head_);  // (N, V)
 }
 
 Var Transformer::loss(Tape* t, const std::vector<int32_t>& ids, const std::vector<int32_t>& targets,
-                      int64_t batch, int64_t seq) const {
-  return cross_entropy(t, forward(t, ids, batch, seq), targets);
+                      int64_t batch, int64_t seq, const std::vector<int32_t>* segment_start) const {
+  return cross_entropy(t, forward(t, ids, batch, seq, segment_start), targets);
 }
 
 KVCache Transformer::make_cache(int64_t max_len) const {
@@ -143,7 +149,7 @@ Tensor Transformer::forward_cached(KVCache& cache, const std::vector<int32_t>& i
   for (int64_t i = 0; i < n; ++i) pos[i] = static_cast<int32_t>(cache.len + i);
   Var x = embedding(nullptr, embed_, ids);
   for (int64_t l = 0; l < cfg_.num_layers; ++l)
-    x = block_forward(nullptr, x, blocks_[l], pos, 1, n, &cache, static_cast<int>(l));
+    x = block_forward(nullptr, x, blocks_[l], pos, 1, nullptr, &cache, static_cast<int>(l));
   cache.len += n;
   x = rmsnorm(nullptr, x, final_norm_, cfg_.rms_norm_eps);
   return linear(nullptr, x, lm_head_).value();

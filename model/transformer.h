@@ -48,10 +48,14 @@ class Transformer {
   // F32, or F64 when built with weight dtype F64.
   DType compute_dtype() const { return compute_; }
   // ids (B*T) row-major as (B, T) -> logits (B*T, V). Positions restart at 0 per row.
-  Var forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq) const;
+  // segment_start (B*T, optional) packs several examples in a row: token (b, t) belongs to the
+  // example starting at segment_start[b*T + t]; its position is t − that start, and attention
+  // stays inside the example, so a packed example computes exactly what it would alone.
+  Var forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
+              const std::vector<int32_t>* segment_start = nullptr) const;
   // Mean cross-entropy of forward's logits against targets (B*T), ignore_index -100.
   Var loss(Tape* t, const std::vector<int32_t>& ids, const std::vector<int32_t>& targets,
-           int64_t batch, int64_t seq) const;
+           int64_t batch, int64_t seq, const std::vector<int32_t>* segment_start = nullptr) const;
 
   KVCache make_cache(int64_t max_len) const;
   // Inference: appends `ids` at positions cache.len.. and returns logits (ids.size(), V).
@@ -64,7 +68,8 @@ class Transformer {
 
  private:
   Var block_forward(Tape* t, const Var& x, const Block& blk, const std::vector<int32_t>& pos,
-                    int64_t batch, int64_t seq, KVCache* cache, int layer) const;
+                    int64_t batch, const std::vector<int32_t>* segment_start, KVCache* cache,
+                    int layer) const;
 
   ModelConfig cfg_;
   DType compute_ = DType::F32;

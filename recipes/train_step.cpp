@@ -14,7 +14,8 @@ double accumulate_step(const Transformer& model, LoraAdapters& adapters,
   for (const Batch& b : micro_batches) {
     if (b.n_targets == 0) continue;
     Tape tape;
-    Var mean = model.loss(&tape, b.ids, b.targets, b.batch, b.seq);
+    Var mean = model.loss(&tape, b.ids, b.targets, b.batch, b.seq,
+                          b.segment_start.empty() ? nullptr : &b.segment_start);
     const double share = static_cast<double>(b.n_targets) / static_cast<double>(total);
     Var weighted = scale(&tape, mean, share);
     tape.backward(weighted);
@@ -32,18 +33,14 @@ EvalResult evaluate(const Transformer& model, LoraAdapters* adapters,
   for (size_t start = 0; start < examples.size(); start += static_cast<size_t>(batch_size)) {
     if (max_batches > 0 && batches >= max_batches) break;
     const size_t end = std::min(examples.size(), start + static_cast<size_t>(batch_size));
-    std::vector<int32_t> ids, targets;
-    int64_t n = 0;
-    for (size_t i = start; i < end; ++i) {
-      ids.insert(ids.end(), examples[i].ids.begin(), examples[i].ids.end());
-      targets.insert(targets.end(), examples[i].targets.begin(), examples[i].targets.end());
-      for (int32_t t : examples[i].targets) n += t != kIgnoreIndex;
-    }
-    const int64_t seq = static_cast<int64_t>(examples[start].ids.size());
-    if (n > 0) {
-      Var mean = model.loss(nullptr, ids, targets, static_cast<int64_t>(end - start), seq);
-      loss_sum += mean.value().item(0) * static_cast<double>(n);
-      r.tokens += n;
+    std::vector<const Example*> rows;
+    for (size_t i = start; i < end; ++i) rows.push_back(&examples[i]);
+    const Batch b = collate(rows);
+    if (b.n_targets > 0) {
+      Var mean = model.loss(nullptr, b.ids, b.targets, b.batch, b.seq,
+                            b.segment_start.empty() ? nullptr : &b.segment_start);
+      loss_sum += mean.value().item(0) * static_cast<double>(b.n_targets);
+      r.tokens += b.n_targets;
     }
     ++batches;
   }

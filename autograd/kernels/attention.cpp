@@ -39,7 +39,7 @@ T* scratch(size_t n) {
 
 template <class T>
 void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
-                   const T* q, const T* k, const T* v, T* out, T* lse) {
+                   const T* q, const T* k, const T* v, T* out, T* lse, const int32_t* kstart) {
   check_args("attention_fwd", B, Tq, Tk, Hq, Hkv, D);
   const int64_t off = Tk - Tq, group = Hq / Hkv;
   const int64_t ldq = Hq * D, ldk = Hkv * D;
@@ -58,16 +58,18 @@ void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
         parallel_rows(nq, grain_for(kend), [&](int64_t lo, int64_t hi) {
           for (int64_t r = lo; r < hi; ++r) {
             T* s = S + r * kend;
-            const int64_t nvis = i0 + r + off + 1;  // keys [0, nvis) are visible
+            const int64_t nvis = i0 + r + off + 1;  // keys [j0, nvis) are visible
+            const int64_t j0 = kstart ? kstart[b * Tq + i0 + r] : 0;
             T m = -std::numeric_limits<T>::infinity();
-            for (int64_t j = 0; j < nvis; ++j) m = std::max(m, s[j]);
+            for (int64_t j = j0; j < nvis; ++j) m = std::max(m, s[j]);
             T sum = 0;
-            for (int64_t j = 0; j < nvis; ++j) {
+            for (int64_t j = j0; j < nvis; ++j) {
               s[j] = std::exp(s[j] - m);
               sum += s[j];
             }
             const T inv = T(1) / sum;
-            for (int64_t j = 0; j < nvis; ++j) s[j] *= inv;
+            for (int64_t j = 0; j < j0; ++j) s[j] = 0;
+            for (int64_t j = j0; j < nvis; ++j) s[j] *= inv;
             for (int64_t j = nvis; j < kend; ++j) s[j] = 0;
             L[i0 + r] = m + std::log(sum);
           }
@@ -80,7 +82,7 @@ void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
 template <class T>
 void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                    const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
-                   T* dq, T* dk, T* dv) {
+                   T* dq, T* dk, T* dv, const int32_t* kstart) {
   check_args("attention_bwd", B, Tq, Tk, Hq, Hkv, D);
   if (!dq && !dk && !dv) return;
   const int64_t off = Tk - Tq, group = Hq / Hkv;
@@ -105,12 +107,14 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
             T* p = P + r * kend;
             T* dp = dP + r * kend;
             const int64_t nvis = i0 + r + off + 1;
+            const int64_t j0 = kstart ? kstart[b * Tq + i0 + r] : 0;
             const T l = L[i0 + r];
             const T* o_row = O + (i0 + r) * ldq;
             const T* do_row = dO + (i0 + r) * ldq;
             T di = 0;  // rowsum(dO∘O) = Σ_j P_j·dP_j
             for (int64_t d = 0; d < D; ++d) di += o_row[d] * do_row[d];
-            for (int64_t j = 0; j < nvis; ++j) {
+            for (int64_t j = 0; j < j0; ++j) p[j] = dp[j] = 0;
+            for (int64_t j = j0; j < nvis; ++j) {
               p[j] = std::exp(p[j] - l);
               dp[j] = p[j] * (dp[j] - di);  // dS
             }
@@ -130,7 +134,7 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
 
 template <class T>
 void attention_fwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
-                       const T* q, const T* k, const T* v, T* out, T* lse) {
+                       const T* q, const T* k, const T* v, T* out, T* lse, const int32_t* kstart) {
   check_args("attention_fwd_ref", B, Tq, Tk, Hq, Hkv, D);
   const int64_t off = Tk - Tq, group = Hq / Hkv, ldq = Hq * D, ldk = Hkv * D;
   const double scale = 1.0 / std::sqrt(double(D));
@@ -140,8 +144,9 @@ void attention_fwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hk
       for (int64_t i = 0; i < Tq; ++i) {
         const T* qi = q + (b * Tq + i) * ldq + h * D;
         int64_t nvis = i + off + 1;
+        const int64_t j0 = kstart ? kstart[b * Tq + i] : 0;
         double m = -1e300;
-        for (int64_t j = 0; j < nvis; ++j) {
+        for (int64_t j = j0; j < nvis; ++j) {
           const T* kj = k + (b * Tk + j) * ldk + (h / group) * D;
           double acc = 0;
           for (int64_t d = 0; d < D; ++d) acc += double(qi[d]) * kj[d];
@@ -149,12 +154,12 @@ void attention_fwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hk
           m = std::max(m, s[j]);
         }
         double sum = 0;
-        for (int64_t j = 0; j < nvis; ++j) sum += std::exp(s[j] - m);
+        for (int64_t j = j0; j < nvis; ++j) sum += std::exp(s[j] - m);
         double l = m + std::log(sum);
         lse[(b * Hq + h) * Tq + i] = static_cast<T>(l);
         for (int64_t d = 0; d < D; ++d) {
           double acc = 0;
-          for (int64_t j = 0; j < nvis; ++j)
+          for (int64_t j = j0; j < nvis; ++j)
             acc += std::exp(s[j] - l) * v[(b * Tk + j) * ldk + (h / group) * D + d];
           out[(b * Tq + i) * ldq + h * D + d] = static_cast<T>(acc);
         }
@@ -164,7 +169,7 @@ void attention_fwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hk
 template <class T>
 void attention_bwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                        const T* q, const T* k, const T* v, const T* out, const T* lse,
-                       const T* dout, T* dq, T* dk, T* dv) {
+                       const T* dout, T* dq, T* dk, T* dv, const int32_t* kstart) {
   check_args("attention_bwd_ref", B, Tq, Tk, Hq, Hkv, D);
   const int64_t off = Tk - Tq, group = Hq / Hkv, ldq = Hq * D, ldk = Hkv * D;
   const double scale = 1.0 / std::sqrt(double(D));
@@ -174,7 +179,7 @@ void attention_bwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hk
         const int64_t qi = (b * Tq + i) * ldq + h * D;
         double di = 0;
         for (int64_t d = 0; d < D; ++d) di += double(out[qi + d]) * dout[qi + d];
-        for (int64_t j = 0; j <= i + off; ++j) {
+        for (int64_t j = kstart ? kstart[b * Tq + i] : 0; j <= i + off; ++j) {
           const int64_t kj = (b * Tk + j) * ldk + (h / group) * D;
           double s = 0, dp = 0;
           for (int64_t d = 0; d < D; ++d) {
@@ -194,14 +199,15 @@ void attention_bwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hk
 
 #define HONE_INST(T)                                                                             \
   template void attention_fwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const T*, \
-                                 const T*, const T*, T*, T*);                                    \
+                                 const T*, const T*, T*, T*, const int32_t*);                    \
   template void attention_bwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const T*, \
-                                 const T*, const T*, const T*, const T*, const T*, T*, T*, T*);  \
+                                 const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
+                                 const int32_t*);                                                \
   template void attention_fwd_ref<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,       \
-                                     const T*, const T*, const T*, T*, T*);                      \
+                                     const T*, const T*, const T*, T*, T*, const int32_t*);      \
   template void attention_bwd_ref<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,       \
                                      const T*, const T*, const T*, const T*, const T*, const T*, \
-                                     T*, T*, T*);
+                                     T*, T*, T*, const int32_t*);
 HONE_INST(float)
 HONE_INST(double)
 #undef HONE_INST

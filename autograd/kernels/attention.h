@@ -19,20 +19,22 @@ namespace hone::kernels {
 // lse (B, Hq, Tq) receives each query row's log-sum-exp of the scaled, masked scores.
 template <class T>
 void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
-                   const T* q, const T* k, const T* v, T* out, T* lse);
+                   const T* q, const T* k, const T* v, T* out, T* lse,
+                   const int32_t* kstart = nullptr);
 // Recomputes P = exp(S − lse); dq, dk, dv (same shapes as q, k, v) are accumulated (+=), any
 // may be null when not needed.
 template <class T>
 void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                    const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
-                   T* dq, T* dk, T* dv);
+                   T* dq, T* dk, T* dv, const int32_t* kstart = nullptr);
 
 template <class T>
 void attention_fwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
-                       const T* q, const T* k, const T* v, T* out, T* lse);
+                       const T* q, const T* k, const T* v, T* out, T* lse,
+                       const int32_t* kstart = nullptr);
 template <class T>
 void attention_bwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                        const T* q, const T* k, const T* v, const T* out, const T* lse,
-                       const T* dout, T* dq, T* dk, T* dv);
+                       const T* dout, T* dq, T* dk, T* dv, const int32_t* kstart = nullptr);
 
 }  // namespace hone::kernels

@@ -2,6 +2,8 @@
 // backward recomputes the probabilities from them.
 #include "autograd/kernels/attention.h"
 
+#include <memory>
+
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
 
@@ -10,7 +12,7 @@ namespace hone {
 using namespace ops_detail;
 
 Var attention(Tape* t, const Var& q, const Var& k, const Var& v, int64_t batch, int64_t n_heads,
-              int64_t n_kv_heads, int64_t head_dim) {
+              int64_t n_kv_heads, int64_t head_dim, const std::vector<int32_t>* segment_start) {
   require_compute("attention", "q", q);
   require_compute("attention", "k", k);
   require_compute("attention", "v", v);
@@ -30,17 +32,33 @@ Var attention(Tape* t, const Var& q, const Var& k, const Var& v, int64_t batch, 
                           ", q (B*T, " + std::to_string(n_heads * head_dim) + "), k/v (B*T, " +
                           std::to_string(n_kv_heads * head_dim) + ")");
   const int64_t T = rows / batch;
+  // Shared with the backward closure; null when examples are not packed.
+  std::shared_ptr<const std::vector<int32_t>> starts;
+  if (segment_start) {
+    if (static_cast<int64_t>(segment_start->size()) != rows)
+      fail("attention", "segment_start has " + std::to_string(segment_start->size()) +
+                            " entries for " + std::to_string(rows) + " rows");
+    for (int64_t r = 0; r < rows; ++r) {
+      const int32_t st = (*segment_start)[r];
+      if (st < 0 || st > r % T)
+        fail("attention", "segment_start[" + std::to_string(r) + "] = " + std::to_string(st) +
+                              " is not in [0, " + std::to_string(r % T) + "]");
+    }
+    starts = std::make_shared<const std::vector<int32_t>>(*segment_start);
+  }
+  const int32_t* ks = starts ? starts->data() : nullptr;
   Tensor y = Tensor::empty(ct, q.shape());
   Tensor lse = Tensor::empty(ct, {batch, n_heads, T});
   dispatch(ct, [&](auto z) {
     using E = decltype(z);
     kernels::attention_fwd<E>(batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<E>(),
-                              k.value().data<E>(), v.value().data<E>(), y.data<E>(), lse.data<E>());
+                              k.value().data<E>(), v.value().data<E>(), y.data<E>(), lse.data<E>(),
+                              ks);
   });
   const bool rg = needs_grad(t, {&q, &k, &v});
   Var out(std::move(y), rg);
   if (rg)
-    t->record([t, q, k, v, out, lse, batch, T, n_heads, n_kv_heads, head_dim] {
+    t->record([t, q, k, v, out, lse, starts, batch, T, n_heads, n_kv_heads, head_dim] {
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using E = decltype(z);
@@ -49,7 +67,8 @@ Var attention(Tape* t, const Var& q, const Var& k, const Var& v, int64_t batch, 
         E* dv = v.requires_grad() ? t->grad(v).data<E>() : nullptr;
         kernels::attention_bwd<E>(batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<E>(),
                                   k.value().data<E>(), v.value().data<E>(), out.value().data<E>(),
-                                  lse.data<E>(), out.grad().data<E>(), dq, dk, dv);
+                                  lse.data<E>(), out.grad().data<E>(), dq, dk, dv,
+                                  starts ? starts->data() : nullptr);
       });
     });
   return out;
