@@ -42,4 +42,15 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
       ": unrecognised tokenizer format (expected a tokenizer.json or a llama2.c tokenizer.bin)");
 }
 
+std::string find_model_tokenizer(const std::string& model_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p(model_path);
+  fs::path dir = fs::is_directory(p, ec) ? p : p.parent_path();
+  if (dir.empty()) dir = ".";
+  for (const char* name : {"tokenizer.json", "tokenizer.bin", "tok512.bin"})
+    if (fs::is_regular_file(dir / name, ec)) return (dir / name).string();
+  return "";
+}
+
 }  // namespace hone

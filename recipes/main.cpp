@@ -9,6 +9,7 @@
 #include "autograd/kernels/blas.h"
 #include "recipes/generate.h"
 #include "recipes/inspect.h"
+#include "recipes/tokenize_cmd.h"
 #include "recipes/train.h"
 
 namespace {
@@ -67,6 +68,18 @@ int main(int argc, char** argv) {
   ev->add_option("overrides", eval_overrides, "key.path=value overrides of the recipe");
   ev->add_option("--adapter", eval_adapter, "PEFT adapter folder to evaluate");
 
+  std::string tok_path;
+  bool tok_lines = false, tok_special = false;
+  auto* tk = app.add_subcommand("tokenize", "Print the token ids of text on stdin as JSON");
+  tk->add_option("--tokenizer", tok_path, "tokenizer.json, a folder holding one, or tok.bin")
+      ->required();
+  tk->add_flag("--lines", tok_lines, "One JSON array per input line");
+  tk->add_flag("--special", tok_special, "Add BOS/EOS as the tokenizer's config says");
+  std::string detok_path;
+  auto* dt = app.add_subcommand("detokenize", "Print the text of JSON id arrays on stdin");
+  dt->add_option("--tokenizer", detok_path, "tokenizer.json, a folder holding one, or tok.bin")
+      ->required();
+
   app.add_subcommand("info", "Print the BLAS kernel and thread count hone runs with");
 
   try {
@@ -92,6 +105,10 @@ int main(int argc, char** argv) {
       train.quiet = quiet;
       hone::TrainSummary s = hone::run_train(train);
       if (s.interrupted) return 130;
+    } else if (app.got_subcommand("tokenize")) {
+      return hone::run_tokenize(tok_path, tok_lines, tok_special, std::cin, std::cout);
+    } else if (app.got_subcommand("detokenize")) {
+      return hone::run_detokenize(detok_path, std::cin, std::cout);
     } else if (app.got_subcommand("eval")) {
       hone::run_eval(eval_recipe, eval_overrides, eval_adapter);
     } else if (app.got_subcommand("generate")) {

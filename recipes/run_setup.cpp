@@ -27,10 +27,8 @@ uint64_t fnv1a(const std::vector<Example>& examples) {
 
 std::string find_tokenizer(const RecipeConfig& cfg) {
   if (!cfg.model.tokenizer.empty()) return cfg.model.tokenizer;
-  fs::path p(cfg.model.path);
-  fs::path dir = fs::is_directory(p) ? p : p.parent_path();
-  for (const char* name : {"tokenizer.bin", "tok512.bin"})
-    if (fs::exists(dir / name)) return (dir / name).string();
+  std::string found = find_model_tokenizer(cfg.model.path);
+  if (!found.empty()) return found;
   throw Error(cfg.source + ": model.tokenizer: no tokenizer found beside " + cfg.model.path +
               " (give model.tokenizer)");
 }

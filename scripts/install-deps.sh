@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config clang-format time
-  libopenblas-dev libeigen3-dev libhdf5-dev libtbb-dev
+  libopenblas-dev libeigen3-dev libhdf5-dev libtbb-dev libicu-dev
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libpcre2-dev
   libgtest-dev libbenchmark-dev
 )
