@@ -798,6 +798,8 @@ class Parser {
 
   NodePtr parse_call(NodePtr callee) {
     auto n = make(NodeKind::Call, peek());
+    n->line = callee->line;  // errors point at the callee's name, not at '('
+    n->col = callee->col;
     n->a = std::move(callee);
     parse_args(*n);
     return n;
