@@ -689,10 +689,15 @@ class Parser {
       case Tok::Op:
         if (t.text == "(") {
           next();
-          if (accept_op(")")) return make(NodeKind::ListLit, t);
+          if (accept_op(")")) {
+            auto empty = make(NodeKind::ListLit, t);
+            empty->flag = true;  // a tuple
+            return empty;
+          }
           auto e = parse_expr();
           if (at_op(",")) {
             auto tup = make(NodeKind::ListLit, t);
+            tup->flag = true;
             tup->items.push_back(std::move(e));
             while (accept_op(",") && !at_op(")")) tup->items.push_back(parse_expr());
             e = std::move(tup);

@@ -49,7 +49,7 @@ struct Node {
   std::vector<NodePtr> items2;     // dict values, else-body
   std::vector<std::pair<std::string, NodePtr>> kwargs;
   std::vector<std::string> names;  // for/set targets, macro parameters, compare operators
-  bool flag = false;               // negated test; for-loop has else
+  bool flag = false;               // negated test; for-loop has else; list literal is a tuple
 };
 
 // Parses a whole template into its top-level statement list.

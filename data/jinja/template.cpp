@@ -363,7 +363,7 @@ bool is_string_method(const std::string& n) {
 
 Value items_of(const Map& m) {
   List out;
-  for (const auto& [k, v] : m.items()) out.emplace_back(List{Value(k), v});
+  for (const auto& [k, v] : m.items()) out.push_back(Value::tuple(List{Value(k), v}));
   return out;
 }
 
@@ -623,7 +623,7 @@ class Interp {
       case NodeKind::ListLit: {
         List l;
         for (const auto& e : n.items) l.push_back(eval(*e, f));
-        return l;
+        return n.flag ? Value::tuple(std::move(l)) : Value(std::move(l));
       }
       case NodeKind::DictLit: {
         Map m;

@@ -63,6 +63,7 @@ class Value {
   static Value undefined(std::string hint = "");
   static Value none();
   static Value function(Function f);
+  static Value tuple(List items);  // a list that prints as Python's tuple: (1, 2)
   static Value from_json(const nlohmann::ordered_json& j);
 
   Kind kind() const { return kind_; }
@@ -76,6 +77,7 @@ class Value {
   bool is_list() const { return kind_ == Kind::Array; }
   bool is_map() const { return kind_ == Kind::Object; }
   bool is_function() const { return kind_ == Kind::Callable; }
+  bool is_tuple() const { return kind_ == Kind::Array && tuple_; }
 
   bool as_bool() const { return i_ != 0; }
   int64_t as_int() const { return kind_ == Kind::Float ? static_cast<int64_t>(f_) : i_; }
@@ -98,6 +100,7 @@ class Value {
 
  private:
   Kind kind_ = Kind::Undefined;
+  bool tuple_ = false;
   int64_t i_ = 0;
   double f_ = 0;
   std::string s_;

@@ -216,6 +216,9 @@ TEST(Jinja, MacrosRawAndComments) {
 
 TEST(Jinja, GlobalsAndCallables) {
   EXPECT_EQ(R("{{ range(3) | list }}{{ dict(a=1) }}"), "[0, 1, 2]{'a': 1}");
+  // Tuples print as Python's; items() and dictsort give tuples.
+  EXPECT_EQ(R("{{ (1, 2) }}{{ () }}{{ (1,) }}{{ {'b': 1} | dictsort }}{{ {'a': 1}.items() | list }}"),
+            "(1, 2)()(1,)[('b', 1)][('a', 1)]");
   EXPECT_EQ(R("{{ strftime_now('%Y') | length }}"), "4");
 }
 
