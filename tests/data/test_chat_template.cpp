@@ -85,6 +85,27 @@ TEST(ChatTemplateFixture, Qwen3ThinkingToolsAndReasoning) {
             "<|im_start|>assistant\n");
 }
 
+// Expected strings below were rendered by Python jinja2 3.1 configured as transformers does
+// (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols, its tojson).
+TEST(ChatTemplateFixture, Qwen3ReasoningContentAndMultipleToolCallsAsJinja2) {
+  HONE_REQUIRE_SHARED(config_path, "tokenizers/qwen3/tokenizer_config.json");
+  const std::string tmpl = chat_template_from_config(config_path);
+  // Earlier assistant turns lose their think block; reasoning_content fills the last one's.
+  ChatMessage last{"assistant", "a2"};
+  last.extra["reasoning_content"] = "r2";
+  std::vector<ChatMessage> multi = {{"system", "sys"}, {"user", "q1"}, {"assistant", "<think>\nr1\n</think>\n\na1"},
+                                    {"user", "q2"}, last};
+  EXPECT_EQ(render_chat(tmpl, multi, false, "", "<|im_end|>"), "<|im_start|>system\nsys<|im_end|>\n<|im_start|>user\nq1<|im_end|>\n<|im_start|>assistant\na1<|im_end|>\n<|im_start|>user\nq2<|im_end|>\n<|im_start|>assistant\n<think>\nr2\n</think>\n\na2<|im_end|>\n");
+  // Dict arguments go through tojson, string arguments verbatim; non-ASCII stays unescaped.
+  ChatMessage call{"assistant", ""};
+  call.extra["tool_calls"] = ojson::parse(R"([{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}},
+                                              {"function": {"name": "noop", "arguments": "{\"raw\": 1}"}}])");
+  std::vector<ChatMessage> conv = {{"user", "q"}, call, {"tool", "sunny"}, {"assistant", "It is sunny."}};
+  ojson tools = ojson::parse(R"([{"type": "function", "function": {"name": "get_weather", "description": "Weather — °C", "parameters": {"city": {"type": "string"}}}}])");
+  EXPECT_EQ(render_chat(tmpl, conv, true, "", "<|im_end|>", ojson{{"tools", tools}}),
+            "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather — °C\", \"parameters\": {\"city\": {\"type\": \"string\"}}}}\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n</tool_call>\n<tool_call>\n{\"name\": \"noop\", \"arguments\": {\"raw\": 1}}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nIt is sunny.<|im_end|>\n<|im_start|>assistant\n");
+}
+
 // ---- built-in templates on a two-turn conversation (formats written from their docs) ----
 
 const std::vector<ChatMessage> kTwoTurn = {
