@@ -251,8 +251,14 @@ class Lexer {
         case 'u':
         case 'U': {
           size_t len = e == 'x' ? 2 : (e == 'u' ? 4 : 8);
-          if (p + len > src_.size()) fail(p - 2, "truncated \\" + std::string(1, e) + " escape");
-          uint32_t cp = static_cast<uint32_t>(std::stoul(src_.substr(p, len), nullptr, 16));
+          uint32_t cp = 0;
+          for (size_t k = 0; k < len; ++k) {
+            char h = p + k < src_.size() ? src_[p + k] : '\0';
+            if (!std::isxdigit(static_cast<unsigned char>(h)))
+              fail(p - 2, "truncated \\" + std::string(1, e) + " escape");
+            cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+          }
+          if (cp > 0x10FFFF) fail(p - 2, "invalid \\U escape");
           append_utf8(s, cp);
           p += len;
           break;
@@ -742,7 +748,12 @@ class Parser {
           auto n = make(NodeKind::GetItem, t);
           n->a = std::move(e);
           n->b = make(NodeKind::Literal, peek());
-          n->b->literal = Value(static_cast<int64_t>(std::stoll(next().text)));
+          const Token& idx = next();
+          try {
+            n->b->literal = Value(static_cast<int64_t>(std::stoll(idx.text)));
+          } catch (const std::exception&) {
+            fail(idx, "number out of range: " + idx.text);
+          }
           e = std::move(n);
         } else {
           auto n = make(NodeKind::GetAttr, t);

@@ -3,7 +3,9 @@
 #include "autograd/error.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <ctime>
 #include <unordered_map>
 
@@ -678,7 +680,9 @@ class Interp {
         if (v.is_undefined()) fail_undefined(v);
         if (!v.is_number()) throw RuntimeFailure{"bad operand type for unary -: '" + v.type_name() + "'"};
         if (n.kind == NodeKind::Pos) return v.is_float() ? v : Value(v.as_int());
-        return v.is_float() ? Value(-v.as_float()) : Value(-v.as_int());
+        if (v.is_float()) return Value(-v.as_float());
+        if (v.as_int() == INT64_MIN) throw RuntimeFailure{"integer overflow (hone's integers are 64-bit)"};
+        return Value(-v.as_int());
       }
       case NodeKind::And: {
         Value l = eval(*n.a, f);
@@ -729,8 +733,13 @@ class Interp {
     };
     const bool nums = a.is_number() && b.is_number();
     const bool ints = nums && !a.is_float() && !b.is_float();
+    int64_t r = 0;
+    auto checked = [&r](bool overflow) {  // r is read only after the builtin wrote it
+      if (overflow) throw RuntimeFailure{"integer overflow (hone's integers are 64-bit)"};
+      return Value(r);
+    };
     if (op == "+") {
-      if (ints) return Value(a.as_int() + b.as_int());
+      if (ints) return checked(__builtin_add_overflow(a.as_int(), b.as_int(), &r));
       if (nums) return Value(a.as_float() + b.as_float());
       if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
       if (a.is_list() && b.is_list()) {
@@ -741,12 +750,12 @@ class Interp {
       return unsupported();
     }
     if (op == "-") {
-      if (ints) return Value(a.as_int() - b.as_int());
+      if (ints) return checked(__builtin_sub_overflow(a.as_int(), b.as_int(), &r));
       if (nums) return Value(a.as_float() - b.as_float());
       return unsupported();
     }
     if (op == "*") {
-      if (ints) return Value(a.as_int() * b.as_int());
+      if (ints) return checked(__builtin_mul_overflow(a.as_int(), b.as_int(), &r));
       if (nums) return Value(a.as_float() * b.as_float());
       const Value* seq = a.is_string() || a.is_list() ? &a : &b;
       const Value* cnt = seq == &a ? &b : &a;
@@ -779,9 +788,10 @@ class Interp {
     }
     if (op == "**") {
       if (ints && b.as_int() >= 0) {
-        int64_t r = 1;
-        for (int64_t i = 0; i < b.as_int(); ++i) r *= a.as_int();
-        return Value(r);
+        int64_t p = 1;
+        for (int64_t i = 0; i < b.as_int() && p != 0; ++i)
+          if (__builtin_mul_overflow(p, a.as_int(), &p)) throw RuntimeFailure{"integer overflow (hone's integers are 64-bit)"};
+        return Value(p);
       }
       return Value(std::pow(a.as_float(), b.as_float()));
     }
@@ -838,7 +848,7 @@ class Interp {
       size_t dot = path.find('.', start);
       std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-      v = numeric ? getitem(v, Value(static_cast<int64_t>(std::stoll(part)))) : getitem(v, Value(part));
+      v = numeric && part.size() < 18 ? getitem(v, Value(static_cast<int64_t>(std::stoll(part)))) : getitem(v, Value(part));
       if (dot == std::string::npos) return v;
       start = dot + 1;
     }
