@@ -12,6 +12,7 @@
 #include "model/io/gguf_model.h"
 #include "model/io/model_files.h"
 #include "model/random_weights.h"
+#include "model/sampling.h"
 #include "model/transformer.h"
 #include "tmpdir.h"
 
@@ -85,6 +86,49 @@ TEST(Gguf, Stories260KEqualsTheLlama2cBinTensorsAndLogits) {
 
   Tensor lg = logits(gc, g.tensors, kPrompt), lb = logits(bc, b.tensors, kPrompt);
   EXPECT_TRUE(same_bits(lg, lb));
+}
+
+// The README's golden greedy continuation of "Once upon a time" (run.c semantics), from the GGUF.
+TEST(Gguf, Stories260KGreedyTextFromTheGguf) {
+  HONE_REQUIRE_SHARED(gguf, "models/stories260K/stories260K.gguf");
+  ModelFiles g = load_model_files(gguf);
+  Transformer m(g.config, g.tensors);
+  KVCache cache = m.make_cache(64);
+  std::vector<int32_t> next = {1, 403, 407, 261, 378}, out;
+  for (int step = 0; step < 40; ++step) {
+    Tensor l = m.forward_cached(cache, next);
+    const int64_t v = l.dim(1);
+    next = {argmax_token(l.data<float>() + (l.dim(0) - 1) * v, v)};
+    out.push_back(next[0]);
+  }
+  const std::vector<int32_t> want = {432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396,
+                                     267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385,
+                                     328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426};
+  EXPECT_EQ(out, want);
+}
+
+TEST(Gguf, NonModelFilesAreRefusedByName) {
+  TempDir dir;
+  auto one = [&](const std::string& file, GgufMetadata md) {
+    const std::string p = dir.file(file);
+    write_gguf(p, md, {{"token_embd.weight", Tensor::from_f32(std::vector<float>(8, 0), {2, 4}),
+                        GgmlType::F32}});
+    try {
+      load_model_files(p);
+      ADD_FAILURE() << file;
+      return std::string();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+  };
+  EXPECT_EQ(one("gemma.gguf", {{"general.architecture", GgufValue::str("gemma")}}),
+            dir.file("gemma.gguf") +
+                ": general.architecture \"gemma\" is not supported (supported: llama, qwen2, qwen3)");
+  EXPECT_EQ(one("adapter.gguf", {{"general.architecture", GgufValue::str("llama")},
+                                 {"general.type", GgufValue::str("adapter")}}),
+            dir.file("adapter.gguf") + ": general.type is \"adapter\", not a model");
+  EXPECT_EQ(one("noarch.gguf", {}),
+            dir.file("noarch.gguf") + ": missing metadata key \"general.architecture\"");
 }
 
 // tok512.bin: int32 max_len, then per token f32 score, int32 length, bytes ("▁" as a space).
