@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "model/io/gguf_model.h"
 #include "model/io/llama2c.h"
 #include "model/io/safetensors.h"
 
@@ -111,15 +112,18 @@ ModelFiles load_model_files(const std::string& path) {
   } else if (ends_with(path, ".safetensors") || ends_with(path, ".safetensors.index.json")) {
     out = load_hf(path, p.parent_path() / "config.json", p);
   } else if (ends_with(path, ".gguf")) {
-    throw Error(path + ": GGUF models are not supported by this loader yet");
+    out = read_gguf_model(path);
   } else {
     char magic[4] = {0, 0, 0, 0};
     std::ifstream in(path, std::ios::binary);
     in.read(magic, 4);
     if (std::memcmp(magic, "PK\x03\x04", 4) == 0)
       throw Error(path + ": a PyTorch (zip/pickle) checkpoint; convert it to safetensors first");
-    if (std::memcmp(magic, "GGUF", 4) == 0)
-      throw Error(path + ": GGUF models are not supported by this loader yet");
+    if (std::memcmp(magic, "GGUF", 4) == 0) {
+      out = read_gguf_model(path);
+      check_model_tensors(out.config, out.tensors, path);
+      return out;
+    }
     if (!ends_with(path, ".bin"))
       throw Error(path +
                   ": unrecognised model file (expected a folder with config.json, a "

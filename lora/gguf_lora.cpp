@@ -1,0 +1,38 @@
+#include "lora/gguf_lora.h"
+
+#include <cmath>
+
+#include "model/io/gguf_model.h"
+
+namespace hone {
+
+double gguf_lora_alpha(const LoraConfig& cfg) {
+  return cfg.rslora ? cfg.alpha * std::sqrt(static_cast<double>(cfg.rank)) : cfg.alpha;
+}
+
+void write_gguf_lora(const std::string& path, const LoraAdapters& adapters,
+                     const ModelConfig& config) {
+  const std::string arch = gguf_architecture(config);
+  GgufMetadata md;
+  md.emplace_back("general.architecture", GgufValue::str(arch));
+  md.emplace_back("general.type", GgufValue::str("adapter"));
+  md.emplace_back("adapter.type", GgufValue::str("lora"));
+  md.emplace_back("adapter.lora.alpha",
+                  GgufValue::f32(static_cast<float>(gguf_lora_alpha(adapters.config()))));
+  std::vector<GgufTensorOut> out;
+  const bool permute = gguf_permutes_qk(arch);
+  for (const LoraTensor& lt : adapters.tensors()) {
+    const std::string base = gguf_name_from_hf(lt.module + ".weight");
+    if (base.empty())
+      throw Error(path + ": adapter module " + lt.module + " has no GGUF tensor name");
+    Tensor a = lt.a.value().to(DType::F32);  // (r, in)
+    Tensor b = lt.b.value().to(DType::F32);  // (out, r)
+    const bool q = lt.module.ends_with(".q_proj"), k = lt.module.ends_with(".k_proj");
+    if (permute && (q || k)) b = permute_qk_to_gguf(b, q ? config.num_heads : config.num_kv_heads);
+    out.push_back({base + ".lora_a", std::move(a), GgmlType::F32});
+    out.push_back({base + ".lora_b", std::move(b), GgmlType::F32});
+  }
+  write_gguf(path, md, out);
+}
+
+}  // namespace hone

@@ -1,0 +1,25 @@
+// LoRA adapters as llama.cpp loads them (`llama-cli -m model.gguf --lora adapter.gguf`): a GGUF
+// with general.type = "adapter", adapter.type = "lora", adapter.lora.alpha, and per adapted
+// projection two tensors named after the base weight, e.g. blk.3.attn_q.weight.lora_a / .lora_b.
+#pragma once
+
+#include <string>
+
+#include "lora/lora.h"
+#include "model/config.h"
+
+namespace hone {
+
+// The alpha llama.cpp needs to reproduce hone's scaling: llama.cpp scales by alpha/r, so rsLoRA
+// (alpha/√r) is exported as alpha·√r.
+double gguf_lora_alpha(const LoraConfig& cfg);
+
+// Writes the adapter (F32) atomically. Shapes follow llama.cpp's convert_lora_to_gguf.py:
+// lora_a is A (r, in), GGUF dims [in, r]; lora_b is B (out, r), GGUF dims [r, out]. For the llama
+// architecture B's rows of q_proj / k_proj are permuted into llama.cpp's interleaved RoPE order
+// (A is untouched: the permutation acts on output rows). general.architecture is the base's
+// (llama.cpp refuses an adapter whose architecture differs from the model's).
+void write_gguf_lora(const std::string& path, const LoraAdapters& adapters,
+                     const ModelConfig& config);
+
+}  // namespace hone
