@@ -3,6 +3,7 @@
 // up, unmerge inverts merge, and bad adapters fail before any output exists.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -262,6 +263,40 @@ TEST(MergeExport, ExportRoundTripsBitwiseSingleAndSharded) {
   g.format = "gguf";
   EXPECT_NE(error_of([&] { run_export(g); }).find("not supported yet"), std::string::npos);
   EXPECT_FALSE(fs::exists(g.out));
+}
+
+TEST(MergeExport, ShardedBf16BaseKeepsItsDtypeAndTokenizerFiles) {
+  HONE_REQUIRE_SHARED(fixture, "fixtures/models/tiny-llama");
+  test::TempDir dir;
+  // A sharded bf16 HF base with tokenizer files beside it.
+  ExportOptions e;
+  e.model = fixture;
+  e.out = dir.file("base");
+  e.dtype = "bf16";
+  e.max_shard_size = "50KB";
+  run_export(e);
+  test::write_bytes(dir.file("base/tokenizer.json"), "{\"version\": \"1.0\"}");
+  test::write_bytes(dir.file("base/special_tokens_map.json"), "{}");
+  const std::string adapter = fixture_adapter(fixture, dir.file("adapter"));
+  MergeOptions o;
+  o.base = dir.file("base");
+  o.adapters = {adapter};
+  o.out = dir.file("merged");  // no --dtype: the base's bf16
+  MergeSummary s = run_merge(o);
+  EXPECT_TRUE(std::count(s.files.begin(), s.files.end(), "tokenizer.json"));
+  EXPECT_TRUE(std::count(s.files.begin(), s.files.end(), "special_tokens_map.json"));
+  EXPECT_EQ(test::read_bytes(dir.file("merged/tokenizer.json")), "{\"version\": \"1.0\"}");
+  ModelFiles base = load_model_files(dir.file("base")), merged = load_model_files(o.out);
+  EXPECT_EQ(merged.config.torch_dtype, "bfloat16");
+  MergeAdapter ad = read_merge_adapter(adapter, 1.0, base.config);
+  for (const auto& [name, w] : base.tensors) {
+    ASSERT_EQ(w.dtype(), DType::BF16) << name;
+    // Rounded once: bf16 W widened to f32, plus s·B·A in f32, then one rounding to bf16.
+    Tensor want = merge_weight(w, merge_terms_for(name, {ad}), DType::BF16);
+    const Tensor& got = merged.tensors.at(name);
+    ASSERT_EQ(got.dtype(), DType::BF16) << name;
+    EXPECT_EQ(std::memcmp(got.raw(), want.raw(), want.nbytes()), 0) << name;
+  }
 }
 
 TEST(MergeExport, AdapterThatDoesNotFitLeavesNoOutput) {
