@@ -1,0 +1,131 @@
+#include "recipes/merge_export.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+
+#include "lora/merge.h"
+#include "model/io/hf_export.h"
+#include "model/io/model_files.h"
+
+namespace hone {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Where the base's tokenizer files would be: its folder (or the folder of its .safetensors).
+// llama2.c checkpoints carry no HF tokenizer files.
+std::string tokenizer_dir_of(const ModelFiles& files) {
+  if (files.format != "safetensors") return "";
+  std::error_code ec;
+  const fs::path p(files.source);
+  return fs::is_directory(p, ec) ? p.string() : p.parent_path().string();
+}
+
+// The default output dtype: what the base stores its embedding in (f64 bases export as f32).
+DType default_dtype(const ModelFiles& files) {
+  const DType d = files.tensors.at("model.embed_tokens.weight").dtype();
+  return d == DType::BF16 || d == DType::F16 ? d : DType::F32;
+}
+
+MergeSummary merge_and_write(const std::string& base, const std::vector<AdapterArg>& adapter_args,
+                             double sign, const std::string& out, const std::string& dtype,
+                             const std::string& max_shard_size, bool force) {
+  if (base.empty()) throw Error("--base: a model is required");
+  if (out.empty()) throw Error("--out: an output folder is required");
+  const uint64_t shard = max_shard_size.empty() ? 0 : parse_byte_size(max_shard_size);
+  std::optional<DType> want;
+  if (!dtype.empty()) want = parse_output_dtype(dtype);
+  std::error_code ec;
+  if (fs::exists(out, ec) && !force && fs::is_directory(out, ec) && !fs::is_empty(out, ec))
+    throw Error(out + ": folder exists and is not empty (choose another --out, or pass --force " +
+                "to replace it)");
+
+  // Everything is read and checked before the first byte is written.
+  ModelFiles files = load_model_files(base);
+  const DType out_dtype = want ? *want : default_dtype(files);
+  std::vector<MergeAdapter> adapters;
+  for (const AdapterArg& a : adapter_args)
+    adapters.push_back(read_merge_adapter(a.dir, a.weight, files.config));
+
+  const std::vector<ExportTensor> plan = hf_export_plan(files.config, out_dtype);
+  HfExportOptions opt;
+  opt.max_shard_size = shard;
+  opt.tokenizer_dir = tokenizer_dir_of(files);
+  opt.force = force;
+  // llama2.c bases are read into memory; safetensors bases are mapped, and each tensor's pages
+  // are dropped once written so RSS stays near one tensor (plus the output buffer).
+  const bool mapped = files.format == "safetensors";
+
+  MergeSummary summary;
+  auto produce = [&](const ExportTensor& e) {
+    const Tensor& w = files.tensors.at(e.name);
+    std::vector<MergeTerm> terms = merge_terms_for(e.name, adapters, sign);
+    if (!terms.empty()) ++summary.merged_tensors;
+    return merge_weight(w, terms, e.dtype);
+  };
+  auto done = [&](const ExportTensor& e) {
+    ++summary.tensors;
+    summary.data_bytes += e.nbytes();
+    if (mapped) release_mapped_pages(files.tensors.at(e.name));
+  };
+  export_hf(out, files.config, out_dtype, plan, produce, opt, done);
+
+  summary.out = out;
+  for (const auto& entry : fs::directory_iterator(out))
+    summary.files.push_back(entry.path().filename().string());
+  std::sort(summary.files.begin(), summary.files.end());
+  return summary;
+}
+
+std::vector<AdapterArg> parse_all(const std::vector<std::string>& args) {
+  std::vector<AdapterArg> out;
+  for (const std::string& a : args) out.push_back(parse_adapter_arg(a));
+  return out;
+}
+
+}  // namespace
+
+AdapterArg parse_adapter_arg(const std::string& arg) {
+  AdapterArg a;
+  a.dir = arg;
+  const size_t colon = arg.rfind(':');
+  if (colon != std::string::npos && colon + 1 < arg.size()) {
+    const std::string num = arg.substr(colon + 1);
+    char* end = nullptr;
+    const double w = std::strtod(num.c_str(), &end);
+    if (end && *end == '\0') {
+      if (!std::isfinite(w)) throw Error("--adapter " + arg + ": weight must be finite");
+      a.dir = arg.substr(0, colon);
+      a.weight = w;
+    }
+  }
+  if (a.dir.empty()) throw Error("--adapter: empty adapter folder in \"" + arg + "\"");
+  return a;
+}
+
+MergeSummary run_merge(const MergeOptions& o) {
+  if (o.adapters.empty()) throw Error("--adapter: at least one adapter folder is required");
+  return merge_and_write(o.base, parse_all(o.adapters), 1.0, o.out, o.dtype, o.max_shard_size,
+                         o.force);
+}
+
+MergeSummary run_unmerge(const MergeOptions& o) {
+  if (o.adapters.empty()) throw Error("--adapter: at least one adapter folder is required");
+  return merge_and_write(o.base, parse_all(o.adapters), -1.0, o.out, o.dtype, o.max_shard_size,
+                         o.force);
+}
+
+MergeSummary run_export(const ExportOptions& o) {
+  if (o.format == "gguf") throw Error("--format gguf: not supported yet (use --format hf)");
+  if (o.format != "hf") throw Error("--format: expected hf (got \"" + o.format + "\")");
+  if (o.model.empty()) throw Error("--model: a model is required");
+  std::vector<AdapterArg> adapters;
+  if (!o.adapter.empty()) adapters.push_back(parse_adapter_arg(o.adapter));
+  return merge_and_write(o.model, adapters, 1.0, o.out, o.dtype, o.max_shard_size, o.force);
+}
+
+}  // namespace hone

@@ -1,0 +1,57 @@
+// `hone merge`, `hone unmerge` and `hone export`: LoRA adapters folded into a base model and
+// written as a Hugging Face folder, streaming tensor by tensor from the memory-mapped base.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hone {
+
+// `hone merge --base MODEL --adapter DIR[:weight] ... --out DIR [--dtype f32|bf16|f16]
+//  [--max-shard-size S] [--force]`: W' = W + Σ w_i·s_i·B_i·A_i (w_i defaults to 1).
+// `hone unmerge` takes the same options and subtracts instead (W' = W − Σ w_i·s_i·B_i·A_i).
+struct MergeOptions {
+  std::string base;                   // HF folder / .safetensors / llama2.c .bin
+  std::vector<std::string> adapters;  // PEFT folders, each "DIR" or "DIR:weight"
+  std::string out;                    // output folder (must not exist or be empty, unless force)
+  std::string dtype;                  // f32 | bf16 | f16; "" = the base embedding's dtype
+  std::string max_shard_size;         // "2GB", "500MB", a byte count; "" = one file
+  bool force = false;                 // replace a non-empty `out` (once the new one is complete)
+};
+
+// `hone export --model MODEL [--adapter DIR] --out DIR --format hf [--dtype ...]
+//  [--max-shard-size S] [--force]`.
+struct ExportOptions {
+  std::string model;
+  std::string adapter;  // "" = export the base as is
+  std::string out;
+  std::string format = "hf";  // hf; gguf is not supported yet
+  std::string dtype;
+  std::string max_shard_size;
+  bool force = false;
+};
+
+// What was written (for the CLI's summary line and tests).
+struct MergeSummary {
+  std::string out;
+  std::vector<std::string> files;  // file names inside `out`
+  int64_t tensors = 0;
+  int64_t merged_tensors = 0;  // tensors an adapter changed
+  uint64_t data_bytes = 0;     // tensor data written (the index's total_size)
+};
+
+// A "DIR" or "DIR:weight" argument: the weight is the text after the last ':' when it parses as
+// a number in full, else the whole text is the folder and the weight is 1.
+struct AdapterArg {
+  std::string dir;
+  double weight = 1.0;
+};
+AdapterArg parse_adapter_arg(const std::string& arg);
+
+// Every input is read and checked (base, adapters fit the base, dtype, shard size, output folder)
+// before anything is written; a failure leaves no output folder behind.
+MergeSummary run_merge(const MergeOptions& options);
+MergeSummary run_unmerge(const MergeOptions& options);
+MergeSummary run_export(const ExportOptions& options);
+
+}  // namespace hone
