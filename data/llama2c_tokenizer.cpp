@@ -91,6 +91,24 @@ Llama2cTokenizer::Llama2cTokenizer(const std::string& path, int32_t vocab_size) 
                 " tokens; need at least <unk>, BOS and EOS");
   }
 
+  build_index();
+}
+
+Llama2cTokenizer::Llama2cTokenizer(std::vector<std::string> pieces, std::vector<float> scores,
+                                   std::string source)
+    : path_(std::move(source)), pieces_(std::move(pieces)), scores_(std::move(scores)) {
+  if (pieces_.size() != scores_.size())
+    throw Error(path_ + ": " + std::to_string(pieces_.size()) + " tokens but " +
+                std::to_string(scores_.size()) + " scores");
+  if (pieces_.size() < 3)
+    throw Error(path_ + ": only " + std::to_string(pieces_.size()) +
+                " tokens; need at least <unk>, BOS and EOS");
+  for (const auto& p : pieces_)
+    max_token_length_ = std::max(max_token_length_, static_cast<int32_t>(p.size()));
+  build_index();
+}
+
+void Llama2cTokenizer::build_index() {
   ids_.reserve(pieces_.size());
   std::fill(std::begin(byte_ids_), std::end(byte_ids_), -1);
   for (int32_t id = 0; id < static_cast<int32_t>(pieces_.size()); ++id) {

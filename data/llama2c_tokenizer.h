@@ -21,6 +21,9 @@ class Llama2cTokenizer final : public Tokenizer {
   // The file holds no token count: by default every record up to end of file is read; with
   // `vocab_size` >= 0 exactly that many are required (as run.c takes it from the model header).
   explicit Llama2cTokenizer(const std::string& path, int32_t vocab_size = -1);
+  // From a SentencePiece vocabulary already in memory (e.g. a GGUF file's, "▁" replaced by " "
+  // by the caller); ids 1 and 2 are BOS and EOS as in llama2.c. `source` names it in errors.
+  Llama2cTokenizer(std::vector<std::string> pieces, std::vector<float> scores, std::string source);
 
   // run.c: optional BOS; a dummy-prefix " " when text is non-empty; each UTF-8 codepoint as one
   // token, else its bytes as <0xNN> tokens; then merge the adjacent pair whose concatenation has
@@ -41,6 +44,7 @@ class Llama2cTokenizer final : public Tokenizer {
 
  private:
   void check_id(int32_t id) const;
+  void build_index();
 
   std::string path_;
   int32_t max_token_length_ = 0;

@@ -8,6 +8,7 @@
 #include "model/io/model_files.h"
 #include "model/sampling.h"
 #include "model/transformer.h"
+#include "recipes/model_tokenizer.h"
 
 namespace hone {
 
@@ -24,18 +25,15 @@ GenerateResult run_generate(const GenerateOptions& opt,
                             const std::function<void(const std::string&)>& on_piece) {
   if (opt.max_new_tokens < 0) throw Error("--max-new-tokens: must be >= 0");
   if (opt.temperature < 0) throw Error("--temperature: must be >= 0");
-  const std::string tok_path =
-      opt.tokenizer.empty() ? find_model_tokenizer(opt.model) : opt.tokenizer;
-  if (tok_path.empty())
-    throw Error(opt.model + ": no tokenizer found beside the model (pass --tokenizer PATH)");
   ModelFiles files = load_model_files(opt.model);
   Transformer model(files.config, files.tensors, parse_weight_dtype(opt.weight_dtype));
   std::unique_ptr<LoraAdapters> adapters;
   if (!opt.adapter.empty()) adapters = load_peft_adapter(opt.adapter, model);
-  std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+  std::unique_ptr<Tokenizer> tok = tokenizer_for_model(opt.model, opt.tokenizer);
   if (tok->vocab_size() != files.config.vocab_size)
-    throw Error(tok_path + ": vocabulary of " + std::to_string(tok->vocab_size()) +
-                " tokens does not match the model's " + std::to_string(files.config.vocab_size));
+    throw Error((opt.tokenizer.empty() ? opt.model : opt.tokenizer) + ": vocabulary of " +
+                std::to_string(tok->vocab_size()) + " tokens does not match the model's " +
+                std::to_string(files.config.vocab_size));
 
   GenerateResult r;
   r.prompt_ids = tok->encode(opt.prompt, /*add_bos=*/true, /*add_eos=*/false);

@@ -9,6 +9,7 @@
 #include "autograd/kernels/blas.h"
 #include "recipes/generate.h"
 #include "recipes/inspect.h"
+#include "recipes/merge_export.h"
 #include "recipes/tokenize_cmd.h"
 #include "recipes/train.h"
 
@@ -68,6 +69,35 @@ int main(int argc, char** argv) {
   ev->add_option("overrides", eval_overrides, "key.path=value overrides of the recipe");
   ev->add_option("--adapter", eval_adapter, "PEFT adapter folder to evaluate");
 
+  hone::MergeOptions merge_opt;
+  auto add_merge_options = [&](CLI::App* c) {
+    c->add_option("--base", merge_opt.base, "Base model: HF folder, .safetensors, .bin, .gguf")
+        ->required();
+    c->add_option("--adapter", merge_opt.adapters, "PEFT adapter folder, DIR or DIR:weight")
+        ->required();
+    c->add_option("--out", merge_opt.out, "Output folder (Hugging Face layout)")->required();
+    c->add_option("--dtype", merge_opt.dtype, "f32, bf16 or f16 (default: the base's)");
+    c->add_option("--max-shard-size", merge_opt.max_shard_size, "e.g. 2GB; default one file");
+    c->add_flag("--force", merge_opt.force, "Replace a non-empty output folder");
+  };
+  auto* mg = app.add_subcommand("merge", "Fold adapters into the base weights: W + s*B*A");
+  add_merge_options(mg);
+  auto* um = app.add_subcommand("unmerge", "Subtract adapters from merged weights: W - s*B*A");
+  add_merge_options(um);
+
+  hone::ExportOptions export_opt;
+  auto* ex = app.add_subcommand("export", "Write a model (adapter merged) as HF or GGUF");
+  ex->add_option("--model", export_opt.model, "HF folder, .safetensors, .bin or .gguf")->required();
+  ex->add_option("--adapter", export_opt.adapter, "PEFT adapter folder to merge / export");
+  ex->add_option("--out", export_opt.out, "Output folder (hf) or file (gguf, gguf-lora)")
+      ->required();
+  ex->add_option("--format", export_opt.format, "hf, gguf or gguf-lora")->capture_default_str();
+  ex->add_option("--dtype", export_opt.dtype, "f32, bf16, f16 (hf) or f32, f16, bf16, q8_0 (gguf)");
+  ex->add_option("--max-shard-size", export_opt.max_shard_size, "hf: e.g. 2GB; default one file");
+  ex->add_option("--tokenizer", export_opt.tokenizer,
+                 "gguf: tokenizer to embed (default: the model's)");
+  ex->add_flag("--force", export_opt.force, "Replace an existing output");
+
   std::string tok_path;
   bool tok_lines = false, tok_special = false;
   auto* tk = app.add_subcommand("tokenize", "Print the token ids of text on stdin as JSON");
@@ -105,6 +135,13 @@ int main(int argc, char** argv) {
       train.quiet = quiet;
       hone::TrainSummary s = hone::run_train(train);
       if (s.interrupted) return 130;
+    } else if (app.got_subcommand("merge") || app.got_subcommand("unmerge") ||
+               app.got_subcommand("export")) {
+      hone::MergeSummary m = app.got_subcommand("merge")     ? hone::run_merge(merge_opt)
+                             : app.got_subcommand("unmerge") ? hone::run_unmerge(merge_opt)
+                                                             : hone::run_export(export_opt);
+      std::cerr << "hone: wrote " << m.out << " (" << m.tensors << " tensors, " << m.merged_tensors
+                << " with an adapter folded in)\n";
     } else if (app.got_subcommand("tokenize")) {
       return hone::run_tokenize(tok_path, tok_lines, tok_special, std::cin, std::cout);
     } else if (app.got_subcommand("detokenize")) {

@@ -120,8 +120,9 @@ MergeSummary run_unmerge(const MergeOptions& o) {
 }
 
 MergeSummary run_export(const ExportOptions& o) {
-  if (o.format == "gguf") throw Error("--format gguf: not supported yet (use --format hf)");
-  if (o.format != "hf") throw Error("--format: expected hf (got \"" + o.format + "\")");
+  if (o.format == "gguf" || o.format == "gguf-lora") return export_gguf(o);
+  if (o.format != "hf")
+    throw Error("--format: expected hf, gguf or gguf-lora (got \"" + o.format + "\")");
   if (o.model.empty()) throw Error("--model: a model is required");
   std::vector<AdapterArg> adapters;
   if (!o.adapter.empty()) adapters.push_back(parse_adapter_arg(o.adapter));

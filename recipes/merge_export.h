@@ -19,15 +19,20 @@ struct MergeOptions {
   bool force = false;                 // replace a non-empty `out` (once the new one is complete)
 };
 
-// `hone export --model MODEL [--adapter DIR] --out DIR --format hf [--dtype ...]
-//  [--max-shard-size S] [--force]`.
+// `hone export --model MODEL [--adapter DIR] --out PATH [--format hf|gguf|gguf-lora]
+//  [--dtype ...] [--max-shard-size S] [--tokenizer TOK] [--force]`.
+//  hf:        a Hugging Face folder (the adapter merged in), streaming.
+//  gguf:      one GGUF file for llama.cpp/ollama (adapter merged in), dtype f32|f16|bf16|q8_0,
+//             with the model's tokenizer as tokenizer.ggml.* metadata.
+//  gguf-lora: the adapter alone as a GGUF LoRA file (llama-cli --lora).
 struct ExportOptions {
   std::string model;
   std::string adapter;  // "" = export the base as is
-  std::string out;
-  std::string format = "hf";  // hf; gguf is not supported yet
+  std::string out;      // a folder for hf, a file for gguf / gguf-lora
+  std::string format = "hf";
   std::string dtype;
   std::string max_shard_size;
+  std::string tokenizer;  // "" = the model's own
   bool force = false;
 };
 
@@ -53,5 +58,7 @@ AdapterArg parse_adapter_arg(const std::string& arg);
 MergeSummary run_merge(const MergeOptions& options);
 MergeSummary run_unmerge(const MergeOptions& options);
 MergeSummary run_export(const ExportOptions& options);
+// The gguf and gguf-lora formats of run_export (recipes/gguf_export.cpp).
+MergeSummary export_gguf(const ExportOptions& options);
 
 }  // namespace hone

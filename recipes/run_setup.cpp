@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "recipes/model_tokenizer.h"
+
 namespace hone {
 
 namespace fs = std::filesystem;
@@ -25,14 +27,6 @@ uint64_t fnv1a(const std::vector<Example>& examples) {
   return h;
 }
 
-std::string find_tokenizer(const RecipeConfig& cfg) {
-  if (!cfg.model.tokenizer.empty()) return cfg.model.tokenizer;
-  std::string found = find_model_tokenizer(cfg.model.path);
-  if (!found.empty()) return found;
-  throw Error(cfg.source + ": model.tokenizer: no tokenizer found beside " + cfg.model.path +
-              " (give model.tokenizer)");
-}
-
 }  // namespace
 
 DType weight_dtype_from(const std::string& s) {
@@ -48,10 +42,14 @@ void load_base(Run& run) {
   run.model_config = files.config;
   run.model = std::make_unique<Transformer>(files.config, files.tensors,
                                             weight_dtype_from(cfg.model.dtype));
-  const std::string tok_path = find_tokenizer(cfg);
-  run.tokenizer = load_tokenizer(tok_path);
+  try {
+    run.tokenizer = tokenizer_for_model(cfg.model.path, cfg.model.tokenizer);
+  } catch (const Error& e) {
+    throw Error(cfg.source + ": model.tokenizer: " + e.what());
+  }
   if (run.tokenizer->vocab_size() != files.config.vocab_size)
-    throw Error(tok_path + ": vocabulary of " + std::to_string(run.tokenizer->vocab_size()) +
+    throw Error(cfg.source + ": model.tokenizer: vocabulary of " +
+                std::to_string(run.tokenizer->vocab_size()) +
                 " tokens does not match the model's " + std::to_string(files.config.vocab_size));
   std::ostringstream id;
   const ModelConfig& m = files.config;

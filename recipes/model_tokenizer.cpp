@@ -1,0 +1,144 @@
+#include "recipes/model_tokenizer.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "data/chat_template.h"
+#include "data/hf_tokenizer.h"
+#include "data/llama2c_tokenizer.h"
+
+namespace hone {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_gguf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::string(magic, 4) == "GGUF";
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+std::string resolve_tokenizer(const std::string& model_path, const std::string& tokenizer_path) {
+  return tokenizer_path.empty() ? find_model_tokenizer(model_path) : tokenizer_path;
+}
+
+GgufTokenizerData from_llama2c(const std::string& path) {
+  Llama2cTokenizer tok(path);
+  GgufTokenizerData d;
+  d.model = "llama";
+  d.pre = "default";
+  for (int32_t id = 0; id < tok.vocab_size(); ++id) {
+    std::string piece = tok.piece(id);
+    int32_t type = 1;  // normal
+    if (id == 0) {
+      piece = "<unk>", type = 2;
+    } else if (id == 1) {
+      piece = "<s>", type = 3;  // llama2.c stores "\n<s>\n": SentencePiece's name is "<s>"
+    } else if (id == 2) {
+      piece = "</s>", type = 3;
+    } else if (piece.size() == 6 && piece.rfind("<0x", 0) == 0 && piece.back() == '>') {
+      type = 6;  // byte fallback
+    } else {
+      piece = replace_all(piece, " ", "\xe2\x96\x81");  // back to SentencePiece's "▁"
+    }
+    d.tokens.push_back(piece);
+    d.scores.push_back(tok.score(id));
+    d.token_types.push_back(type);
+  }
+  d.unk_id = 0, d.bos_id = 1, d.eos_id = 2;
+  return d;
+}
+
+GgufTokenizerData from_tokenizer_json(const std::string& path, const ModelConfig& config) {
+  std::ifstream in(path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": invalid JSON: " + e.what());
+  }
+  const auto& model = j.at("model");
+  if (model.value("type", "BPE") != "BPE" ||
+      j.at("pre_tokenizer").dump().find("ByteLevel") == std::string::npos)
+    throw Error(path +
+                ": only byte-level BPE tokenizers (Llama 3, Qwen) can be exported to GGUF "
+                "so far");
+  GgufTokenizerData d;
+  d.model = "gpt2";
+  d.pre = config.model_type == "qwen2" || config.model_type == "qwen3" ? "qwen2"
+          : config.model_type == "llama"                               ? "llama-bpe"
+                                                                       : "default";
+  size_t n = 0;
+  for (const auto& [tok, id] : model.at("vocab").items())
+    n = std::max(n, static_cast<size_t>(id.get<int64_t>()) + 1);
+  for (const auto& a : j.value("added_tokens", nlohmann::json::array()))
+    n = std::max(n, static_cast<size_t>(a.at("id").get<int64_t>()) + 1);
+  n = std::max(n, static_cast<size_t>(config.vocab_size));  // padded vocabularies
+  d.tokens.assign(n, "");
+  d.token_types.assign(n, 1);
+  for (size_t i = 0; i < n; ++i) d.tokens[i] = "[PAD" + std::to_string(i) + "]";
+  for (const auto& [tok, id] : model.at("vocab").items()) d.tokens[id.get<size_t>()] = tok;
+  std::vector<bool> seen(n, false);
+  for (const auto& [tok, id] : model.at("vocab").items()) seen[id.get<size_t>()] = true;
+  for (const auto& a : j.value("added_tokens", nlohmann::json::array())) {
+    const size_t id = a.at("id").get<size_t>();
+    d.tokens[id] = a.at("content").get<std::string>();
+    d.token_types[id] = a.value("special", false) ? 3 : 4;  // control : user-defined
+    seen[id] = true;
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (!seen[i]) d.token_types[i] = 5;  // unused padding entries
+  for (const auto& m : model.at("merges"))
+    d.merges.push_back(m.is_string()
+                           ? m.get<std::string>()
+                           : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+  HfTokenizer hf(path);
+  d.bos_id = hf.bos_id();
+  d.eos_id = hf.eos_id();
+  d.pad_id = hf.pad_id();
+  const fs::path cfg = fs::path(path).parent_path() / "tokenizer_config.json";
+  if (fs::exists(cfg)) d.chat_template = chat_template_from_config(cfg.string());
+  return d;
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> tokenizer_for_model(const std::string& model_path,
+                                               const std::string& tokenizer_path) {
+  const std::string found = resolve_tokenizer(model_path, tokenizer_path);
+  if (!found.empty()) return load_tokenizer(found);
+  if (is_gguf(model_path)) {
+    GgufTokenizerData t = read_gguf_tokenizer(model_path);
+    if (t.model != "llama" || t.scores.size() != t.tokens.size() || t.bos_id != 1 || t.eos_id != 2)
+      throw Error(model_path + ": its embedded \"" + t.model +
+                  "\" tokenizer cannot be used yet (pass --tokenizer PATH)");
+    std::vector<std::string> pieces;
+    for (const auto& p : t.tokens) pieces.push_back(replace_all(p, "\xe2\x96\x81", " "));
+    return std::make_unique<Llama2cTokenizer>(std::move(pieces), t.scores, model_path);
+  }
+  throw Error(model_path + ": no tokenizer found beside the model (pass --tokenizer PATH)");
+}
+
+GgufTokenizerData gguf_tokenizer_for_model(const std::string& model_path,
+                                           const std::string& tokenizer_path,
+                                           const ModelConfig& config) {
+  const std::string found = resolve_tokenizer(model_path, tokenizer_path);
+  if (found.empty()) {
+    if (is_gguf(model_path)) return read_gguf_tokenizer(model_path);
+    throw Error(model_path + ": no tokenizer found beside the model (pass --tokenizer PATH)");
+  }
+  if (fs::is_directory(found) || fs::path(found).extension() == ".json")
+    return from_tokenizer_json(find_hf_tokenizer_json(found), config);
+  return from_llama2c(found);
+}
+
+}  // namespace hone
