@@ -1,5 +1,7 @@
 #include "recipes/model_tokenizer.h"
 
+#include <stdlib.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -110,6 +112,94 @@ GgufTokenizerData from_tokenizer_json(const std::string& path, const ModelConfig
   return d;
 }
 
+// The split regexes llama.cpp's pre-tokenizer names stand for (as in the models' own
+// tokenizer.json files): Llama 3 groups up to three digits, Qwen2/Qwen3 one.
+const char* split_regex_for(const std::string& pre) {
+  if (pre == "llama-bpe" || pre == "llama3")
+    return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+           "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  if (pre == "qwen2")
+    return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+           "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  return nullptr;
+}
+
+// A GGUF "gpt2" (byte-level BPE) vocabulary as a Hugging Face tokenizer: the tokenizer.json it
+// stands for is written to a private temporary folder, loaded, and removed.
+std::unique_ptr<Tokenizer> hf_tokenizer_from_gguf(const GgufTokenizerData& t,
+                                                  const std::string& source) {
+  const char* regex = split_regex_for(t.pre);
+  if (!regex)
+    throw Error(source + ": GGUF pre-tokenizer \"" + t.pre +
+                "\" is not known to hone (pass --tokenizer PATH)");
+  // (A plain json object for the vocabulary: ordered_json looks keys up linearly.)
+  nlohmann::json vocab = nlohmann::json::object();
+  nlohmann::ordered_json added = nlohmann::ordered_json::array();
+  for (size_t id = 0; id < t.tokens.size(); ++id) {
+    const int32_t type = id < t.token_types.size() ? t.token_types[id] : 1;
+    if (type == 3 || type == 4)
+      added.push_back({{"id", id},
+                       {"content", t.tokens[id]},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", type == 4},
+                       {"special", type == 3}});
+    else if (type != 5)
+      vocab[t.tokens[id]] = id;
+  }
+  const nlohmann::ordered_json byte_level = {{"type", "ByteLevel"},
+                                             {"add_prefix_space", false},
+                                             {"trim_offsets", false},
+                                             {"use_regex", false}};
+  nlohmann::ordered_json j = {
+      {"version", "1.0"},
+      {"added_tokens", added},
+      {"normalizer", t.pre == "qwen2" ? nlohmann::ordered_json{{"type", "NFC"}}
+                                      : nlohmann::ordered_json(nullptr)},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"},
+           {"pattern", {{"Regex", regex}}},
+           {"behavior", "Isolated"},
+           {"invert", false}},
+          byte_level}}}},
+      {"post_processor", byte_level},
+      {"decoder", byte_level},
+      {"model",
+       {{"type", "BPE"},
+        {"ignore_merges", t.pre == "llama-bpe"},
+        {"byte_fallback", false},
+        {"fuse_unk", false},
+        {"vocab", vocab},
+        {"merges", t.merges}}}};
+  nlohmann::ordered_json cfg = {{"clean_up_tokenization_spaces", false},
+                                {"add_bos_token", t.add_bos.value_or(false)},
+                                {"add_eos_token", t.add_eos.value_or(false)}};
+  auto content = [&](int64_t id) {
+    return id >= 0 && static_cast<size_t>(id) < t.tokens.size() ? t.tokens[id] : std::string();
+  };
+  if (t.bos_id >= 0) cfg["bos_token"] = content(t.bos_id);
+  if (t.eos_id >= 0) cfg["eos_token"] = content(t.eos_id);
+  if (t.pad_id >= 0) cfg["pad_token"] = content(t.pad_id);
+  if (!t.chat_template.empty()) cfg["chat_template"] = t.chat_template;
+
+  std::string dir = (fs::temp_directory_path() / "hone-gguf-tok-XXXXXX").string();
+  if (!mkdtemp(dir.data())) throw Error(source + ": cannot create a temporary folder");
+  try {
+    std::ofstream(dir + "/tokenizer.json") << j.dump();
+    std::ofstream(dir + "/tokenizer_config.json") << cfg.dump();
+    auto tok = std::make_unique<HfTokenizer>(dir + "/tokenizer.json");
+    fs::remove_all(dir);
+    return tok;
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    throw;
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> tokenizer_for_model(const std::string& model_path,
@@ -118,6 +208,7 @@ std::unique_ptr<Tokenizer> tokenizer_for_model(const std::string& model_path,
   if (!found.empty()) return load_tokenizer(found);
   if (is_gguf(model_path)) {
     GgufTokenizerData t = read_gguf_tokenizer(model_path);
+    if (t.model == "gpt2") return hf_tokenizer_from_gguf(t, model_path);
     if (t.model != "llama" || t.scores.size() != t.tokens.size() || t.bos_id != 1 || t.eos_id != 2)
       throw Error(model_path + ": its embedded \"" + t.model +
                   "\" tokenizer cannot be used yet (pass --tokenizer PATH)");

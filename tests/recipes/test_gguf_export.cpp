@@ -2,10 +2,14 @@
 // stories260K.gguf, and a GGUF round trip through the CLI that generates the golden text.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "common.h"
 #include "data/hf_tokenizer.h"
 #include "hone_process.h"
 #include "model/io/gguf.h"
+#include "model/random_weights.h"
 #include "recipes/model_tokenizer.h"
 #include "tmpdir.h"
 #include "train_helpers.h"
@@ -72,3 +76,44 @@ TEST(GgufExport, ExportedGgufCarriesItsTokenizerAndGeneratesTheGoldenText) {
   EXPECT_EQ(again.status, 1);
   EXPECT_NE(again.out.find("--force"), std::string::npos) << again.out;
 }
+
+// A GGUF whose vocabulary is byte-level BPE ("gpt2", as llama.cpp stores Llama 3 and Qwen) loads
+// as a tokenizer that encodes every fixture text exactly as the original tokenizer.json does.
+class GgufGpt2Tokenizer : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GgufGpt2Tokenizer, EncodesLikeTheOriginal) {
+  const std::string name = GetParam();
+  HONE_REQUIRE_SHARED(dir, "tokenizers/" + name);
+  HONE_REQUIRE_SHARED(texts, "fixtures/tokenizer/texts.jsonl");
+  ModelConfig cfg;
+  cfg.model_type = name == "qwen3" ? "qwen3" : "llama";
+  cfg.architecture = name == "qwen3" ? "Qwen3ForCausalLM" : "LlamaForCausalLM";
+  cfg.qk_norm = name == "qwen3";
+  cfg.hidden_size = 16;
+  cfg.intermediate_size = 32;
+  cfg.num_layers = 1;
+  cfg.num_heads = 2;
+  cfg.num_kv_heads = 1;
+  cfg.head_dim = 8;
+  cfg.vocab_size = name == "qwen3" ? 151936 : 128256;
+  cfg.tie_word_embeddings = true;
+  test::TempDir tmp;
+  const std::string gguf = tmp.file("m.gguf");
+  const GgufTokenizerData data = gguf_tokenizer_for_model("/nonexistent", dir, cfg);
+  write_gguf_model(gguf, cfg, random_weights(cfg, 1), GgmlType::F32, &data);
+  auto from_gguf = tokenizer_for_model(gguf, "");
+  HfTokenizer original(dir + "/tokenizer.json");
+  std::ifstream in(texts);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    const std::string text = nlohmann::json::parse(line)["text"].get<std::string>();
+    ASSERT_EQ(from_gguf->encode(text, false, false), original.encode(text, false, false)) << text;
+    ++n;
+  }
+  EXPECT_GT(n, 40);
+  EXPECT_EQ(from_gguf->bos_id(), original.bos_id());
+  EXPECT_EQ(from_gguf->eos_id(), original.eos_id());
+}
+
+INSTANTIATE_TEST_SUITE_P(Tokenizers, GgufGpt2Tokenizer, ::testing::Values("llama3", "qwen3"));
