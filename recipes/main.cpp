@@ -7,6 +7,7 @@
 
 #include "autograd/error.h"
 #include "autograd/kernels/blas.h"
+#include "recipes/data_inspect.h"
 #include "recipes/generate.h"
 #include "recipes/inspect.h"
 #include "recipes/merge_export.h"
@@ -98,6 +99,16 @@ int main(int argc, char** argv) {
                  "gguf: tokenizer to embed (default: the model's)");
   ex->add_flag("--force", export_opt.force, "Replace an existing output");
 
+  std::string inspect_recipe;
+  std::vector<std::string> inspect_overrides;
+  auto* data_cmd = app.add_subcommand("data", "Look at a recipe's training data");
+  auto* di = data_cmd->add_subcommand("inspect",
+                                      "Token counts, truncation, length histogram, one example "
+                                      "with the masked part marked");
+  di->add_option("recipe", inspect_recipe, "Recipe file (YAML)")->required();
+  di->add_option("overrides", inspect_overrides, "key.path=value overrides of the recipe");
+  data_cmd->require_subcommand(1);
+
   std::string tok_path;
   bool tok_lines = false, tok_special = false;
   auto* tk = app.add_subcommand("tokenize", "Print the token ids of text on stdin as JSON");
@@ -142,6 +153,8 @@ int main(int argc, char** argv) {
                                                              : hone::run_export(export_opt);
       std::cerr << "hone: wrote " << m.out << " (" << m.tensors << " tensors, " << m.merged_tensors
                 << " with an adapter folded in)\n";
+    } else if (data_cmd->got_subcommand("inspect")) {
+      hone::run_data_inspect(inspect_recipe, inspect_overrides, std::cout);
     } else if (app.got_subcommand("tokenize")) {
       return hone::run_tokenize(tok_path, tok_lines, tok_special, std::cin, std::cout);
     } else if (app.got_subcommand("detokenize")) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,10 +22,16 @@ struct ModelRecipe {
 };
 
 struct DataRecipe {
-  std::string train;          // required: a file, a folder of .txt/.md files, or a glob
-  std::string val;            // "" = none (or split off with val_fraction)
-  double val_fraction = 0.0;  // [0, 1); exclusive with val
-  std::string format = "text";
+  std::string train;            // required: a file, a folder of .txt/.md files, or a glob
+  std::string val;              // "" = none (or split off with val_fraction)
+  double val_fraction = 0.0;    // [0, 1); exclusive with val
+  std::string format = "text";  // text | completion | alpaca | chat
+  // Record key of each logical field (completion: prompt, completion; alpaca: instruction,
+  // input, output; chat: messages, role, content); unnamed fields keep their logical name.
+  std::map<std::string, std::string> fields;
+  std::string train_on = "completions";  // completions (assistant turns) | all
+  std::string chat_template;             // "" = the model's own; else llama3|chatml|llama2|mistral
+  std::string on_bad_line = "error";     // error (stop at file:line) | skip (count and go on)
   int64_t seq_len = 512;
   bool packing = true;
   uint64_t shuffle_seed = 0;  // defaults to training.seed when not given

@@ -2,6 +2,7 @@
 // rules on the final values. The defaults themselves live in recipe.h's member initialisers.
 #include <algorithm>
 
+#include "data/instruct_dataset.h"
 #include "recipes/recipe_parse.h"
 
 namespace hone::recipe_detail {
@@ -91,6 +92,26 @@ const std::vector<Section>& schema() {
             "val_fraction", [](RecipeConfig & c) -> auto& { return c.data.val_fraction; }),
         string_field(
             "format", [](RecipeConfig & c) -> auto& { return c.data.format; }),
+        {"fields",
+         [](RecipeConfig& c, const YAML::Node& n, const Reader& r) {
+           // A mapping logical-field: record-key; null or {} clears it.
+           if (Reader::is_null(n)) return c.data.fields.clear();
+           if (!n.IsMap())
+             return r.expected("a mapping of field names, e.g. {prompt: question}", n);
+           std::map<std::string, std::string> m;
+           for (const auto& kv : n) {
+             if (!kv.first.IsScalar() || !kv.second.IsScalar())
+               return r.expected("a mapping of field names to record keys", n);
+             m[kv.first.Scalar()] = kv.second.Scalar();
+           }
+           c.data.fields = m;
+         }},
+        string_field(
+            "train_on", [](RecipeConfig & c) -> auto& { return c.data.train_on; }),
+        string_field(
+            "chat_template", [](RecipeConfig & c) -> auto& { return c.data.chat_template; }),
+        string_field(
+            "on_bad_line", [](RecipeConfig & c) -> auto& { return c.data.on_bad_line; }),
         int_field(
             "seq_len", [](RecipeConfig & c) -> auto& { return c.data.seq_len; }),
         bool_field(
@@ -249,7 +270,28 @@ void validate(const RecipeConfig& c, Diagnostics& d) {
         "must be in [0, 1) (got " + num(c.data.val_fraction) + ")");
   if (!c.data.val.empty() && c.data.val_fraction > 0)
     d.raw(file + ": data: val and val_fraction are both set; set only one");
-  one_of(d, "data.format", c.data.format, {"text"});
+  one_of(d, "data.format", c.data.format, {"text", "completion", "alpaca", "chat"});
+  one_of(d, "data.train_on", c.data.train_on, {"completions", "all"});
+  one_of(d, "data.on_bad_line", c.data.on_bad_line, {"error", "skip"});
+  if (!c.data.chat_template.empty())
+    one_of(d, "data.chat_template", c.data.chat_template,
+           {"llama3", "chatml", "llama2", "mistral"});
+  if (c.data.format == "text") {
+    if (!c.data.fields.empty())
+      d.error("data.fields", "only completion, alpaca and chat data have fields (format is text)");
+  } else {
+    const std::vector<std::string> names = instruct_field_names(c.data.format);
+    for (const auto& [logical, key] : c.data.fields) {
+      if (std::find(names.begin(), names.end(), logical) == names.end())
+        d.error("data.fields", "unknown field " + quote(logical) + " for format " + c.data.format +
+                                   did_you_mean(logical, names) + "; expected " +
+                                   join(names, ", "));
+      else if (key.empty())
+        d.error("data.fields", "field " + quote(logical) + " maps to an empty key");
+    }
+  }
+  if (!c.data.chat_template.empty() && c.data.format != "chat")
+    d.error("data.chat_template", "only used with format chat (format is " + c.data.format + ")");
   check(c.data.seq_len > 0, "data.seq_len", "must be > 0 (got " + inum(c.data.seq_len) + ")");
 
   const auto& t = c.training;

@@ -88,6 +88,11 @@ std::string to_yaml(const RecipeConfig& c) {
     return s + "]";
   };
   auto b = [](bool v) { return v ? "true" : "false"; };
+  auto fields = [](const std::map<std::string, std::string>& m) {
+    std::string s;
+    for (const auto& [k, v] : m) s += (s.empty() ? "" : ", ") + yq(k) + ": " + yq(v);
+    return s;
+  };
   auto opt = [](const std::optional<int64_t>& v) { return v ? inum(*v) : std::string("null"); };
   y << "# hone recipe, resolved: every key with its value, defaults included\n";
   y << "model:\n"
@@ -107,6 +112,10 @@ std::string to_yaml(const RecipeConfig& c) {
     << "  val: " << yq(c.data.val) << "\n"
     << "  val_fraction: " << num(c.data.val_fraction) << "\n"
     << "  format: " << yq(c.data.format) << "\n"
+    << "  fields: {" << fields(c.data.fields) << "}\n"
+    << "  train_on: " << yq(c.data.train_on) << "\n"
+    << "  chat_template: " << yq(c.data.chat_template) << "\n"
+    << "  on_bad_line: " << yq(c.data.on_bad_line) << "\n"
     << "  seq_len: " << c.data.seq_len << "\n"
     << "  packing: " << b(c.data.packing) << "\n"
     << "  shuffle_seed: " << c.data.shuffle_seed << "\n"

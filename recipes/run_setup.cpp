@@ -1,8 +1,11 @@
 #include "recipes/run_setup.h"
 
 #include <filesystem>
+#include <iostream>
 #include <sstream>
 
+#include "data/instruct_dataset.h"
+#include "recipes/data_inspect.h"
 #include "recipes/model_tokenizer.h"
 
 namespace hone {
@@ -61,21 +64,40 @@ void load_base(Run& run) {
 
 void load_data(Run& run) {
   const RecipeConfig& cfg = run.cfg;
-  TextDataOptions o;
-  o.train = cfg.data.train;
-  o.val = cfg.data.val;
-  o.val_fraction = cfg.data.val_fraction;
-  o.seq_len = cfg.data.seq_len;
-  o.add_bos = cfg.data.add_bos;
-  o.add_eos = cfg.data.add_eos;
   if (cfg.data.seq_len > run.model_config.max_position_embeddings)
     throw Error(cfg.source + ": data.seq_len: " + std::to_string(cfg.data.seq_len) +
                 " exceeds the model's context of " +
                 std::to_string(run.model_config.max_position_embeddings));
-  run.data = load_text_data(o, *run.tokenizer);
   std::ostringstream id;
-  id << "seq_len " << cfg.data.seq_len << " train " << run.data.train.size() << " windows fnv "
-     << std::hex << fnv1a(run.data.train);
+  if (cfg.data.format == "text") {
+    TextDataOptions o;
+    o.train = cfg.data.train;
+    o.val = cfg.data.val;
+    o.val_fraction = cfg.data.val_fraction;
+    o.seq_len = cfg.data.seq_len;
+    o.add_bos = cfg.data.add_bos;
+    o.add_eos = cfg.data.add_eos;
+    run.data = load_text_data(o, *run.tokenizer);
+    id << "seq_len " << cfg.data.seq_len << " train " << run.data.train.size() << " windows fnv "
+       << std::hex << fnv1a(run.data.train);
+  } else {
+    // completion | alpaca | chat: JSONL records, loss-masked, packed or padded.
+    InstructStats stats;
+    run.data = load_instruct_data(instruct_data_options(cfg, recipe_tokenizer_path(cfg)),
+                                  *run.tokenizer, &stats);
+    if (stats.bad_lines > 0) {
+      std::cerr << "hone: data.train: skipped " << stats.bad_lines
+                << " bad lines (data.on_bad_line: skip), first: " << stats.bad_line_messages[0]
+                << "\n";
+    }
+    if (stats.truncated > 0 || stats.no_targets > 0) {
+      std::cerr << "hone: data: " << stats.truncated << " of " << stats.records
+                << " records truncated to seq_len + 1 tokens, " << stats.no_targets
+                << " dropped with no target left\n";
+    }
+    id << "format " << cfg.data.format << " seq_len " << cfg.data.seq_len << " train "
+       << run.data.train.size() << " windows fnv " << std::hex << fnv1a(run.data.train);
+  }
   run.data_id = id.str();
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -549,4 +550,122 @@ TEST(RecipeConfigs, Stories260kShakespeareValues) {
                         {"training.max_steps=10", "optimizer.lr=1e-3", "scheduler.warmup_steps=2"});
   EXPECT_EQ(o.training.max_steps, 10);
   EXPECT_EQ(o.optimizer.lr, 1e-3);
+}
+
+TEST(RecipeData, InstructionKeysDefaultsAndValues) {
+  RecipeConfig d = parse(kMinimal);
+  EXPECT_TRUE(d.data.fields.empty());
+  EXPECT_EQ(d.data.train_on, "completions");
+  EXPECT_EQ(d.data.chat_template, "");
+  EXPECT_EQ(d.data.on_bad_line, "error");
+
+  RecipeConfig c = parse(R"(
+model: {path: m.bin}
+data:
+  train: qa.jsonl
+  format: completion
+  fields: {prompt: question, completion: answer}
+  train_on: all
+  on_bad_line: skip
+  packing: false
+output: {dir: out}
+)");
+  EXPECT_EQ(c.data.format, "completion");
+  EXPECT_EQ(c.data.fields,
+            (std::map<std::string, std::string>{{"prompt", "question"}, {"completion", "answer"}}));
+  EXPECT_EQ(c.data.train_on, "all");
+  EXPECT_EQ(c.data.on_bad_line, "skip");
+  EXPECT_FALSE(c.data.packing);
+
+  RecipeConfig chat = parse(kMinimal, {"data.format=chat", "data.chat_template=chatml",
+                                       "data.fields={messages: conversations}"});
+  EXPECT_EQ(chat.data.chat_template, "chatml");
+  EXPECT_EQ(chat.data.fields.at("messages"), "conversations");
+  // null clears the mapping.
+  EXPECT_TRUE(parse(kMinimal, {"data.format=chat", "data.fields={messages: m}", "data.fields=null"})
+                  .data.fields.empty());
+}
+
+TEST(RecipeData, InstructionKeysErrors) {
+  std::string msg = error_of(kMinimal, {"data.format=alpacca"});
+  EXPECT_TRUE(has_line(msg,
+                       "override data.format=alpacca: must be one of text, completion, alpaca, "
+                       "chat (got \"alpacca\") (did you mean \"alpaca\"?)"))
+      << msg;
+  msg = error_of(kMinimal, {"data.train_on=completion"});
+  EXPECT_TRUE(has_line(msg,
+                       "override data.train_on=completion: must be one of completions, all (got "
+                       "\"completion\") (did you mean \"completions\"?)"))
+      << msg;
+  msg = error_of(kMinimal, {"data.on_bad_line=ignore"});
+  EXPECT_TRUE(has_line(
+      msg, "override data.on_bad_line=ignore: must be one of error, skip (got \"ignore\")"))
+      << msg;
+  msg = error_of(kMinimal, {"data.format=chat", "data.chat_template=llama"});
+  EXPECT_TRUE(has_line(msg,
+                       "override data.chat_template=llama: must be one of llama3, chatml, llama2, "
+                       "mistral (got \"llama\") (did you mean \"llama3\"?)"))
+      << msg;
+  msg = error_of(kMinimal, {"data.format=alpaca", "data.chat_template=llama3"});
+  EXPECT_TRUE(has_line(msg,
+                       "override data.chat_template=llama3: only used with format chat (format "
+                       "is alpaca)"))
+      << msg;
+
+  // Fields: names checked against the format, in the file's error style.
+  msg = error_of(R"(
+model: {path: m.bin}
+data:
+  train: a.jsonl
+  format: alpaca
+  fields: {instrution: q, output: ""}
+output: {dir: out}
+)");
+  EXPECT_TRUE(has_line(msg,
+                       "recipe.yaml: data.fields: unknown field \"instrution\" for format alpaca "
+                       "(did you mean \"instruction\"?); expected instruction, input, output"))
+      << msg;
+  EXPECT_TRUE(has_line(msg, "recipe.yaml: data.fields: field \"output\" maps to an empty key"))
+      << msg;
+  msg = error_of(kMinimal, {"data.fields={prompt: q}"});
+  EXPECT_TRUE(has_line(msg,
+                       "override data.fields={prompt: q}: only completion, alpaca and chat data "
+                       "have fields (format is text)"))
+      << msg;
+  msg = error_of(kMinimal, {"data.format=completion", "data.fields=[a, b]"});
+  EXPECT_TRUE(has_line(msg,
+                       "override data.fields=[a, b]: expected a mapping of field names, e.g. "
+                       "{prompt: question}, got a list"))
+      << msg;
+  msg = error_of(kMinimal, {"data.formt=chat"});
+  EXPECT_TRUE(has_line(msg, "override data.formt=chat: unknown key (did you mean \"format\"?)"))
+      << msg;
+}
+
+TEST(RecipeData, InstructionKeysRoundTrip) {
+  RecipeConfig c =
+      parse(kMinimal, {"data.format=chat", "data.chat_template=llama3",
+                       "data.fields={messages: conv, content: \"text body\"}", "data.train_on=all",
+                       "data.on_bad_line=skip", "data.packing=false"});
+  std::string y = hone::to_yaml(c);
+  EXPECT_NE(y.find("  fields: {content: \"text body\", messages: conv}\n"), std::string::npos) << y;
+  RecipeConfig back = hone::parse_recipe(y, "resolved.yaml", "/elsewhere", {});
+  EXPECT_TRUE(back == c) << y;
+  EXPECT_EQ(hone::to_yaml(back), y);
+  RecipeConfig d = parse(kMinimal);
+  EXPECT_NE(hone::to_yaml(d).find("  fields: {}\n"), std::string::npos);
+  EXPECT_TRUE(hone::parse_recipe(hone::to_yaml(d), "resolved.yaml", "/", {}) == d);
+  back.data.fields["role"] = "from";
+  EXPECT_FALSE(back == c);
+}
+
+TEST(RecipeConfigs, Gsm8kStories260kValues) {
+  RecipeConfig c =
+      hone::load_recipe((repo_dir() / "recipes/configs/gsm8k-stories260k.yaml").string());
+  EXPECT_EQ(c.data.format, "alpaca");
+  EXPECT_EQ(c.data.train_on, "completions");
+  EXPECT_EQ(c.data.train,
+            (repo_dir().parent_path() / "shared/corpora/gsm8k/train_alpaca.jsonl").string());
+  EXPECT_GT(c.data.val_fraction, 0.0);
+  EXPECT_EQ(c.training.max_steps, 200);
 }
