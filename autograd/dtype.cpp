@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/error.h"
+#include "autograd/kernels/quant.h"
 
 namespace hone {
 
@@ -20,8 +21,16 @@ size_t dtype_size(DType t) {
       return 4;
     case DType::I64:
       return 8;
+    case DType::Q8_0:
+      return kernels::kQ8Bytes;
+    case DType::Q4_0:
+      return kernels::kQ4Bytes;
   }
   return 0;
+}
+
+int64_t dtype_block(DType t) {
+  return is_quantized(t) ? kernels::kQBlock : 1;
 }
 
 const char* dtype_name(DType t) {
@@ -38,6 +47,10 @@ const char* dtype_name(DType t) {
       return "I32";
     case DType::I64:
       return "I64";
+    case DType::Q8_0:
+      return "Q8_0";
+    case DType::Q4_0:
+      return "Q4_0";
   }
   return "?";
 }
@@ -137,6 +150,21 @@ void convert_to(const void* src, DType from, Out* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = static_cast<Out>(s[i]);
       return;
     }
+    case DType::Q8_0:
+    case DType::Q4_0: {
+      if (n % kernels::kQBlock != 0)
+        throw Error(std::string("cannot convert ") + std::to_string(n) + " values of " +
+                    dtype_name(from) + ": not a multiple of its block of 32");
+      auto* s = static_cast<const uint8_t*>(src);
+      const size_t bs = dtype_size(from);
+      for (size_t b = 0; b < n / kernels::kQBlock; ++b) {
+        if (from == DType::Q8_0)
+          kernels::dequantize_block_q8_0(s + b * bs, dst + b * kernels::kQBlock);
+        else
+          kernels::dequantize_block_q4_0(s + b * bs, dst + b * kernels::kQBlock);
+      }
+      return;
+    }
   }
 }
 }  // namespace
@@ -166,6 +194,21 @@ void convert_from_f32(const float* src, void* dst, DType to, size_t n) {
     case DType::F16: {
       auto* d = static_cast<uint16_t*>(dst);
       for (size_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+      return;
+    }
+    case DType::Q8_0:
+    case DType::Q4_0: {
+      if (n % kernels::kQBlock != 0)
+        throw Error(std::string("cannot quantize ") + std::to_string(n) + " values to " +
+                    dtype_name(to) + ": not a multiple of its block of 32");
+      auto* d = static_cast<uint8_t*>(dst);
+      const size_t bs = dtype_size(to);
+      for (size_t b = 0; b < n / kernels::kQBlock; ++b) {
+        if (to == DType::Q8_0)
+          kernels::quantize_block_q8_0(src + b * kernels::kQBlock, d + b * bs);
+        else
+          kernels::quantize_block_q4_0(src + b * kernels::kQBlock, d + b * bs);
+      }
       return;
     }
     default:

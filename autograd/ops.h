@@ -3,8 +3,8 @@
 //
 // Compute dtype is F32 (training) or F64 (gradient checks); every op's output has the compute
 // dtype of its activation input. Frozen weights (a Var with requires_grad=false) may be stored
-// as F32, BF16 or F16 and are converted on the fly; a weight that requires grad must have the
-// compute dtype. Shapes use N for rows (batch*seq flattened), C for features.
+// as F32, BF16, F16, Q8_0 or Q4_0 and are converted on the fly; a weight that requires grad must
+// have the compute dtype. Shapes use N for rows (batch*seq flattened), C for features.
 #pragma once
 
 #include <cstdint>

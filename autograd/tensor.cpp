@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "autograd/block_cache.h"
+#include "autograd/kernels/quant.h"  // kQBlock only: tensor.cpp links without kernels/
 
 namespace hone {
 
@@ -16,6 +17,18 @@ std::string shape_str(const Shape& s) {
   return o.str();
 }
 
+namespace {
+
+// A block dtype packs 32 values of a row together: the last dimension must hold whole blocks.
+void check_blocks(DType t, const Shape& s) {
+  if (dtype_block(t) == 1) return;
+  if (s.empty() || s.back() % dtype_block(t) != 0)
+    throw Error(std::string(dtype_name(t)) + " tensor of shape " + shape_str(s) +
+                ": the last dimension must be a multiple of " + std::to_string(dtype_block(t)));
+}
+
+}  // namespace
+
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) {
@@ -26,6 +39,7 @@ int64_t shape_numel(const Shape& s) {
 }
 
 Tensor Tensor::empty(DType t, Shape shape) {
+  check_blocks(t, shape);
   Tensor r;
   r.dtype_ = t;
   r.dtype_set_ = true;
@@ -45,6 +59,7 @@ Tensor Tensor::zeros(DType t, Shape shape) {
 }
 
 Tensor Tensor::external(DType t, Shape shape, void* data, std::shared_ptr<void> owner) {
+  check_blocks(t, shape);
   Tensor r;
   r.dtype_ = t;
   r.dtype_set_ = true;
@@ -75,6 +90,7 @@ int64_t Tensor::dim(int i) const {
 Tensor Tensor::view(Shape shape) const {
   if (shape_numel(shape) != numel_)
     throw Error("cannot view " + shape_str(shape_) + " as " + shape_str(shape));
+  check_blocks(dtype_, shape);
   Tensor r = *this;
   r.shape_ = std::move(shape);
   return r;
@@ -88,7 +104,7 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
   int64_t row = shape_[0] ? numel_ / shape_[0] : 0;
   r.shape_[0] = end - begin;
   r.numel_ = row * (end - begin);
-  r.data_ = static_cast<char*>(data_) + begin * row * dtype_size(dtype_);
+  r.data_ = static_cast<char*>(data_) + dtype_nbytes(dtype_, begin * row);
   return r;
 }
 
@@ -100,18 +116,16 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(DType t) const {
   if (t == dtype_) return clone();
+  // Between two non-f32 types (e.g. BF16 -> Q8_0) go through f32.
+  if (t != DType::F32 && t != DType::F64 && dtype_ != DType::F32) return to(DType::F32).to(t);
   Tensor r = empty(t, shape_);
   size_t n = static_cast<size_t>(numel_);
-  if (t == DType::F32) {
+  if (t == DType::F32)
     convert_to_f32(data_, dtype_, r.data<float>(), n);
-  } else if (t == DType::F64) {
+  else if (t == DType::F64)
     convert_to_f64(data_, dtype_, r.data<double>(), n);
-  } else if (dtype_ == DType::F32) {
+  else
     convert_from_f32(data<float>(), r.data_, t, n);
-  } else {
-    Tensor f = to(DType::F32);
-    convert_from_f32(f.data<float>(), r.data_, t, n);
-  }
   return r;
 }
 
@@ -135,6 +149,14 @@ double Tensor::item(int64_t i) const {
       return static_cast<const int32_t*>(data_)[i];
     case DType::I64:
       return static_cast<double>(static_cast<const int64_t*>(data_)[i]);
+    case DType::Q8_0:
+    case DType::Q4_0: {
+      float block[kernels::kQBlock];
+      convert_to_f32(static_cast<const char*>(data_) +
+                         dtype_nbytes(dtype_, i / kernels::kQBlock * kernels::kQBlock),
+                     dtype_, block, kernels::kQBlock);
+      return block[i % kernels::kQBlock];
+    }
   }
   return 0;
 }

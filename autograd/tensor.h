@@ -1,5 +1,7 @@
 // A dense row-major tensor: dtype, shape and a view into a shared buffer.
 // The buffer may be owned memory or a memory-mapped file (kept alive by `owner`).
+// Block dtypes (Q8_0, Q4_0) store 32 consecutive values per block, so their last dimension must be
+// a multiple of 32; numel() counts values, nbytes() the blocks' bytes.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +34,7 @@ class Tensor {
   int ndim() const { return static_cast<int>(shape_.size()); }
   int64_t dim(int i) const;  // negative i counts from the end
   int64_t numel() const { return numel_; }
-  size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
+  size_t nbytes() const { return dtype_nbytes(dtype_, numel_); }
 
   void* raw() { return data_; }
   const void* raw() const { return data_; }
@@ -52,7 +54,7 @@ class Tensor {
   // Rows [begin, end) along dim 0, sharing storage.
   Tensor slice0(int64_t begin, int64_t end) const;
   Tensor clone() const;
-  // Converting copy (float types only; same dtype gives a clone).
+  // Converting copy (float and block types; same dtype gives a clone). To Q8_0/Q4_0 quantizes.
   Tensor to(DType t) const;
   void fill_zero();
   // Element i as double, whatever the dtype (slow; for tests and inspection).

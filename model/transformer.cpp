@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "autograd/kernels/quant.h"
+
 namespace hone {
 
 namespace {
@@ -13,8 +15,16 @@ const Tensor& need(const std::map<std::string, Tensor>& ts, const std::string& n
 }
 
 // Projection/embedding weights in the requested storage dtype; a no-op view when it matches.
+// Q8_0/Q4_0 blocks run along rows, so a weight whose rows are not whole blocks (e.g. a down_proj
+// with intermediate size 172) keeps 16-bit storage: BF16.
 Var frozen_weight(const Tensor& t, DType dtype) {
-  return Var(t.dtype() == dtype ? t : t.to(dtype), false);
+  if (t.dtype() == dtype) return Var(t, false);
+  if (!is_quantized(dtype)) return Var(t.to(dtype), false);
+  if (t.ndim() < 1 || t.dim(-1) % kernels::kQBlock != 0) return Var(t.to(DType::BF16), false);
+  const Tensor f = t.dtype() == DType::F32 ? t : t.to(DType::F32);
+  Tensor q = Tensor::empty(dtype, f.shape());
+  kernels::quantize(f.data<float>(), q.raw(), dtype, f.numel());  // parallel over blocks
+  return Var(std::move(q), false);
 }
 
 // Norm weights and biases are tiny: kept in the compute dtype (F64 for whole-model checks, else
@@ -29,7 +39,7 @@ Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Ten
                          DType weight_dtype)
     : cfg_(cfg) {
   if (weight_dtype != DType::F32 && weight_dtype != DType::BF16 && weight_dtype != DType::F16 &&
-      weight_dtype != DType::F64)
+      weight_dtype != DType::F64 && !is_quantized(weight_dtype))
     throw Error(std::string("model: unsupported weight dtype ") + dtype_name(weight_dtype));
   const DType compute = weight_dtype == DType::F64 ? DType::F64 : DType::F32;
   compute_ = compute;
@@ -181,6 +191,21 @@ int64_t Transformer::num_parameters() const {
   for (const Block& b : blocks_) {
     n += b.input_norm.value().numel() + b.post_norm.value().numel();
     if (b.q_norm.defined()) n += b.q_norm.value().numel() + b.k_norm.value().numel();
+    n += lin(b.q_proj) + lin(b.k_proj) + lin(b.v_proj) + lin(b.o_proj) + lin(b.gate_proj) +
+         lin(b.up_proj) + lin(b.down_proj);
+  }
+  return n;
+}
+
+size_t Transformer::nbytes() const {
+  size_t n = embed_.value().nbytes() + final_norm_.value().nbytes();
+  if (!cfg_.tie_word_embeddings) n += lm_head_.value().nbytes();
+  auto lin = [](const std::unique_ptr<Linear>& p) {
+    return p->weight().value().nbytes() + (p->bias().defined() ? p->bias().value().nbytes() : 0);
+  };
+  for (const Block& b : blocks_) {
+    n += b.input_norm.value().nbytes() + b.post_norm.value().nbytes();
+    if (b.q_norm.defined()) n += b.q_norm.value().nbytes() + b.k_norm.value().nbytes();
     n += lin(b.q_proj) + lin(b.k_proj) + lin(b.v_proj) + lin(b.o_proj) + lin(b.gate_proj) +
          lin(b.up_proj) + lin(b.down_proj);
   }

@@ -39,8 +39,9 @@ struct KVCache {
 class Transformer {
  public:
   // tensors: HF names, HF layout (as load_model_files returns). `weight_dtype` is the storage of
-  // the frozen projection and embedding weights (F32, BF16 or F16; compute is F32, and norms and
-  // biases stay F32). F64 makes the whole model compute in double: for reference checks only.
+  // the frozen projection and embedding weights: F32, BF16, F16, or Q8_0/Q4_0 quantized at load
+  // (a weight whose rows are not a multiple of 32 long then stays BF16). Compute is F32; norms
+  // and biases stay F32. F64 makes the whole model compute in double: for reference checks only.
   Transformer(const ModelConfig& cfg, const std::map<std::string, Tensor>& tensors,
               DType weight_dtype = DType::F32);
 
@@ -65,6 +66,8 @@ class Transformer {
   const std::vector<Block>& blocks() const { return blocks_; }
   // Frozen base parameter count.
   int64_t num_parameters() const;
+  // Bytes the frozen base occupies as stored (what weight_dtype saves), counted once when tied.
+  size_t nbytes() const;
 
  private:
   Var block_forward(Tape* t, const Var& x, const Block& blk, const std::vector<int32_t>& pos,

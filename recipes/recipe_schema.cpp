@@ -236,7 +236,7 @@ void validate(const RecipeConfig& c, Diagnostics& d) {
   const std::string& file = d.file();
 
   required(c.model.path, "model.path", "the base model: HF folder, .safetensors or llama2.c .bin");
-  one_of(d, "model.dtype", c.model.dtype, {"f32", "bf16", "f16"});
+  one_of(d, "model.dtype", c.model.dtype, {"f32", "bf16", "f16", "q8_0", "q4_0"});
 
   const auto& l = c.lora;
   check(l.rank > 0, "lora.rank", "must be > 0 (got " + inum(l.rank) + ")");

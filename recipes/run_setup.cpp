@@ -36,7 +36,9 @@ DType weight_dtype_from(const std::string& s) {
   if (s == "f32") return DType::F32;
   if (s == "bf16") return DType::BF16;
   if (s == "f16") return DType::F16;
-  throw Error("model.dtype: expected f32, bf16 or f16 (got \"" + s + "\")");
+  if (s == "q8_0") return DType::Q8_0;
+  if (s == "q4_0") return DType::Q4_0;
+  throw Error("model.dtype: expected f32, bf16, f16, q8_0 or q4_0 (got \"" + s + "\")");
 }
 
 void load_base(Run& run) {

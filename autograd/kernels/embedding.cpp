@@ -2,6 +2,7 @@
 
 #include "autograd/error.h"
 #include "autograd/kernels/parallel.h"
+#include "autograd/kernels/quant.h"
 
 namespace hone::kernels {
 
@@ -21,7 +22,7 @@ void convert_row(const void* src, DType from, int64_t C, T* dst) {
 template <class T>
 void embedding_fwd(int64_t N, int64_t C, const void* table, DType table_dtype, const int32_t* ids,
                    T* out) {
-  const size_t row_bytes = static_cast<size_t>(C) * dtype_size(table_dtype);
+  const size_t row_bytes = dtype_nbytes(table_dtype, C);  // Q8_0/Q4_0: C % 32 == 0
   parallel_rows(N, grain_for(C), [&](int64_t lo, int64_t hi) {
     for (int64_t n = lo; n < hi; ++n)
       convert_row(static_cast<const char*>(table) + static_cast<size_t>(ids[n]) * row_bytes,
@@ -57,6 +58,10 @@ void embedding_fwd_ref(int64_t N, int64_t C, const void* table, DType table_dtyp
           break;
         case DType::F16:
           v = f16_to_f32(static_cast<const uint16_t*>(table)[i]);
+          break;
+        case DType::Q8_0:
+        case DType::Q4_0:
+          v = dequantize_value_ref(table, table_dtype, i);
           break;
         default:
           throw Error(std::string("embedding: table dtype ") + dtype_name(table_dtype));

@@ -7,7 +7,8 @@
 
 namespace hone::kernels {
 
-// out (N, C) = table[ids] converted to T; table (V, C) stored as F32, F64, BF16 or F16.
+// out (N, C) = table[ids] converted to T; table (V, C) stored as F32, F64, BF16, F16, or Q8_0 /
+// Q4_0 (C a multiple of 32).
 // ids must be in [0, V) (checked by the op).
 template <class T>
 void embedding_fwd(int64_t N, int64_t C, const void* table, DType table_dtype, const int32_t* ids,

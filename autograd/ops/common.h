@@ -29,15 +29,16 @@ inline void require_compute(const char* op, const char* name, const Var& v) {
     fail(op, desc(name, v) + ": expected F32 or F64 (the compute dtype)");
 }
 
-// A weight: with requires_grad it must have the compute dtype; frozen it may be F32/F64/BF16/F16.
+// A weight: with requires_grad it must have the compute dtype; frozen it may be
+// F32/F64/BF16/F16 or quantized Q8_0/Q4_0.
 inline void require_weight(const char* op, const char* name, const Var& w, DType compute) {
   require_defined(op, name, w);
   DType d = w.dtype();
   if (w.requires_grad() && d != compute)
     fail(op, desc(name, w) + " requires grad, so it must have the compute dtype " +
                  dtype_name(compute));
-  if (d != DType::F32 && d != DType::F64 && d != DType::BF16 && d != DType::F16)
-    fail(op, desc(name, w) + ": weights must be F32, F64, BF16 or F16");
+  if (d != DType::F32 && d != DType::F64 && d != DType::BF16 && d != DType::F16 && !is_quantized(d))
+    fail(op, desc(name, w) + ": weights must be F32, F64, BF16, F16, Q8_0 or Q4_0");
 }
 
 inline void require_same(const char* op, const Var& a, const Var& b) {

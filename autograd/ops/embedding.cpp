@@ -1,5 +1,5 @@
-// embedding: gather rows of the table (any float storage); backward scatter-adds into the table's
-// gradient. Saves the ids.
+// embedding: gather rows of the table (any float storage, or quantized Q8_0/Q4_0); backward
+// scatter-adds into the table's gradient. Saves the ids.
 #include "autograd/kernels/embedding.h"
 
 #include <memory>

@@ -1,4 +1,5 @@
-// linear: y = x·Wᵀ + b, with frozen W possibly stored as BF16/F16 (converted block by block).
+// linear: y = x·Wᵀ + b, with frozen W possibly stored as BF16/F16 or quantized as Q8_0/Q4_0
+// (converted / dequantized tile by tile of rows, then one gemm per tile).
 #include <algorithm>
 #include <vector>
 
@@ -30,13 +31,13 @@ void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn) {
   const int64_t rows =
       std::max<int64_t>(1, std::min(out, kWorkspaceElems / std::max<int64_t>(in, 1)));
   if (ws.size() < static_cast<size_t>(rows * in)) ws.resize(static_cast<size_t>(rows * in));
-  const size_t esz = dtype_size(W.dtype());
   const char* src = static_cast<const char*>(W.raw());
   for (int64_t o0 = 0; o0 < out; o0 += rows) {
     const int64_t o1 = std::min(out, o0 + rows);
     T* dst = ws.data();
     kernels::parallel_rows(o1 - o0, kernels::grain_for(in), [&](int64_t lo, int64_t hi) {
-      const void* s = src + static_cast<size_t>((o0 + lo) * in) * esz;
+      // Q8_0/Q4_0 rows hold whole blocks (in % 32 == 0), so a row starts at a block.
+      const void* s = src + dtype_nbytes(W.dtype(), (o0 + lo) * in);
       const size_t n = static_cast<size_t>((hi - lo) * in);
       if constexpr (std::is_same_v<T, float>)
         convert_to_f32(s, W.dtype(), dst + lo * in, n);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <set>
 
+#include "autograd/kernels/quant.h"
 #include "model/io/atomic_file.h"
 #include "model/io/mapped_file.h"
 
@@ -91,8 +92,7 @@ struct Cursor {
     uint64_t n = get<uint64_t>(what + " length");
     if (n > left())
       fail(path, what + " at byte " + std::to_string(at) + ": string length " + std::to_string(n) +
-                     " runs past the end of the file (" + std::to_string(left()) +
-                     " bytes left)");
+                     " runs past the end of the file (" + std::to_string(left()) + " bytes left)");
     std::string s(reinterpret_cast<const char*>(p + pos), static_cast<size_t>(n));
     pos += n;
     return s;
@@ -136,8 +136,7 @@ GgufValue read_value(Cursor& c, GgufValueType t, const std::string& key, int dep
       break;
     case GgufValueType::Bool: {
       uint8_t b = c.get<uint8_t>(what);
-      if (b > 1)
-        fail(c.path, what + ": bool value " + std::to_string(b) + " (must be 0 or 1)");
+      if (b > 1) fail(c.path, what + ": bool value " + std::to_string(b) + " (must be 0 or 1)");
       v.u = b;
       break;
     }
@@ -177,19 +176,32 @@ std::string show_ne(const std::vector<int64_t>& ne) {
 
 const char* gguf_value_type_name(GgufValueType t) {
   switch (t) {
-    case GgufValueType::U8: return "UINT8";
-    case GgufValueType::I8: return "INT8";
-    case GgufValueType::U16: return "UINT16";
-    case GgufValueType::I16: return "INT16";
-    case GgufValueType::U32: return "UINT32";
-    case GgufValueType::I32: return "INT32";
-    case GgufValueType::F32: return "FLOAT32";
-    case GgufValueType::Bool: return "BOOL";
-    case GgufValueType::String: return "STRING";
-    case GgufValueType::Array: return "ARRAY";
-    case GgufValueType::U64: return "UINT64";
-    case GgufValueType::I64: return "INT64";
-    case GgufValueType::F64: return "FLOAT64";
+    case GgufValueType::U8:
+      return "UINT8";
+    case GgufValueType::I8:
+      return "INT8";
+    case GgufValueType::U16:
+      return "UINT16";
+    case GgufValueType::I16:
+      return "INT16";
+    case GgufValueType::U32:
+      return "UINT32";
+    case GgufValueType::I32:
+      return "INT32";
+    case GgufValueType::F32:
+      return "FLOAT32";
+    case GgufValueType::Bool:
+      return "BOOL";
+    case GgufValueType::String:
+      return "STRING";
+    case GgufValueType::Array:
+      return "ARRAY";
+    case GgufValueType::U64:
+      return "UINT64";
+    case GgufValueType::I64:
+      return "INT64";
+    case GgufValueType::F64:
+      return "FLOAT64";
   }
   return "?";
 }
@@ -197,16 +209,16 @@ const char* gguf_value_type_name(GgufValueType t) {
 const GgmlTypeInfo* ggml_type_info(uint32_t id) {
   // Block sizes and bytes per block from ggml's type traits.
   static const GgmlTypeInfo table[40] = {
-      {"F32", 1, 4},       {"F16", 1, 2},        {"Q4_0", 32, 18},     {"Q4_1", 32, 20},
-      {nullptr, 0, 0},     {nullptr, 0, 0},      {"Q5_0", 32, 22},     {"Q5_1", 32, 24},
-      {"Q8_0", 32, 34},    {"Q8_1", 32, 36},     {"Q2_K", 256, 84},    {"Q3_K", 256, 110},
-      {"Q4_K", 256, 144},  {"Q5_K", 256, 176},   {"Q6_K", 256, 210},   {"Q8_K", 256, 292},
+      {"F32", 1, 4},        {"F16", 1, 2},       {"Q4_0", 32, 18},     {"Q4_1", 32, 20},
+      {nullptr, 0, 0},      {nullptr, 0, 0},     {"Q5_0", 32, 22},     {"Q5_1", 32, 24},
+      {"Q8_0", 32, 34},     {"Q8_1", 32, 36},    {"Q2_K", 256, 84},    {"Q3_K", 256, 110},
+      {"Q4_K", 256, 144},   {"Q5_K", 256, 176},  {"Q6_K", 256, 210},   {"Q8_K", 256, 292},
       {"IQ2_XXS", 256, 66}, {"IQ2_XS", 256, 74}, {"IQ3_XXS", 256, 98}, {"IQ1_S", 256, 50},
-      {"IQ4_NL", 32, 18},  {"IQ3_S", 256, 110},  {"IQ2_S", 256, 82},   {"IQ4_XS", 256, 136},
-      {"I8", 1, 1},        {"I16", 1, 2},        {"I32", 1, 4},        {"I64", 1, 8},
-      {"F64", 1, 8},       {"IQ1_M", 256, 56},   {"BF16", 1, 2},       {nullptr, 0, 0},
-      {nullptr, 0, 0},     {nullptr, 0, 0},      {"TQ1_0", 256, 54},   {"TQ2_0", 256, 66},
-      {nullptr, 0, 0},     {nullptr, 0, 0},      {nullptr, 0, 0},      {"MXFP4", 32, 17},
+      {"IQ4_NL", 32, 18},   {"IQ3_S", 256, 110}, {"IQ2_S", 256, 82},   {"IQ4_XS", 256, 136},
+      {"I8", 1, 1},         {"I16", 1, 2},       {"I32", 1, 4},        {"I64", 1, 8},
+      {"F64", 1, 8},        {"IQ1_M", 256, 56},  {"BF16", 1, 2},       {nullptr, 0, 0},
+      {nullptr, 0, 0},      {nullptr, 0, 0},     {"TQ1_0", 256, 54},   {"TQ2_0", 256, 66},
+      {nullptr, 0, 0},      {nullptr, 0, 0},     {nullptr, 0, 0},      {"MXFP4", 32, 17},
   };
   if (id >= 40 || !table[id].name) return nullptr;
   return &table[id];
@@ -422,8 +434,8 @@ GgufFile read_gguf(const std::string& path) {
     fail(path, "tensor count " + std::to_string(n_tensors) + " is impossible in a file of " +
                    std::to_string(c.size) + " bytes");
   if (n_kv > c.left() / 13)
-    fail(path, "metadata key/value count " + std::to_string(n_kv) +
-                   " is impossible in a file of " + std::to_string(c.size) + " bytes");
+    fail(path, "metadata key/value count " + std::to_string(n_kv) + " is impossible in a file of " +
+                   std::to_string(c.size) + " bytes");
   if (n_tensors * 24 + n_kv * 13 > c.left())
     fail(path, "tensor count " + std::to_string(n_tensors) + " and metadata count " +
                    std::to_string(n_kv) + " do not fit in a file of " + std::to_string(c.size) +
@@ -443,8 +455,8 @@ GgufFile read_gguf(const std::string& path) {
   }
   if (const GgufValue* a = f.find("general.alignment")) {
     if (a->type != GgufValueType::U32)
-      fail(path, std::string("general.alignment: expected UINT32, got ") +
-                     gguf_value_type_name(a->type));
+      fail(path,
+           std::string("general.alignment: expected UINT32, got ") + gguf_value_type_name(a->type));
     if (a->u == 0 || (a->u & (a->u - 1)) != 0)
       fail(path, "general.alignment " + std::to_string(a->u) + " is not a power of two");
     f.alignment = a->u;
@@ -478,16 +490,16 @@ GgufFile read_gguf(const std::string& path) {
     if (!ti) fail(path, tn + ": unknown ggml type " + std::to_string(type));
     t.type = static_cast<GgmlType>(type);
     if (t.ne[0] % ti->block != 0)
-      fail(path, tn + ": ne[0] = " + std::to_string(t.ne[0]) + " is not a multiple of " +
-                     ti->name + "'s block size " + std::to_string(ti->block));
+      fail(path, tn + ": ne[0] = " + std::to_string(t.ne[0]) + " is not a multiple of " + ti->name +
+                     "'s block size " + std::to_string(ti->block));
     // numel / block * bytes cannot overflow: bytes per element <= 8 and numel < 2^63... check.
     if (__builtin_mul_overflow(static_cast<uint64_t>(numel / ti->block),
                                static_cast<uint64_t>(ti->bytes), &t.nbytes))
       fail(path, tn + ": dims " + show_ne(t.ne) + " overflow the byte size");
     t.offset = c.get<uint64_t>(tn + " offset");
     if (t.offset % f.alignment != 0)
-      fail(path, tn + ": offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
-                     std::to_string(f.alignment));
+      fail(path, tn + ": offset " + std::to_string(t.offset) +
+                     " is not a multiple of the alignment " + std::to_string(f.alignment));
     if (!f.tensor_index_.emplace(t.name, f.tensors.size()).second)
       fail(path, "duplicate tensor name \"" + t.name + "\"");
     f.tensors.push_back(std::move(t));
@@ -523,31 +535,14 @@ GgufFile read_gguf(const std::string& path) {
   return f;
 }
 
+// One implementation of the block formats: autograd/kernels/quant.h (inline, so this file still
+// links on its own in the sanitizer test).
 void quantize_q8_0(const float* src, uint8_t* dst, int64_t n) {
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const float* x = src + b * 32;
-    uint8_t* out = dst + b * 34;
-    float amax = 0;
-    for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(x[k]));
-    const float d = amax / 127.0f;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    const uint16_t dh = f32_to_f16(d);
-    std::memcpy(out, &dh, 2);
-    for (int k = 0; k < 32; ++k) {
-      const float q = std::round(x[k] * id);
-      out[2 + k] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f)));
-    }
-  }
+  for (int64_t b = 0; b < n / 32; ++b) kernels::quantize_block_q8_0(src + b * 32, dst + b * 34);
 }
 
 void dequantize_q8_0(const uint8_t* src, float* dst, int64_t n) {
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const uint8_t* in = src + b * 34;
-    uint16_t dh;
-    std::memcpy(&dh, in, 2);
-    const float d = f16_to_f32(dh);
-    for (int k = 0; k < 32; ++k) dst[b * 32 + k] = static_cast<int8_t>(in[2 + k]) * d;
-  }
+  for (int64_t b = 0; b < n / 32; ++b) kernels::dequantize_block_q8_0(src + b * 34, dst + b * 32);
 }
 
 Tensor gguf_tensor(const GgufFile& file, const GgufTensorInfo& info) {
@@ -594,17 +589,39 @@ void check_value(const std::string& path, const std::string& key, const GgufValu
 void put_value(std::string& out, const GgufValue& v) {
   auto put = [&](const auto& x) { out.append(reinterpret_cast<const char*>(&x), sizeof x); };
   switch (v.type) {
-    case GgufValueType::U8: put(static_cast<uint8_t>(v.u)); break;
-    case GgufValueType::I8: put(static_cast<int8_t>(v.i)); break;
-    case GgufValueType::U16: put(static_cast<uint16_t>(v.u)); break;
-    case GgufValueType::I16: put(static_cast<int16_t>(v.i)); break;
-    case GgufValueType::U32: put(static_cast<uint32_t>(v.u)); break;
-    case GgufValueType::I32: put(static_cast<int32_t>(v.i)); break;
-    case GgufValueType::U64: put(static_cast<uint64_t>(v.u)); break;
-    case GgufValueType::I64: put(static_cast<int64_t>(v.i)); break;
-    case GgufValueType::F32: put(static_cast<float>(v.f)); break;
-    case GgufValueType::F64: put(static_cast<double>(v.f)); break;
-    case GgufValueType::Bool: put(static_cast<uint8_t>(v.u ? 1 : 0)); break;
+    case GgufValueType::U8:
+      put(static_cast<uint8_t>(v.u));
+      break;
+    case GgufValueType::I8:
+      put(static_cast<int8_t>(v.i));
+      break;
+    case GgufValueType::U16:
+      put(static_cast<uint16_t>(v.u));
+      break;
+    case GgufValueType::I16:
+      put(static_cast<int16_t>(v.i));
+      break;
+    case GgufValueType::U32:
+      put(static_cast<uint32_t>(v.u));
+      break;
+    case GgufValueType::I32:
+      put(static_cast<int32_t>(v.i));
+      break;
+    case GgufValueType::U64:
+      put(static_cast<uint64_t>(v.u));
+      break;
+    case GgufValueType::I64:
+      put(static_cast<int64_t>(v.i));
+      break;
+    case GgufValueType::F32:
+      put(static_cast<float>(v.f));
+      break;
+    case GgufValueType::F64:
+      put(static_cast<double>(v.f));
+      break;
+    case GgufValueType::Bool:
+      put(static_cast<uint8_t>(v.u ? 1 : 0));
+      break;
     case GgufValueType::String:
       put(static_cast<uint64_t>(v.s.size()));
       out += v.s;
@@ -652,8 +669,7 @@ void write_gguf(const std::string& path, const GgufMetadata& metadata,
     if (t.name.empty() || t.name.size() > kMaxTensorName)
       fail(path, tn + ": name must be 1 to " + std::to_string(kMaxTensorName) + " bytes");
     if (!names.insert(t.name).second) fail(path, "duplicate tensor name \"" + t.name + "\"");
-    if (!t.values.defined() || t.values.ndim() < 1 || t.values.ndim() > 4 ||
-        t.values.numel() == 0)
+    if (!t.values.defined() || t.values.ndim() < 1 || t.values.ndim() > 4 || t.values.numel() == 0)
       fail(path, tn + ": must have 1 to 4 non-empty dimensions");
     if (t.type != GgmlType::F32 && t.type != GgmlType::F16 && t.type != GgmlType::BF16 &&
         t.type != GgmlType::Q8_0)

@@ -260,9 +260,10 @@ training:
   EXPECT_TRUE(has_line(msg, "recipe.yaml: optimizer.lr: expected a number, got \"fast\"")) << msg;
   EXPECT_TRUE(has_line(msg, "recipe.yaml: optimizer.betas: beta2 must be in [0, 1) (got 1.5)"))
       << msg;
-  EXPECT_TRUE(has_line(msg,
-                       "recipe.yaml: model.dtype: must be one of f32, bf16, f16 (got \"fp16\") "
-                       "(did you mean \"f16\"?)"))
+  EXPECT_TRUE(
+      has_line(msg,
+               "recipe.yaml: model.dtype: must be one of f32, bf16, f16, q8_0, q4_0 (got \"fp16\") "
+               "(did you mean \"f16\"?)"))
       << msg;
   EXPECT_TRUE(has_line(msg,
                        "recipe.yaml: model.path: required key missing (the base model: HF "

@@ -1,0 +1,229 @@
+// Q8_0 / Q4_0 block storage: the kernels against their plain-loop references on odd sizes, the
+// per-block error bounds, the Tensor accounting for block dtypes, and linear / embedding with a
+// quantized frozen weight equal to the same op on the dequantized f32 weight.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "autograd/kernels/embedding.h"
+#include "autograd/kernels/quant.h"
+#include "autograd/ops.h"
+#include "autograd/rng.h"
+
+using namespace hone;
+using namespace hone::kernels;
+
+namespace {
+
+const DType kTypes[] = {DType::Q8_0, DType::Q4_0};
+const int64_t kRows[] = {1, 3, 31, 33, 1000};
+
+// rows × (32·k) values: a per-row scale from 1e-2 to 1e2, outliers, and special blocks (all zero,
+// all equal, a negative extreme, a single non-zero) so every branch of the block code runs.
+std::vector<float> test_values(int64_t rows, int64_t cols, uint64_t seed) {
+  std::vector<float> v(static_cast<size_t>(rows * cols));
+  Rng r(seed);
+  for (int64_t i = 0; i < rows; ++i) {
+    const double s = std::pow(10.0, -2.0 + 4.0 * r.uniform());
+    for (int64_t j = 0; j < cols; ++j) v[i * cols + j] = static_cast<float>(s * r.normal());
+    if (i % 7 == 1) v[i * cols + cols / 2] = static_cast<float>(-20 * s);  // outlier
+  }
+  const int64_t nb = rows * cols / 32;
+  auto block = [&](int64_t b) { return v.data() + b * 32; };
+  if (nb > 1) std::fill(block(1), block(1) + 32, 0.0f);
+  if (nb > 2) std::fill(block(2), block(2) + 32, 0.75f);
+  if (nb > 3) {
+    std::fill(block(3), block(3) + 32, 0.0f);
+    block(3)[5] = -3.0f;
+  }
+  return v;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.item(i) - b.item(i)));
+  return m;
+}
+
+double max_abs(const Tensor& a) {
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.item(i)));
+  return m;
+}
+
+Tensor randf(Shape shape, uint64_t seed, double sd = 1.0) {
+  Tensor t = Tensor::empty(DType::F32, std::move(shape));
+  Rng r(seed);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(sd * r.normal());
+  return t;
+}
+
+}  // namespace
+
+TEST(KernelQuant, BlockSizesAndNames) {
+  EXPECT_EQ(dtype_size(DType::Q8_0), 34u);
+  EXPECT_EQ(dtype_size(DType::Q4_0), 18u);
+  EXPECT_EQ(dtype_block(DType::Q8_0), 32);
+  EXPECT_EQ(dtype_block(DType::F32), 1);
+  EXPECT_EQ(dtype_nbytes(DType::Q4_0, 64), 36u);
+  EXPECT_EQ(dtype_nbytes(DType::BF16, 64), 128u);
+  EXPECT_STREQ(dtype_name(DType::Q4_0), "Q4_0");
+  EXPECT_TRUE(is_quantized(DType::Q8_0));
+  EXPECT_FALSE(is_quantized(DType::BF16));
+}
+
+TEST(KernelQuant, QuantizeMatchesReferenceBytesOnOddSizes) {
+  for (DType t : kTypes)
+    for (int64_t rows : kRows)
+      for (int64_t k : {1, 3}) {
+        const int64_t cols = 32 * k, n = rows * cols;
+        auto x = test_values(rows, cols, 10 + rows);
+        std::vector<uint8_t> a(dtype_nbytes(t, n)), b(a.size(), 0xAB), c(a.size());
+        quantize(x.data(), a.data(), t, n);
+        quantize_ref(x.data(), b.data(), t, n);
+        convert_from_f32(x.data(), c.data(), t, static_cast<size_t>(n));  // the serial path
+        ASSERT_EQ(a, b) << dtype_name(t) << " rows " << rows << " k " << k;
+        ASSERT_EQ(a, c) << dtype_name(t) << " rows " << rows << " k " << k;
+      }
+}
+
+TEST(KernelQuant, DequantizeMatchesReferenceAndStaysWithinBlockBounds) {
+  for (DType t : kTypes)
+    for (int64_t rows : kRows)
+      for (int64_t k : {1, 3}) {
+        const int64_t cols = 32 * k, n = rows * cols;
+        auto x = test_values(rows, cols, 20 + rows);
+        std::vector<uint8_t> q(dtype_nbytes(t, n));
+        quantize(x.data(), q.data(), t, n);
+        std::vector<float> y(static_cast<size_t>(n)), y2(y.size());
+        std::vector<double> y3(y.size());
+        dequantize(q.data(), t, y.data(), n);
+        convert_to_f32(q.data(), t, y2.data(), static_cast<size_t>(n));
+        convert_to_f64(q.data(), t, y3.data(), static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) {
+          const float ref = dequantize_value_ref(q.data(), t, i);
+          ASSERT_EQ(y[i], ref) << dtype_name(t) << " rows " << rows << " i " << i;
+          ASSERT_EQ(y2[i], ref);
+          ASSERT_EQ(y3[i], static_cast<double>(ref));
+        }
+        // Per block: with d the exact scale, Q8_0 rounds to d/2, Q4_0 to |d|/2 (|d| for values
+        // clamped from +8 to +7); the f16 scale adds at most |q|·|d|·2⁻¹¹ (|q| ≤ 127 resp. 8).
+        for (int64_t b = 0; b < n / 32; ++b) {
+          float amax = 0, m = 0;
+          for (int j = 0; j < 32; ++j)
+            if (std::fabs(x[b * 32 + j]) > amax) {
+              amax = std::fabs(x[b * 32 + j]);
+              m = x[b * 32 + j];
+            }
+          const double d = t == DType::Q8_0 ? amax / 127.0 : std::fabs(m) / 8.0;
+          const double f16 = (t == DType::Q8_0 ? 127.0 : 8.0) * d * std::ldexp(1.0, -11);
+          for (int j = 0; j < 32; ++j) {
+            const double xv = x[b * 32 + j], err = std::fabs(xv - y[b * 32 + j]);
+            const bool clamped = t == DType::Q4_0 && xv * (-8.0 / m) > 7.5;
+            const double bound = (clamped ? d : d / 2) + f16 + 1e-6 * amax;
+            ASSERT_LE(err, bound) << dtype_name(t) << " block " << b << " j " << j;
+          }
+          if (amax == 0) {
+            for (int j = 0; j < 32; ++j) ASSERT_EQ(y[b * 32 + j], 0.0f);
+          }
+        }
+      }
+}
+
+TEST(KernelQuant, Q4LayoutIsGgufs) {
+  // Value j in byte j's low nibble, value j+16 in its high nibble; the extreme value maps to −8.
+  float x[32];
+  for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j - 8);
+  x[31] = -16.0f;  // so m = x[30] = 22 and d = 22/−8 = −2.75
+  uint8_t q[18];
+  quantize_block_q4_0(x, q);
+  uint16_t dh;
+  std::memcpy(&dh, q, 2);
+  EXPECT_FLOAT_EQ(f16_to_f32(dh), f16_to_f32(f32_to_f16(22.0f / -8.0f)));
+  EXPECT_EQ(q[2 + 14] >> 4, 0);   // x[30] = 22 = m -> code 0 (value −8)
+  EXPECT_EQ(q[2 + 8] & 0x0f, 8);  // x[8] = 0 -> code 8
+  EXPECT_EQ(q[2 + 15] >> 4, 14);  // x[31] = −16 -> 5.8 + 8 = 13.8 -> 14
+  float y[32];
+  dequantize_block_q4_0(q, y);
+  EXPECT_FLOAT_EQ(y[30], 8 * 2.75f);
+}
+
+TEST(TensorQuant, BlockAccountingSlicesViewsAndConversions) {
+  for (DType t : kTypes) {
+    Tensor f = randf({5, 64}, 3);
+    Tensor q = f.to(t);
+    EXPECT_EQ(q.numel(), 320);
+    EXPECT_EQ(q.nbytes(), 10 * dtype_size(t));
+    Tensor back = q.to(DType::F32);
+    for (int64_t i = 0; i < q.numel(); ++i) {
+      ASSERT_EQ(q.item(i), back.item(i));
+      ASSERT_EQ(back.data<float>()[i], dequantize_value_ref(q.raw(), t, i));
+    }
+    Tensor s = q.slice0(2, 4);
+    EXPECT_EQ(s.nbytes(), 4 * dtype_size(t));
+    EXPECT_EQ(static_cast<const char*>(s.raw()) - static_cast<const char*>(q.raw()),
+              static_cast<std::ptrdiff_t>(4 * dtype_size(t)));
+    EXPECT_EQ(s.item(0), back.item(128));
+    EXPECT_EQ(q.view({10, 32}).nbytes(), q.nbytes());
+    EXPECT_THROW(q.view({20, 16}), Error);  // rows must hold whole blocks
+    EXPECT_THROW(Tensor::empty(t, {3, 33}), Error);
+    EXPECT_THROW(Tensor::empty(t, {}), Error);
+    // Via f64 and bf16 the values round-trip the same way.
+    EXPECT_EQ(max_abs_diff(q.to(DType::F64), back), 0.0);
+    EXPECT_EQ(max_abs_diff(f.to(DType::BF16).to(t), f.to(DType::BF16).to(DType::F32).to(t)), 0.0);
+    EXPECT_EQ(max_abs_diff(q.clone(), q), 0.0);
+  }
+}
+
+TEST(OpsLinearQuant, FrozenQuantizedWeightEqualsDequantizedF32OnOddSizes) {
+  // The last case exceeds the 4M-element dequantization workspace, so W goes in two tiles.
+  struct Case {
+    int64_t N, out, in;
+  };
+  double worst = 0;
+  for (Case c : {Case{1, 1, 32}, Case{7, 9, 64}, Case{3, 33, 96}, Case{5, 1100, 4000}})
+    for (DType t : kTypes) {
+      Var wq(randf({c.out, c.in}, 81, 0.1).to(t));
+      Var wf(wq.value().to(DType::F32));
+      Var x1(randf({c.N, c.in}, 83), true), x2(x1.value().clone(), true);
+      Tape t1, t2;
+      Var y1 = linear(&t1, x1, wq), y2 = linear(&t2, x2, wf);
+      const double ey = max_abs_diff(y1.value(), y2.value()) / std::max(1.0, max_abs(y2.value()));
+      EXPECT_LE(ey, 1e-6) << dtype_name(t) << " " << c.out << "x" << c.in;
+      Tensor dy = randf(y1.shape(), 84);
+      t1.backward_from(y1, dy);
+      t2.backward_from(y2, dy);
+      const double ex = max_abs_diff(x1.grad(), x2.grad()) / std::max(1.0, max_abs(x2.grad()));
+      EXPECT_LE(ex, 1e-6) << dtype_name(t) << " " << c.out << "x" << c.in;
+      worst = std::max({worst, ey, ex});
+      EXPECT_FALSE(wq.has_grad());
+      // F64 compute dequantizes into doubles: the same as the f32 values widened.
+      Var xd(x1.value().to(DType::F64));
+      Tensor yd = linear(nullptr, xd, wq).value(), yr = linear(nullptr, xd, wf).value();
+      EXPECT_LE(max_abs_diff(yd, yr), 1e-12 * std::max(1.0, max_abs(yr)));
+    }
+  std::printf("linear(quantized W) vs linear(dequantized f32 W): max rel diff %.3g\n", worst);
+  Var trains(randf({4, 32}, 1).to(DType::Q8_0), true);  // a weight that trains must be compute
+  EXPECT_THROW(linear(nullptr, Var(randf({2, 32}, 2)), trains), Error);
+}
+
+TEST(OpsEmbeddingQuant, GatherFromQuantizedTableEqualsDequantized) {
+  for (DType t : kTypes)
+    for (int64_t C : {32, 96}) {
+      Tensor tab = randf({37, C}, 5).to(t);
+      Tensor f = tab.to(DType::F32);
+      std::vector<int32_t> ids = {0, 36, 5, 5, 17, 1, 33};
+      Tensor a = embedding(nullptr, Var(tab), ids).value();
+      Tensor b = embedding(nullptr, Var(f), ids).value();
+      EXPECT_EQ(a.dtype(), DType::F32);
+      EXPECT_EQ(max_abs_diff(a, b), 0.0) << dtype_name(t) << " C " << C;
+      std::vector<float> r(ids.size() * static_cast<size_t>(C));
+      embedding_fwd_ref<float>(static_cast<int64_t>(ids.size()), C, tab.raw(), t, ids.data(),
+                               r.data());
+      for (size_t i = 0; i < r.size(); ++i) ASSERT_EQ(a.data<float>()[i], r[i]);
+    }
+}
