@@ -211,7 +211,7 @@ class Model(torch.nn.Module):
         for blk in self.blocks:
             x = blk(x, cos, sin, mask)
         logits = F.linear(self.norm(x), self.lm_head)
-        return F.cross_entropy(logits.float().view(B * T, -1), targets.view(B * T))
+        return F.cross_entropy(logits.float().view(B * T, -1), targets.reshape(B * T))
 
 
 def main():
