@@ -2,7 +2,10 @@
 """Table of bench/compare.sh's JSON lines: best tokens/s per (config, implementation), ratios,
 MFU against the sgemm peak measured in the same run, and peak RSS.
 
-    python3 bench/compare_table.py build/bench/compare.jsonl
+    python3 bench/compare_table.py build/bench/compare.jsonl [--peak GFLOPS]
+
+--peak replaces the sgemm peak measured in the run (e.g. to re-read a run made on a loaded
+machine against a quiet-machine peak); the table says which peak it used.
 
 Model FLOPs of one LoRA training step, per token (written out in flops_per_token below):
   base      4·N_matmul            forward 2N + input gradient 2N; the frozen base gets no weight
@@ -39,7 +42,7 @@ def flops_per_token(model, seq, rank):
     return 4 * n_matmul + lora + attn, n_matmul
 
 
-def main(path):
+def main(path, peak_override=None):
     peak, best, one_thread, order = None, {}, {}, []
     with open(path) as f:
         for line in f:
@@ -63,7 +66,12 @@ def main(path):
             if impl not in best.setdefault(m, {}) or r["tokens_per_s"] > best[m][impl]["tokens_per_s"]:
                 best[m][impl] = r
 
-    print(f"sgemm peak (2048³ through hone's OpenBLAS, same run): {peak} GFLOP/s\n")
+    if peak_override:
+        print(f"sgemm peak measured in the run: {peak} GFLOP/s; MFU below uses --peak "
+              f"{peak_override} GFLOP/s\n")
+        peak = peak_override
+    else:
+        print(f"sgemm peak (2048³ through hone's OpenBLAS, same run): {peak} GFLOP/s\n")
     print("| config | " + " | ".join(f"{i} tok/s" for i in IMPLS) +
           " | hone / best tuned | hone / stock | MFU hone | MFU torch tuned fp32 |"
           " RSS hone | RSS torch tuned fp32 | RSS ratio |")
@@ -99,4 +107,10 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "build/bench/compare.jsonl")
+    args = sys.argv[1:]
+    override = None
+    if "--peak" in args:
+        i = args.index("--peak")
+        override = float(args[i + 1])
+        del args[i:i + 2]
+    main(args[0] if args else "build/bench/compare.jsonl", override)
