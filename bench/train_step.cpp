@@ -1,17 +1,25 @@
-// Forward+backward throughput of a LoRA training step (no optimizer yet), in tokens/s, for the
-// real stories260K checkpoint and for random-weight models of published shapes.
+// Throughput of a LoRA training step (forward, backward and, by default, the AdamW update), in
+// tokens/s, for the real stories260K checkpoint and for random-weight models of published shapes.
+// bench/peer_pytorch.py is the PyTorch side of the same step (bench/compare.sh runs both).
 //
-//   bench_train_step [--model stories260K|smollm2-135m] [--seq 512] [--batch 1] [--rank 16]
-//                    [--steps 5] [--warmup 1]
+//   bench_train_step [--model stories260K|smollm2-135m|qwen2.5-0.5b|llama3.2-1b] [--seq 512]
+//                    [--batch 1] [--rank 16] [--steps 5] [--warmup 1] [--optimizer adamw|none]
+//                    [--threads N] [--weight-dtype f32|bf16]
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
+
+#include <tbb/global_control.h>
 
 #include "autograd/kernels/blas.h"
 #include "lora/lora.h"
 #include "model/io/model_files.h"
 #include "model/random_weights.h"
+#include "optim/adamw.h"
 
 using namespace hone;
 
@@ -32,6 +40,43 @@ ModelConfig smollm2_135m() {
   return c;
 }
 
+// Qwen2.5-0.5B: tied, q/k/v biases, rope theta 1e6.
+ModelConfig qwen25_05b() {
+  ModelConfig c;
+  c.architecture = "Qwen2ForCausalLM";
+  c.model_type = "qwen2";
+  c.hidden_size = 896;
+  c.intermediate_size = 4864;
+  c.num_layers = 24;
+  c.num_heads = 14;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.vocab_size = 151936;
+  c.max_position_embeddings = 32768;
+  c.rope_theta = 1000000;
+  c.rms_norm_eps = 1e-6;
+  c.tie_word_embeddings = true;
+  c.attention_bias = true;
+  return c;
+}
+
+// Llama-3.2-1B: tied, rope theta 5e5 (its llama3 rope scaling only changes the frequencies, not
+// the cost, and is left out here as in bench/peer_pytorch.py).
+ModelConfig llama32_1b() {
+  ModelConfig c;
+  c.hidden_size = 2048;
+  c.intermediate_size = 8192;
+  c.num_layers = 16;
+  c.num_heads = 32;
+  c.num_kv_heads = 8;
+  c.head_dim = 64;
+  c.vocab_size = 128256;
+  c.max_position_embeddings = 131072;
+  c.rope_theta = 500000;
+  c.tie_word_embeddings = true;
+  return c;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -42,7 +87,8 @@ int main(int argc, char** argv) {
   kernels::blas_ensure_fast_kernel(argc, argv);
   std::string which = "stories260K", model_path = "data/samples/stories260K/stories260K.bin";
   int64_t seq = 512, batch = 1, rank = 16;
-  int steps = 5, warmup = 1;
+  int steps = 5, warmup = 1, threads = 0;
+  std::string optimizer = "adamw", weight_dtype = "f32";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--model")
@@ -59,10 +105,31 @@ int main(int argc, char** argv) {
       steps = std::stoi(v);
     else if (k == "--warmup")
       warmup = std::stoi(v);
+    else if (k == "--optimizer")
+      optimizer = v;
+    else if (k == "--threads")
+      threads = std::stoi(v);
+    else if (k == "--weight-dtype")
+      weight_dtype = v;
     else {
       std::fprintf(stderr, "bench_train_step: unknown option %s\n", k.c_str());
       return 2;
     }
+  }
+  if (optimizer != "adamw" && optimizer != "none") {
+    std::fprintf(stderr, "bench_train_step: --optimizer must be adamw or none\n");
+    return 2;
+  }
+  if (weight_dtype != "f32" && weight_dtype != "bf16") {
+    std::fprintf(stderr, "bench_train_step: --weight-dtype must be f32 or bf16\n");
+    return 2;
+  }
+  // One thread count for both pools: OpenBLAS's and TBB's (0 = all cores).
+  std::unique_ptr<tbb::global_control> tbb_threads;
+  if (threads > 0) {
+    kernels::set_blas_threads(threads);
+    tbb_threads = std::make_unique<tbb::global_control>(
+        tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
   }
   try {
     ModelConfig cfg;
@@ -71,19 +138,29 @@ int main(int argc, char** argv) {
       ModelFiles f = load_model_files(model_path);
       cfg = f.config;
       weights = std::move(f.tensors);
-    } else if (which == "smollm2-135m") {
-      cfg = smollm2_135m();
+    } else if (which == "smollm2-135m" || which == "qwen2.5-0.5b" || which == "llama3.2-1b") {
+      cfg = which == "smollm2-135m"   ? smollm2_135m()
+            : which == "qwen2.5-0.5b" ? qwen25_05b()
+                                      : llama32_1b();
+      cfg.validate(which);
       weights = random_weights(cfg, 1234);
     } else {
       std::fprintf(stderr, "bench_train_step: unknown model %s\n", which.c_str());
       return 2;
     }
-    Transformer model(cfg, weights);
+    Transformer model(cfg, weights, weight_dtype == "bf16" ? DType::BF16 : DType::F32);
+    weights.clear();  // the model holds its own copies (converted when bf16)
     LoraConfig lc;
     lc.rank = rank;
     lc.alpha = 2.0 * static_cast<double>(rank);
     lc.targets = {"all-linear"};
     LoraAdapters adapters(model, lc);
+    AdamWConfig oc;  // torch.optim.AdamW's defaults but lr
+    oc.lr = 1e-4;
+    oc.weight_decay = 0.01;
+    std::unique_ptr<AdamW> opt;
+    if (optimizer == "adamw")
+      opt = std::make_unique<AdamW>(adapters.values(), adapters.grads(), oc);
 
     std::vector<int32_t> ids(batch * seq), targets(batch * seq);
     Rng rng(7);
@@ -97,19 +174,24 @@ int main(int argc, char** argv) {
       adapters.zero_grad();
       Var l = model.loss(&tape, ids, targets, batch, seq);
       tape.backward(l);
+      if (opt) opt->step(oc.lr);
       double dt = seconds_since(t0);
       loss = l.value().item(0);
       if (s >= warmup) total += dt;
     }
     const double tps = static_cast<double>(batch * seq * steps) / total;
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
     std::printf(
-        "{\"model\": \"%s\", \"params\": %lld, \"lora_params\": %lld, \"batch\": %lld, \"seq\": "
-        "%lld, \"rank\": %lld, \"steps\": %d, \"sec_per_step\": %.4f, \"tokens_per_s\": %.1f, "
-        "\"loss\": %.4f, \"blas\": \"%s\"}\n",
+        "{\"impl\": \"hone\", \"model\": \"%s\", \"params\": %lld, \"lora_params\": %lld, "
+        "\"batch\": %lld, \"seq\": %lld, \"rank\": %lld, \"optimizer\": \"%s\", "
+        "\"weight_dtype\": \"%s\", \"threads\": %d, \"steps\": %d, \"sec_per_step\": %.4f, "
+        "\"tokens_per_s\": %.1f, \"loss\": %.4f, \"peak_rss_kib\": %ld, \"blas\": \"%s\"}\n",
         which.c_str(), static_cast<long long>(model.num_parameters()),
         static_cast<long long>(adapters.num_parameters()), static_cast<long long>(batch),
-        static_cast<long long>(seq), static_cast<long long>(rank), steps, total / steps, tps, loss,
-        kernels::blas_info().c_str());
+        static_cast<long long>(seq), static_cast<long long>(rank), optimizer.c_str(),
+        weight_dtype.c_str(), kernels::blas_threads(), steps, total / steps, tps, loss,
+        ru.ru_maxrss, kernels::blas_info().c_str());
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# hone against PyTorch, side by side, same machine, same run, same thread count (issue 6).
+#
+#   bash bench/compare.sh [build=build] [threads=2]
+#   CONFIGS="smollm2-135m qwen2.5-0.5b" bash bench/compare.sh build 2
+#
+# Installs python3-torch and libtcmalloc-minimal4 (Debian) when missing; `make test` never needs
+# them. Measures the sgemm peak (bench_sgemm_peak, the BLAS hone uses), then for each config runs,
+# interleaved and REPEATS times (default 2), keeping the best tokens/s of each:
+#   hone               bench_train_step (forward + backward + AdamW), f32 base
+#   torch-tuned-fp32   bench/peer_pytorch.py with OPENBLAS_CORETYPE=SkylakeX, OMP_WAIT_POLICY=PASSIVE,
+#                      LD_PRELOAD=libtcmalloc_minimal.so.4
+#   torch-tuned-bf16   the same environment, bf16 base weights + torch.autocast("cpu", bf16)
+#   torch-stock        python3-torch as Debian ships it: none of those variables set
+# plus hone at 1 thread on the SmolLM2-135M shape (1 → N threads speed-up). Every run prints one
+# JSON line; all of them go to $OUT (default build/bench/compare.jsonl), and
+# bench/compare_table.py prints the table (ratios, MFU with its FLOP formula, peak RSS).
+set -euo pipefail
+build=${1:-build}
+threads=${2:-2}
+cd "$(dirname "$0")/.."
+CONFIGS=${CONFIGS:-"stories260K smollm2-135m qwen2.5-0.5b llama3.2-1b"}
+REPEATS=${REPEATS:-2}
+OUT=${OUT:-$build/bench/compare.jsonl}
+py=/usr/bin/python3  # Debian's, where python3-torch lives (not a pyenv shim)
+
+# --- dependencies (the bench may install; the tests do not need these) -----------------------
+missing=()
+for p in python3-torch libtcmalloc-minimal4; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "compare: installing ${missing[*]}" >&2
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+tcmalloc=$(dpkg -L libtcmalloc-minimal4 | grep -m1 'libtcmalloc_minimal\.so\.4$')
+for b in bench_train_step bench_sgemm_peak; do
+  [ -x "$build/bench/$b" ] || cmake --build "$build" --target "$b" -j "$(nproc)" >&2
+done
+
+# Steps per config (hone and torch alike): "warmup steps". The big shapes take seconds a step.
+steps_for() {
+  case "$1" in
+    stories260K) echo "2 20" ;;
+    smollm2-135m) echo "1 3" ;;
+    qwen2.5-0.5b) echo "1 2" ;;
+    llama3.2-1b) echo "1 1" ;;
+    *) echo "1 2" ;;
+  esac
+}
+
+mkdir -p "$(dirname "$OUT")"
+: >"$OUT"
+emit() { echo "$1" | tee -a "$OUT"; }
+run_hone() {  # config threads warmup steps
+  emit "$("$build/bench/bench_train_step" --model "$1" --threads "$2" --warmup "$3" --steps "$4" \
+    --seq 512 --batch 1 --rank 16 --optimizer adamw)"
+}
+run_torch() {  # mode dtype config warmup steps
+  local envs=(-u OPENBLAS_CORETYPE -u OMP_WAIT_POLICY -u LD_PRELOAD OPENBLAS_NUM_THREADS="$threads")
+  if [ "$1" = tuned ]; then
+    envs+=(OPENBLAS_CORETYPE=SkylakeX OMP_WAIT_POLICY=PASSIVE LD_PRELOAD="$tcmalloc")
+  fi
+  emit "$(env "${envs[@]}" "$py" bench/peer_pytorch.py --mode "$1" --dtype "$2" --model "$3" \
+    --warmup "$4" --steps "$5" --threads "$threads" --seq 512 --batch 1 --rank 16)"
+}
+
+echo "# compare: $(date -u +%FT%TZ), threads $threads, configs: $CONFIGS" >&2
+emit "$("$build/bench/bench_sgemm_peak" 2048 10)"
+for cfg in $CONFIGS; do
+  read -r warm steps <<<"$(steps_for "$cfg")"
+  for ((r = 1; r <= REPEATS; ++r)); do
+    run_hone "$cfg" "$threads" "$warm" "$steps"
+    run_torch tuned fp32 "$cfg" "$warm" "$steps"
+    run_torch tuned bf16 "$cfg" "$warm" "$steps"
+    run_torch stock fp32 "$cfg" "$warm" "$steps"
+  done
+  if [ "$cfg" = smollm2-135m ] && [ "$threads" -gt 1 ]; then
+    run_hone "$cfg" 1 "$warm" "$steps"  # thread scaling: compared with the best run above
+  fi
+done
+"$py" bench/compare_table.py "$OUT"

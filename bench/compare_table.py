@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Table of bench/compare.sh's JSON lines: best tokens/s per (config, implementation), ratios,
+MFU against the sgemm peak measured in the same run, and peak RSS.
+
+    python3 bench/compare_table.py build/bench/compare.jsonl [--peak GFLOPS]
+
+--peak replaces the sgemm peak measured in the run (e.g. to re-read a run made on a loaded
+machine against a quiet-machine peak); the table says which peak it used.
+
+Model FLOPs of one LoRA training step, per token (written out in flops_per_token below):
+  base      4·N_matmul            forward 2N + input gradient 2N; the frozen base gets no weight
+                                  gradient. N_matmul = L·(C·Hq·D + 2·C·Hkv·D + Hq·D·C + 3·C·I) + V·C
+                                  (the LM head counts; the embedding lookup is no product)
+  LoRA      6·r·Σ(in+out)         over the 7 adapted projections of every layer: forward x·Aᵀ and
+                                  (xAᵀ)·Bᵀ = 2·r·(in+out); backward dB, d(xAᵀ), dA, dx = 4·r·(in+out)
+  attention 6·L·T·Hq·D            forward QKᵀ and P·V are 2·(2·T·D) per head per token, halved by the
+                                  causal mask (average context T/2) = 2·T·Hq·D per layer; backward
+                                  (dP, dV, dQ, dK) is twice the forward
+No credit is taken for norms, RoPE, softmax, SwiGLU, cross-entropy or the optimizer (memory-bound).
+MFU = tokens/s · flops_per_token / sgemm peak (fp32, 2048³, same run, same BLAS as hone).
+"""
+import json
+import sys
+
+# hidden C, intermediate I, layers L, heads Hq, kv heads Hkv, vocab V (head dim D = C / Hq)
+SHAPES = {
+    "stories260K": (64, 172, 5, 8, 4, 512),
+    "smollm2-135m": (576, 1536, 30, 9, 3, 49152),
+    "qwen2.5-0.5b": (896, 4864, 24, 14, 2, 151936),
+    "llama3.2-1b": (2048, 8192, 16, 32, 8, 128256),
+}
+IMPLS = ["hone", "torch-tuned-fp32", "torch-tuned-bf16", "torch-stock-fp32"]
+
+
+def flops_per_token(model, seq, rank):
+    C, I, L, H, KV, V = SHAPES[model]
+    D = C // H
+    n_matmul = L * (C * H * D + 2 * C * KV * D + H * D * C + 3 * C * I) + V * C
+    proj = [(C, H * D), (C, KV * D), (C, KV * D), (H * D, C), (C, I), (C, I), (I, C)]
+    lora = 6 * rank * L * sum(i + o for i, o in proj)
+    attn = 6 * L * seq * H * D
+    return 4 * n_matmul + lora + attn, n_matmul
+
+
+def main(path, peak_override=None):
+    peak, best, one_thread, order = None, {}, {}, []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            r = json.loads(line)
+            if r.get("bench") == "sgemm":
+                peak = r["gflops"]
+                continue
+            m = r["model"]
+            if m not in order:
+                order.append(m)
+            if r["impl"] == "hone":
+                impl = "hone"
+                if r.get("threads") == 1:
+                    one_thread[m] = r
+                    continue
+            else:
+                impl = f"torch-{r['mode']}-{r['dtype']}"
+            if impl not in best.setdefault(m, {}) or r["tokens_per_s"] > best[m][impl]["tokens_per_s"]:
+                best[m][impl] = r
+
+    if peak_override:
+        print(f"sgemm peak measured in the run: {peak} GFLOP/s; MFU below uses --peak "
+              f"{peak_override} GFLOP/s\n")
+        peak = peak_override
+    else:
+        print(f"sgemm peak (2048³ through hone's OpenBLAS, same run): {peak} GFLOP/s\n")
+    print("| config | " + " | ".join(f"{i} tok/s" for i in IMPLS) +
+          " | hone / best tuned | hone / stock | MFU hone | MFU torch tuned fp32 |"
+          " RSS hone | RSS torch tuned fp32 | RSS ratio |")
+    print("|---" * (len(IMPLS) + 8) + "|")
+    for m in order:
+        b = best.get(m, {})
+        tps = {i: b[i]["tokens_per_s"] if i in b else None for i in IMPLS}
+        r0 = b.get("hone", {})
+        fpt, _ = flops_per_token(m, r0.get("seq", 512), r0.get("rank", 16))
+        tuned = [tps[i] for i in ("torch-tuned-fp32", "torch-tuned-bf16") if tps[i]]
+        cell = lambda v, fmt="{:.1f}": "–" if v is None else fmt.format(v)  # noqa: E731
+        ratio = lambda a, c: None if not a or not c else a / c  # noqa: E731
+        mfu = lambda t: None if not t or not peak else t * fpt / 1e9 / peak * 100  # noqa: E731
+        rss = lambda i: b[i]["peak_rss_kib"] / 1024 if i in b else None  # noqa: E731
+        cols = [cell(tps[i]) for i in IMPLS]
+        cols += [cell(ratio(tps["hone"], max(tuned) if tuned else None), "{:.2f}×"),
+                 cell(ratio(tps["hone"], tps["torch-stock-fp32"]), "{:.2f}×"),
+                 cell(mfu(tps["hone"]), "{:.0f}%"), cell(mfu(tps["torch-tuned-fp32"]), "{:.0f}%"),
+                 cell(rss("hone"), "{:.0f} MiB"), cell(rss("torch-tuned-fp32"), "{:.0f} MiB"),
+                 cell(ratio(rss("hone"), rss("torch-tuned-fp32")), "{:.2f}")]
+        print(f"| {m} | " + " | ".join(cols) + " |")
+    print()
+    for m in order:
+        fpt, n = flops_per_token(m, 512, 16)
+        print(f"{m}: N_matmul = {n / 1e6:.1f} M, model FLOPs per token = {fpt / 1e9:.3f} GFLOP "
+              f"(seq 512, r 16)")
+    for m, r in one_thread.items():
+        many = best.get(m, {}).get("hone")
+        if many:
+            print(f"\nhone {m}: 1 thread {r['tokens_per_s']:.1f} tok/s, {many['threads']} threads "
+                  f"{many['tokens_per_s']:.1f} tok/s: speed-up "
+                  f"{many['tokens_per_s'] / r['tokens_per_s']:.2f}×")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    override = None
+    if "--peak" in args:
+        i = args.index("--peak")
+        override = float(args[i + 1])
+        del args[i:i + 2]
+    main(args[0] if args else "build/bench/compare.jsonl", override)
