@@ -9,15 +9,17 @@
 #include "model/sampling.h"
 #include "model/transformer.h"
 #include "recipes/model_tokenizer.h"
+#include "recipes/run_setup.h"
 
 namespace hone {
 
 namespace {
 DType parse_weight_dtype(const std::string& s) {
-  if (s == "f32") return DType::F32;
-  if (s == "bf16") return DType::BF16;
-  if (s == "f16") return DType::F16;
-  throw Error("--dtype: expected f32, bf16 or f16 (got \"" + s + "\")");
+  try {
+    return weight_dtype_from(s);
+  } catch (const Error&) {
+    throw Error("--dtype: expected f32, bf16, f16, q8_0 or q4_0 (got \"" + s + "\")");
+  }
 }
 }  // namespace
 

@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   g->add_option("--top-p", gen.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
   g->add_option("--seed", gen.seed, "Sampling seed")->capture_default_str();
-  g->add_option("--dtype", gen.weight_dtype, "Storage of the frozen weights: f32, bf16, f16")
+  g->add_option("--dtype", gen.weight_dtype,
+                "Storage of the frozen weights: f32, bf16, f16, q8_0, q4_0")
       ->capture_default_str();
 
   std::string inspect_path;
