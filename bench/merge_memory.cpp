@@ -17,6 +17,7 @@
 #include "model/io/hf_export.h"
 #include "model/io/safetensors.h"
 #include "model/random_weights.h"
+#include "model/shapes.h"
 #include "recipes/merge_export.h"
 
 using namespace hone;
@@ -24,25 +25,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ModelConfig smollm2_135m() {
-  ModelConfig c;
-  c.hidden_size = 576;
-  c.intermediate_size = 1536;
-  c.num_layers = 30;
-  c.num_heads = 9;
-  c.num_kv_heads = 3;
-  c.head_dim = 64;
-  c.vocab_size = 49152;
-  c.max_position_embeddings = 2048;
-  c.rope_theta = 100000;
-  c.tie_word_embeddings = true;
-  c.bos_token_id = 1;
-  c.eos_token_ids = {2};
-  return c;
-}
-
 void make_base(const std::string& dir) {
-  const ModelConfig cfg = smollm2_135m();
+  const ModelConfig cfg = model_shape("smollm2-135m");
   fs::create_directories(fs::path(dir) / "base");
   auto weights = random_weights(cfg, 1);
   write_safetensors((fs::path(dir) / "base" / "model.safetensors").string(), weights,

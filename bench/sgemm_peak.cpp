@@ -12,8 +12,8 @@ int main(int argc, char** argv) {
   const int64_t n = argc > 1 ? std::stoll(argv[1]) : 2048;
   const int reps = argc > 2 ? std::stoi(argv[2]) : 10;
   std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
-  hone::kernels::gemm<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
-                             c.data(), n);  // warm-up
+  hone::kernels::gemm<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(),
+                             n);  // warm-up
   auto t0 = std::chrono::steady_clock::now();
   for (int r = 0; r < reps; ++r)
     hone::kernels::gemm<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,

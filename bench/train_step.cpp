@@ -6,6 +6,7 @@
 //                    [--batch 1] [--rank 16] [--steps 5] [--warmup 1] [--optimizer adamw|none]
 //                    [--threads N] [--weight-dtype f32|bf16]
 #include <sys/resource.h>
+#include <tbb/global_control.h>
 
 #include <chrono>
 #include <cstdio>
@@ -13,69 +14,16 @@
 #include <memory>
 #include <string>
 
-#include <tbb/global_control.h>
-
 #include "autograd/kernels/blas.h"
 #include "lora/lora.h"
 #include "model/io/model_files.h"
 #include "model/random_weights.h"
+#include "model/shapes.h"
 #include "optim/adamw.h"
 
 using namespace hone;
 
 namespace {
-
-ModelConfig smollm2_135m() {
-  ModelConfig c;
-  c.hidden_size = 576;
-  c.intermediate_size = 1536;
-  c.num_layers = 30;
-  c.num_heads = 9;
-  c.num_kv_heads = 3;
-  c.head_dim = 64;
-  c.vocab_size = 49152;
-  c.max_position_embeddings = 2048;
-  c.rope_theta = 100000;
-  c.tie_word_embeddings = true;
-  return c;
-}
-
-// Qwen2.5-0.5B: tied, q/k/v biases, rope theta 1e6.
-ModelConfig qwen25_05b() {
-  ModelConfig c;
-  c.architecture = "Qwen2ForCausalLM";
-  c.model_type = "qwen2";
-  c.hidden_size = 896;
-  c.intermediate_size = 4864;
-  c.num_layers = 24;
-  c.num_heads = 14;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;
-  c.vocab_size = 151936;
-  c.max_position_embeddings = 32768;
-  c.rope_theta = 1000000;
-  c.rms_norm_eps = 1e-6;
-  c.tie_word_embeddings = true;
-  c.attention_bias = true;
-  return c;
-}
-
-// Llama-3.2-1B: tied, rope theta 5e5 (its llama3 rope scaling only changes the frequencies, not
-// the cost, and is left out here as in bench/peer_pytorch.py).
-ModelConfig llama32_1b() {
-  ModelConfig c;
-  c.hidden_size = 2048;
-  c.intermediate_size = 8192;
-  c.num_layers = 16;
-  c.num_heads = 32;
-  c.num_kv_heads = 8;
-  c.head_dim = 64;
-  c.vocab_size = 128256;
-  c.max_position_embeddings = 131072;
-  c.rope_theta = 500000;
-  c.tie_word_embeddings = true;
-  return c;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -138,15 +86,10 @@ int main(int argc, char** argv) {
       ModelFiles f = load_model_files(model_path);
       cfg = f.config;
       weights = std::move(f.tensors);
-    } else if (which == "smollm2-135m" || which == "qwen2.5-0.5b" || which == "llama3.2-1b") {
-      cfg = which == "smollm2-135m"   ? smollm2_135m()
-            : which == "qwen2.5-0.5b" ? qwen25_05b()
-                                      : llama32_1b();
+    } else {  // a published shape with random weights (model/shapes.h)
+      cfg = model_shape(which);
       cfg.validate(which);
       weights = random_weights(cfg, 1234);
-    } else {
-      std::fprintf(stderr, "bench_train_step: unknown model %s\n", which.c_str());
-      return 2;
     }
     Transformer model(cfg, weights, weight_dtype == "bf16" ? DType::BF16 : DType::F32);
     weights.clear();  // the model holds its own copies (converted when bf16)

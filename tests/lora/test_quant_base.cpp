@@ -8,6 +8,7 @@
 
 #include "lora/lora.h"
 #include "model/random_weights.h"
+#include "model/shapes.h"
 
 using namespace hone;
 
@@ -108,16 +109,7 @@ TEST(QuantBase, LoraGetsGradientsOnAQuantizedBaseAndTheBaseNone) {
 
 TEST(QuantBase, ResidentSizeOfASmolLM2ShapedBase) {
   // SmolLM2-135M's shape (tied embeddings): what the frozen base occupies at each storage dtype.
-  ModelConfig c;
-  c.hidden_size = 576;
-  c.intermediate_size = 1536;
-  c.num_layers = 30;
-  c.num_heads = 9;
-  c.num_kv_heads = 3;
-  c.head_dim = 64;
-  c.vocab_size = 49152;
-  c.max_position_embeddings = 2048;
-  c.tie_word_embeddings = true;
+  const ModelConfig c = model_shape("smollm2-135m");
   auto w = random_weights(c, 1);
   double mib[5];
   const DType types[5] = {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0};
