@@ -1,9 +1,10 @@
 #include "data/jinja/syntax.h"
 
-#include "autograd/error.h"
-
 #include <algorithm>
 #include <cstring>
+
+#include "autograd/error.h"
+#include "data/hf_text.h"
 
 namespace hone::jinja {
 
@@ -30,24 +31,8 @@ class LineMap {
   throw Error(name + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + msg);
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
 class Lexer {
@@ -93,7 +78,8 @@ class Lexer {
         size_t nl = text.find_last_of('\n');
         size_t from = nl == std::string::npos ? 0 : nl + 1;
         bool line_start = nl != std::string::npos || pos == 0 || src_[pos - 1] == '\n';
-        if (line_start && text.find_first_not_of(" \t", from) == std::string::npos) text.erase(from);
+        if (line_start && text.find_first_not_of(" \t", from) == std::string::npos)
+          text.erase(from);
       }
       push_text(pos, std::move(text));
       strip_next = false;
@@ -103,8 +89,10 @@ class Lexer {
         size_t end = src_.find("#}", p);
         if (end == std::string::npos) fail(open, "unclosed comment");
         pos = end + 2;
-        if (end > p && src_[end - 1] == '-') strip_next = true;
-        else if (opts_.trim_blocks && pos < n && src_[pos] == '\n') ++pos;
+        if (end > p && src_[end - 1] == '-')
+          strip_next = true;
+        else if (opts_.trim_blocks && pos < n && src_[pos] == '\n')
+          ++pos;
         continue;
       }
 
@@ -114,7 +102,8 @@ class Lexer {
       bool plus_end = false;
       p = lex_tag(p, block, strip_next, plus_end);
       pos = p;
-      if (block && !strip_next && !plus_end && opts_.trim_blocks && pos < n && src_[pos] == '\n') ++pos;
+      if (block && !strip_next && !plus_end && opts_.trim_blocks && pos < n && src_[pos] == '\n')
+        ++pos;
 
       // {% raw %}: everything up to {% endraw %} is text.
       if (block && out_.size() == first_token + 2 && out_[first_token].type == Tok::Name &&
@@ -130,7 +119,8 @@ class Lexer {
  private:
   size_t find_tag(size_t from) const {
     for (size_t i = from; i + 1 < src_.size(); ++i)
-      if (src_[i] == '{' && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#')) return i;
+      if (src_[i] == '{' && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#'))
+        return i;
     return std::string::npos;
   }
 
@@ -181,7 +171,8 @@ class Lexer {
         if (p + 1 < n && src_[p] == '.' && std::isdigit(static_cast<unsigned char>(src_[p + 1]))) {
           is_float = true;
           ++p;
-          while (p < n && (std::isdigit(static_cast<unsigned char>(src_[p])) || src_[p] == '_')) ++p;
+          while (p < n && (std::isdigit(static_cast<unsigned char>(src_[p])) || src_[p] == '_'))
+            ++p;
         }
         if (p < n && (src_[p] == 'e' || src_[p] == 'E')) {
           size_t q = p + 1;
@@ -206,7 +197,8 @@ class Lexer {
         for (const char* t : two)
           if (src_.compare(p, 2, t) == 0) op = t;
         if (op.empty()) {
-          if (!std::strchr("+-*/%~<>=()[]{},.:|", c)) fail(p, std::string("unexpected character '") + c + "'");
+          if (!std::strchr("+-*/%~<>=()[]{},.:|", c))
+            fail(p, std::string("unexpected character '") + c + "'");
           op = std::string(1, c);
         }
         if (op == "(" || op == "[" || op == "{") ++depth;
@@ -235,18 +227,41 @@ class Lexer {
       char e = src_[p + 1];
       p += 2;
       switch (e) {
-        case 'n': s += '\n'; break;
-        case 't': s += '\t'; break;
-        case 'r': s += '\r'; break;
-        case 'b': s += '\b'; break;
-        case 'f': s += '\f'; break;
-        case 'v': s += '\v'; break;
-        case 'a': s += '\a'; break;
-        case '0': s += '\0'; break;
-        case '\\': s += '\\'; break;
-        case '\'': s += '\''; break;
-        case '"': s += '"'; break;
-        case '\n': break;
+        case 'n':
+          s += '\n';
+          break;
+        case 't':
+          s += '\t';
+          break;
+        case 'r':
+          s += '\r';
+          break;
+        case 'b':
+          s += '\b';
+          break;
+        case 'f':
+          s += '\f';
+          break;
+        case 'v':
+          s += '\v';
+          break;
+        case 'a':
+          s += '\a';
+          break;
+        case '0':
+          s += '\0';
+          break;
+        case '\\':
+          s += '\\';
+          break;
+        case '\'':
+          s += '\'';
+          break;
+        case '"':
+          s += '"';
+          break;
+        case '\n':
+          break;
         case 'x':
         case 'u':
         case 'U': {
@@ -256,10 +271,12 @@ class Lexer {
             char h = p + k < src_.size() ? src_[p + k] : '\0';
             if (!std::isxdigit(static_cast<unsigned char>(h)))
               fail(p - 2, "truncated \\" + std::string(1, e) + " escape");
-            cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+            cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h))
+                                                     ? h - '0'
+                                                     : (std::tolower(h) - 'a' + 10));
           }
           if (cp > 0x10FFFF) fail(p - 2, "invalid \\U escape");
-          append_utf8(s, cp);
+          hftext::append_utf8(s, cp);
           p += len;
           break;
         }
@@ -313,10 +330,14 @@ class Lexer {
 
 std::string describe(const Token& t) {
   switch (t.type) {
-    case Tok::Eof: return "end of template";
-    case Tok::Text: return "template text";
-    case Tok::String: return "string literal";
-    default: return "'" + t.text + "'";
+    case Tok::Eof:
+      return "end of template";
+    case Tok::Text:
+      return "template text";
+    case Tok::String:
+      return "string literal";
+    default:
+      return "'" + t.text + "'";
   }
 }
 
@@ -337,7 +358,9 @@ class Parser {
     if (i_ + 1 < t_.size()) ++i_;
     return t;
   }
-  bool at_op(const char* op, size_t k = 0) const { return peek(k).type == Tok::Op && peek(k).text == op; }
+  bool at_op(const char* op, size_t k = 0) const {
+    return peek(k).type == Tok::Op && peek(k).text == op;
+  }
   bool at_name(const char* name, size_t k = 0) const {
     return peek(k).type == Tok::Name && peek(k).text == name;
   }
@@ -351,12 +374,16 @@ class Parser {
     next();
     return true;
   }
-  [[noreturn]] void fail(const Token& t, const std::string& msg) const { fail_at(name_, t.line, t.col, msg); }
+  [[noreturn]] void fail(const Token& t, const std::string& msg) const {
+    fail_at(name_, t.line, t.col, msg);
+  }
   void expect_op(const char* op) {
-    if (!accept_op(op)) fail(peek(), std::string("expected '") + op + "' but found " + describe(peek()));
+    if (!accept_op(op))
+      fail(peek(), std::string("expected '") + op + "' but found " + describe(peek()));
   }
   void expect(Tok type, const char* what) {
-    if (peek().type != type) fail(peek(), std::string("expected ") + what + " but found " + describe(peek()));
+    if (peek().type != type)
+      fail(peek(), std::string("expected ") + what + " but found " + describe(peek()));
     next();
   }
   void expect_block_end() { expect(Tok::BlockEnd, "'%}'"); }
@@ -399,7 +426,8 @@ class Parser {
         body.push_back(std::move(n));
       } else if (t.type == Tok::BlockBegin) {
         const Token& name = peek(1);
-        if (name.type == Tok::Name && std::find(stop.begin(), stop.end(), name.text) != stop.end()) {
+        if (name.type == Tok::Name &&
+            std::find(stop.begin(), stop.end(), name.text) != stop.end()) {
           next();
           found = next().text;
           return body;
@@ -575,8 +603,8 @@ class Parser {
     for (;;) {
       std::string op;
       const Token& t = peek();
-      if (t.type == Tok::Op && (t.text == "==" || t.text == "!=" || t.text == "<" || t.text == "<=" ||
-                                t.text == ">" || t.text == ">=")) {
+      if (t.type == Tok::Op && (t.text == "==" || t.text == "!=" || t.text == "<" ||
+                                t.text == "<=" || t.text == ">" || t.text == ">=")) {
         op = t.text;
         next();
       } else if (at_name("in")) {
@@ -686,7 +714,8 @@ class Parser {
         next();
         auto n = make(NodeKind::Literal, t);
         try {
-          n->literal = t.type == Tok::Int ? Value(static_cast<int64_t>(std::stoll(t.text))) : Value(std::stod(t.text));
+          n->literal = t.type == Tok::Int ? Value(static_cast<int64_t>(std::stoll(t.text)))
+                                          : Value(std::stod(t.text));
         } catch (const std::exception&) {
           fail(t, "number out of range: " + t.text);
         }
@@ -734,7 +763,8 @@ class Parser {
           return n;
         }
         break;
-      default: break;
+      default:
+        break;
     }
     fail(t, "unexpected " + describe(t));
   }
@@ -825,12 +855,15 @@ class Parser {
     switch (t.type) {
       case Tok::String:
       case Tok::Int:
-      case Tok::Float: return true;
+      case Tok::Float:
+        return true;
       case Tok::Name:
-        return t.text != "else" && t.text != "or" && t.text != "and" && t.text != "if" && t.text != "in" &&
-               t.text != "is" && t.text != "not";
-      case Tok::Op: return t.text == "(" || t.text == "[" || t.text == "{";
-      default: return false;
+        return t.text != "else" && t.text != "or" && t.text != "and" && t.text != "if" &&
+               t.text != "in" && t.text != "is" && t.text != "not";
+      case Tok::Op:
+        return t.text == "(" || t.text == "[" || t.text == "{";
+      default:
+        return false;
     }
   }
 
@@ -883,7 +916,8 @@ class Parser {
 
 }  // namespace
 
-std::vector<Token> tokenize(const std::string& source, const Options& opts, const std::string& name) {
+std::vector<Token> tokenize(const std::string& source, const Options& opts,
+                            const std::string& name) {
   return Lexer(source, opts, name).run();
 }
 
