@@ -148,23 +148,27 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
           const int64_t n = std::min(chunk, count - r0);
           const int64_t* rw = rows->data() + r0;
           gather_rows<T>(x.value().data<T>(), C, rw, n, xb.data());
-          chunk_logits<T>(w.value(), V, C, xb.data(), n, g.data());
           const int32_t* tg = tgt->data() + r0;
-          kernels::parallel_rows(n, kernels::grain_for(V), [&](int64_t lo, int64_t hi) {
-            for (int64_t i = lo; i < hi; ++i) {
-              T* row = g.data() + i * V;
-              const T l = L[r0 + i];
-              for (int64_t j = 0; j < V; ++j) row[j] = std::exp(row[j] - l) * scale;
-              row[tg[i]] -= scale;
-            }
-          });
-          if (dX) {
-            // dxb (n, C) = dlogits (n, V) · W (V, C), then scattered into dX's rows.
-            std::fill_n(dxb.data(), n * C, T(0));
-            for_weight_blocks<T>(w.value(), V, C, [&](int64_t o0, int64_t o1, const T* Wb) {
-              kernels::gemm<T>(false, false, n, C, o1 - o0, T(1), g.data() + o0, V, Wb, C, T(1),
-                               dxb.data(), C);
+          if (dX) std::fill_n(dxb.data(), n * C, T(0));
+          // Per tile of W (converted once per chunk): its logits, turned in place into
+          // (softmax − onehot)·scale with the saved lse, then dxb (n, C) += dlogits · W_tile.
+          for_weight_blocks<T>(w.value(), V, C, [&](int64_t o0, int64_t o1, const T* Wb) {
+            const int64_t vb = o1 - o0;
+            kernels::gemm<T>(false, true, n, vb, C, T(1), xb.data(), C, Wb, C, T(0), g.data() + o0,
+                             V);
+            kernels::parallel_rows(n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
+              for (int64_t i = lo; i < hi; ++i) {
+                T* row = g.data() + i * V;
+                const T l = L[r0 + i];
+                for (int64_t j = o0; j < o1; ++j) row[j] = std::exp(row[j] - l) * scale;
+                if (tg[i] >= o0 && tg[i] < o1) row[tg[i]] -= scale;
+              }
             });
+            if (dX)
+              kernels::gemm<T>(false, false, n, C, vb, T(1), g.data() + o0, V, Wb, C, T(1),
+                               dxb.data(), C);
+          });
+          if (dX) {  // scattered into dX's rows
             kernels::parallel_rows(n, kernels::grain_for(C), [&](int64_t lo, int64_t hi) {
               for (int64_t i = lo; i < hi; ++i) {
                 T* d = dX + rw[i] * C;
