@@ -74,6 +74,14 @@ Var embedding(Tape* t, const Var& table, const std::vector<int32_t>& ids);
 Var cross_entropy(Tape* t, const Var& logits, const std::vector<int32_t>& targets,
                   int32_t ignore_index = -100);
 
+// cross_entropy(linear(x, W), targets) fused and chunked over rows: the (N, V) logits never
+// exist. x (N, C) — leading dims flattened; W (V, C), frozen in any storage linear accepts, or
+// requiring grad (then dW too). Logits of at most chunk_rows non-ignored rows live at once (a
+// (chunk_rows, V) scratch); saves x and one log-sum-exp per row, and the backward recomputes
+// each chunk's logits (one more x·Wᵀ than the unfused pair). Same semantics as cross_entropy.
+Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector<int32_t>& targets,
+                          int32_t ignore_index = -100, int64_t chunk_rows = 256);
+
 // Inverted dropout: keeps each element with probability 1-p and scales it by 1/(1-p).
 // The mask is drawn from rng sequentially (deterministic whatever the thread count).
 Var dropout(Tape* t, const Var& x, double p, Rng& rng);
