@@ -110,8 +110,8 @@ Var Transformer::block_forward(Tape* t, const Var& x, const Block& blk,
   return add(t, x1, blk.down_proj->forward(t, m));
 }
 
-Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
-                         const std::vector<int32_t>* segment_start) const {
+Var Transformer::hidden(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
+                        const std::vector<int32_t>* segment_start) const {
   if (static_cast<int64_t>(ids.size()) != batch * seq)
     throw Error("forward: " + std::to_string(ids.size()) + " ids for batch " +
                 std::to_string(batch) + " x seq " + std::to_string(seq));
@@ -128,33 +128,23 @@ Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch
   Var x = embedding(t, embed_, ids);  // (N, C)
   for (int64_t l = 0; l < cfg_.num_layers; ++l)
     x = block_forward(t, x, blocks_[l], pos, batch, segment_start, nullptr, static_cast<int>(l));
-  x = rmsnorm(t, x, final_norm_, cfg_.rms_norm_eps);
-  return linear(t, x, lm_head_);  // (N, V)
+  return rmsnorm(t, x, final_norm_, cfg_.rms_norm_eps);  // (N, C)
+}
+
+Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
+                         const std::vector<int32_t>* segment_start) const {
+  return linear(t, hidden(t, ids, batch, seq, segment_start), lm_head_);  // (N, V)
 }
 
 Var Transformer::loss(Tape* t, const std::vector<int32_t>& ids, const std::vector<int32_t>& targets,
                       int64_t batch, int64_t seq, const std::vector<int32_t>* segment_start) const {
-  // forward() up to the final norm, then the LM head fused with the cross-entropy so the
-  // (B*T, V) logits (and their gradient) never exist: lm_head_cross_entropy keeps one
-  // (256, V) chunk at a time. Equal to cross_entropy(forward(...), targets).
-  if (static_cast<int64_t>(ids.size()) != batch * seq)
-    throw Error("forward: " + std::to_string(ids.size()) + " ids for batch " +
-                std::to_string(batch) + " x seq " + std::to_string(seq));
-  for (int32_t id : ids)
-    if (id < 0 || id >= cfg_.vocab_size)
-      throw Error("forward: token id " + std::to_string(id) + " outside vocabulary of " +
-                  std::to_string(cfg_.vocab_size));
-  if (segment_start && segment_start->size() != ids.size())
-    throw Error("forward: segment_start has " + std::to_string(segment_start->size()) +
-                " entries for " + std::to_string(ids.size()) + " tokens");
-  std::vector<int32_t> pos(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i)
-    pos[i] = static_cast<int32_t>(i % seq) - (segment_start ? (*segment_start)[i] : 0);
-  Var x = embedding(t, embed_, ids);  // (N, C)
-  for (int64_t l = 0; l < cfg_.num_layers; ++l)
-    x = block_forward(t, x, blocks_[l], pos, batch, segment_start, nullptr, static_cast<int>(l));
-  x = rmsnorm(t, x, final_norm_, cfg_.rms_norm_eps);
-  return lm_head_cross_entropy(t, x, lm_head_, targets);
+  Var x = hidden(t, ids, batch, seq, segment_start);  // (N, C)
+  // When the (N, V) logits and their gradient would be large, the LM head is fused with the
+  // cross-entropy and chunked so they never exist (it recomputes the logits in backward, so it
+  // costs one more LM-head product: not worth it for small ones). Both give the same loss.
+  const int64_t logits_bytes = 2 * static_cast<int64_t>(ids.size()) * cfg_.vocab_size * 4;
+  if (logits_bytes > fused_loss_bytes_) return lm_head_cross_entropy(t, x, lm_head_, targets);
+  return cross_entropy(t, linear(t, x, lm_head_), targets);
 }
 
 KVCache Transformer::make_cache(int64_t max_len) const {

@@ -38,6 +38,11 @@ struct KVCache {
 
 class Transformer {
  public:
+  // loss() fuses the LM head with the cross-entropy (chunked, no full logits) when the logits
+  // and their gradient would take more than this many bytes (0: always).
+  static constexpr int64_t kFusedLossBytes = int64_t{256} << 20;
+  void set_fused_loss_bytes(int64_t bytes) { fused_loss_bytes_ = bytes; }
+
   // tensors: HF names, HF layout (as load_model_files returns). `weight_dtype` is the storage of
   // the frozen projection and embedding weights: F32, BF16, F16, or Q8_0/Q4_0 quantized at load
   // (a weight whose rows are not a multiple of 32 long then stays BF16). Compute is F32; norms
@@ -70,12 +75,16 @@ class Transformer {
   size_t nbytes() const;
 
  private:
+  // Everything before the LM head: embedding, blocks, final norm -> (N, C).
+  Var hidden(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
+             const std::vector<int32_t>* segment_start) const;
   Var block_forward(Tape* t, const Var& x, const Block& blk, const std::vector<int32_t>& pos,
                     int64_t batch, const std::vector<int32_t>* segment_start, KVCache* cache,
                     int layer) const;
 
   ModelConfig cfg_;
   DType compute_ = DType::F32;
+  int64_t fused_loss_bytes_ = kFusedLossBytes;
   Var embed_;       // (V, C)
   Var final_norm_;  // (C)
   Var lm_head_;     // (V, C); the embedding when tied

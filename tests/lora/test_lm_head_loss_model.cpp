@@ -1,6 +1,6 @@
-// Transformer::loss runs the fused, chunked LM head + cross-entropy: its loss and LoRA gradients
-// equal the unfused cross_entropy(forward(...)) on small random models — f32, f64, a bf16 and a
-// Q8_0 base, tied embeddings, ignored targets and packed segments.
+// Transformer::loss with the fused, chunked LM head + cross-entropy (forced on here): its loss and
+// LoRA gradients equal the unfused cross_entropy(forward(...)) on small random models — f32, f64, a
+// bf16 and a Q8_0 base, tied embeddings, ignored targets and packed segments.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -60,6 +60,7 @@ TEST(LmHeadLossModel, LossAndLoraGradientsEqualUnfused) {
     for (DType dt : {DType::F32, DType::F64, DType::BF16, DType::Q8_0}) {
       ModelConfig cfg = tiny_config(tied);
       Transformer m(cfg, random_weights(cfg, 7), dt);
+      m.set_fused_loss_bytes(0);  // small logits: force the fused path under test
       LoraConfig lc;
       lc.targets = {"all-linear"};
       lc.rank = 4;
