@@ -20,7 +20,8 @@ GgmlType gguf_type_from(const std::string& s) {
   if (s == "f16") return GgmlType::F16;
   if (s == "bf16") return GgmlType::BF16;
   if (s == "q8_0") return GgmlType::Q8_0;
-  throw Error("--dtype: expected f32, f16, bf16 or q8_0 for GGUF (got \"" + s + "\")");
+  if (s == "q4_0") return GgmlType::Q4_0;
+  throw Error("--dtype: expected f32, f16, bf16, q8_0 or q4_0 for GGUF (got \"" + s + "\")");
 }
 
 }  // namespace

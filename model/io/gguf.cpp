@@ -567,9 +567,14 @@ Tensor gguf_tensor(const GgufFile& file, const GgufTensorInfo& info) {
       dequantize_q8_0(info.data, t.data<float>(), t.numel());
       return t;
     }
+    case GgmlType::Q4_0: {  // hone's Q4_0 has GGUF's block layout
+      Tensor t = Tensor::empty(DType::F32, shape);
+      kernels::dequantize(info.data, DType::Q4_0, t.data<float>(), t.numel());
+      return t;
+    }
     default:
       fail(file.path, "tensor \"" + info.name + "\": type " + ggml_type_name(info.type) +
-                          " is not supported yet (supported: F32, F16, BF16, Q8_0)");
+                          " is not supported yet (supported: F32, F16, BF16, Q8_0, Q4_0)");
   }
 }
 
@@ -672,9 +677,9 @@ void write_gguf(const std::string& path, const GgufMetadata& metadata,
     if (!t.values.defined() || t.values.ndim() < 1 || t.values.ndim() > 4 || t.values.numel() == 0)
       fail(path, tn + ": must have 1 to 4 non-empty dimensions");
     if (t.type != GgmlType::F32 && t.type != GgmlType::F16 && t.type != GgmlType::BF16 &&
-        t.type != GgmlType::Q8_0)
+        t.type != GgmlType::Q8_0 && t.type != GgmlType::Q4_0)
       fail(path, tn + ": cannot write type " + ggml_type_name(t.type) +
-                     " (supported: F32, F16, BF16, Q8_0)");
+                     " (supported: F32, F16, BF16, Q8_0, Q4_0)");
     const GgmlTypeInfo* ti = ggml_type_info(static_cast<uint32_t>(t.type));
     const int64_t ne0 = t.values.dim(-1);
     if (ne0 % ti->block != 0)
@@ -700,13 +705,14 @@ void write_gguf(const std::string& path, const GgufMetadata& metadata,
       const DType want = type == GgmlType::F16    ? DType::F16
                          : type == GgmlType::BF16 ? DType::BF16
                                                   : DType::F32;
-      if (type != GgmlType::Q8_0 && v.dtype() == want) {
+      if (type != GgmlType::Q8_0 && type != GgmlType::Q4_0 && v.dtype() == want) {
         w.write(v.raw(), v.nbytes());
       } else {
         const Tensor f = v.dtype() == DType::F32 ? v : v.to(DType::F32);
-        if (type == GgmlType::Q8_0) {
+        if (type == GgmlType::Q8_0 || type == GgmlType::Q4_0) {
           std::vector<uint8_t> q(sizes[k]);
-          quantize_q8_0(f.data<float>(), q.data(), f.numel());
+          kernels::quantize(f.data<float>(), q.data(),
+                            type == GgmlType::Q8_0 ? DType::Q8_0 : DType::Q4_0, f.numel());
           w.write(q.data(), q.size());
         } else {
           const Tensor c = f.to(want);

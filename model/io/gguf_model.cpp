@@ -93,10 +93,14 @@ std::string hf_class(const std::string& arch) {
 
 const char* torch_dtype_of(GgmlType t) {
   switch (t) {
-    case GgmlType::F32: return "float32";
-    case GgmlType::F16: return "float16";
-    case GgmlType::BF16: return "bfloat16";
-    default: return "";
+    case GgmlType::F32:
+      return "float32";
+    case GgmlType::F16:
+      return "float16";
+    case GgmlType::BF16:
+      return "bfloat16";
+    default:
+      return "";
   }
 }
 
@@ -148,13 +152,14 @@ GgufTokenizerData gguf_tokenizer(const GgufFile& f) {
   t.tokens = string_array(f, "tokenizer.ggml.tokens");
   if (t.tokens.empty()) fail(f.path, "tokenizer.ggml.tokens: missing or empty");
   if (const GgufValue* v = f.find("tokenizer.ggml.scores")) {
-    if (v->type != GgufValueType::Array || !(v->elem == GgufValueType::F32 ||
-                                             v->elem == GgufValueType::F64))
+    if (v->type != GgufValueType::Array ||
+        !(v->elem == GgufValueType::F32 || v->elem == GgufValueType::F64))
       fail(f.path, "tokenizer.ggml.scores: expected an array of FLOAT32");
     for (const auto& it : v->items) t.scores.push_back(static_cast<float>(it.f));
   }
   if (const GgufValue* v = f.find("tokenizer.ggml.token_type")) {
-    if (v->type != GgufValueType::Array) fail(f.path, "tokenizer.ggml.token_type: expected an array");
+    if (v->type != GgufValueType::Array)
+      fail(f.path, "tokenizer.ggml.token_type: expected an array");
     for (const auto& it : v->items) {
       int64_t x;
       if (!it.get_int(&x)) fail(f.path, "tokenizer.ggml.token_type: expected integers");
@@ -181,8 +186,10 @@ GgufTokenizerData gguf_tokenizer(const GgufFile& f) {
   t.eos_id = id("tokenizer.ggml.eos_token_id");
   t.unk_id = id("tokenizer.ggml.unknown_token_id");
   t.pad_id = id("tokenizer.ggml.padding_token_id");
-  if (f.find("tokenizer.ggml.add_bos_token")) t.add_bos = f.get_bool("tokenizer.ggml.add_bos_token", false);
-  if (f.find("tokenizer.ggml.add_eos_token")) t.add_eos = f.get_bool("tokenizer.ggml.add_eos_token", false);
+  if (f.find("tokenizer.ggml.add_bos_token"))
+    t.add_bos = f.get_bool("tokenizer.ggml.add_bos_token", false);
+  if (f.find("tokenizer.ggml.add_eos_token"))
+    t.add_eos = f.get_bool("tokenizer.ggml.add_eos_token", false);
   t.chat_template = f.get_string("tokenizer.chat_template", "");
   return t;
 }
@@ -215,8 +222,8 @@ void add_gguf_tokenizer_metadata(GgufMetadata& md, const GgufTokenizerData& t) {
 ModelConfig gguf_model_config(const GgufFile& f) {
   const std::string arch = f.get_string("general.architecture");
   if (arch != "llama" && arch != "qwen2" && arch != "qwen3")
-    fail(f.path, "general.architecture \"" + arch +
-                     "\" is not supported (supported: llama, qwen2, qwen3)");
+    fail(f.path,
+         "general.architecture \"" + arch + "\" is not supported (supported: llama, qwen2, qwen3)");
   if (f.get_string("general.type", "model") != "model")
     fail(f.path, "general.type is \"" + f.get_string("general.type") + "\", not a model");
   const std::string p = arch + ".";
@@ -238,8 +245,7 @@ ModelConfig gguf_model_config(const GgufFile& f) {
                      " differs from the head size " + std::to_string(c.head_dim) +
                      " (partial RoPE is not supported)");
   const std::string scaling = f.get_string(p + "rope.scaling.type", "none");
-  if (scaling != "none")
-    fail(f.path, p + "rope.scaling.type \"" + scaling + "\" is not supported");
+  if (scaling != "none") fail(f.path, p + "rope.scaling.type \"" + scaling + "\" is not supported");
   c.rms_norm_eps = f.get_float(p + "attention.layer_norm_rms_epsilon");
   c.rope_theta = f.get_float(p + "rope.freq_base", 10000.0);
   c.max_position_embeddings = f.get_int(p + "context_length", 2048);
@@ -270,10 +276,11 @@ ModelFiles read_gguf_model(const std::string& path) {
     const std::string hf = hf_name_from_gguf(info.name);
     if (hf.empty()) {
       if (info.name == "rope_freqs.weight")
-        fail(path, "tensor rope_freqs.weight: llama3-style RoPE scaling factors are not supported "
-                   "yet");
-      fail(path, "tensor \"" + info.name + "\" is not part of a " + c.model_type +
-                     " model hone knows");
+        fail(path,
+             "tensor rope_freqs.weight: llama3-style RoPE scaling factors are not supported "
+             "yet");
+      fail(path,
+           "tensor \"" + info.name + "\" is not part of a " + c.model_type + " model hone knows");
     }
     Tensor t = gguf_tensor(f, info);
     if (permute) {
@@ -298,13 +305,24 @@ void write_gguf_model(const std::string& path, const ModelConfig& c,
                       const GgufTokenizerData* tokenizer, const std::string& name) {
   uint32_t file_type;
   switch (type) {
-    case GgmlType::F32: file_type = 0; break;   // LLAMA_FTYPE_ALL_F32
-    case GgmlType::F16: file_type = 1; break;   // MOSTLY_F16
-    case GgmlType::Q8_0: file_type = 7; break;  // MOSTLY_Q8_0
-    case GgmlType::BF16: file_type = 32; break; // MOSTLY_BF16
+    case GgmlType::F32:
+      file_type = 0;
+      break;  // LLAMA_FTYPE_ALL_F32
+    case GgmlType::F16:
+      file_type = 1;
+      break;  // MOSTLY_F16
+    case GgmlType::Q8_0:
+      file_type = 7;
+      break;  // MOSTLY_Q8_0
+    case GgmlType::Q4_0:
+      file_type = 2;
+      break;  // MOSTLY_Q4_0
+    case GgmlType::BF16:
+      file_type = 32;
+      break;  // MOSTLY_BF16
     default:
       fail(path, std::string("cannot export a model as ") + ggml_type_name(type) +
-                     " (supported: F32, F16, BF16, Q8_0)");
+                     " (supported: F32, F16, BF16, Q8_0, Q4_0)");
   }
   c.validate(path);
   check_model_tensors(c, hf_tensors, path);
@@ -351,8 +369,7 @@ void write_gguf_model(const std::string& path, const ModelConfig& c,
     const auto plain = rope_inv_freq(c.head_dim, c.rope_theta, RopeScaling{});
     const auto scaled = rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
     std::vector<float> factors(plain.size());
-    for (size_t i = 0; i < plain.size(); ++i)
-      factors[i] = static_cast<float>(plain[i] / scaled[i]);
+    for (size_t i = 0; i < plain.size(); ++i) factors[i] = static_cast<float>(plain[i] / scaled[i]);
     out.push_back({"rope_freqs.weight",
                    Tensor::from_f32(factors, {static_cast<int64_t>(factors.size())}),
                    GgmlType::F32});
@@ -367,7 +384,7 @@ void write_gguf_model(const std::string& path, const ModelConfig& c,
     }
     GgmlType tt = type;
     if (t.ndim() == 1) tt = GgmlType::F32;
-    if (tt == GgmlType::Q8_0 && t.dim(-1) % 32 != 0) tt = GgmlType::F16;
+    if ((tt == GgmlType::Q8_0 || tt == GgmlType::Q4_0) && t.dim(-1) % 32 != 0) tt = GgmlType::F16;
     out.push_back({gguf_name_from_hf(hf), std::move(t), tt});
   }
   write_gguf(path, md, out);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "autograd/kernels/quant.h"
 #include "common.h"
 #include "model/io/gguf.h"
 #include "model/io/gguf_model.h"
@@ -101,9 +102,10 @@ TEST(Gguf, Stories260KGreedyTextFromTheGguf) {
     next = {argmax_token(l.data<float>() + (l.dim(0) - 1) * v, v)};
     out.push_back(next[0]);
   }
-  const std::vector<int32_t> want = {432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396,
-                                     267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385,
-                                     328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426};
+  const std::vector<int32_t> want = {432, 383, 286, 261, 376, 298, 315, 421, 395, 317,
+                                     426, 338, 401, 396, 267, 337, 410, 408, 419, 292,
+                                     411, 322, 265, 282, 295, 433, 426, 385, 328, 432,
+                                     358, 394, 261, 370, 432, 352, 266, 268, 388, 426};
   EXPECT_EQ(out, want);
 }
 
@@ -111,8 +113,9 @@ TEST(Gguf, NonModelFilesAreRefusedByName) {
   TempDir dir;
   auto one = [&](const std::string& file, GgufMetadata md) {
     const std::string p = dir.file(file);
-    write_gguf(p, md, {{"token_embd.weight", Tensor::from_f32(std::vector<float>(8, 0), {2, 4}),
-                        GgmlType::F32}});
+    write_gguf(
+        p, md,
+        {{"token_embd.weight", Tensor::from_f32(std::vector<float>(8, 0), {2, 4}), GgmlType::F32}});
     try {
       load_model_files(p);
       ADD_FAILURE() << file;
@@ -121,9 +124,10 @@ TEST(Gguf, NonModelFilesAreRefusedByName) {
       return std::string(e.what());
     }
   };
-  EXPECT_EQ(one("gemma.gguf", {{"general.architecture", GgufValue::str("gemma")}}),
-            dir.file("gemma.gguf") +
-                ": general.architecture \"gemma\" is not supported (supported: llama, qwen2, qwen3)");
+  EXPECT_EQ(
+      one("gemma.gguf", {{"general.architecture", GgufValue::str("gemma")}}),
+      dir.file("gemma.gguf") +
+          ": general.architecture \"gemma\" is not supported (supported: llama, qwen2, qwen3)");
   EXPECT_EQ(one("adapter.gguf", {{"general.architecture", GgufValue::str("llama")},
                                  {"general.type", GgufValue::str("adapter")}}),
             dir.file("adapter.gguf") + ": general.type is \"adapter\", not a model");
@@ -196,8 +200,8 @@ TEST(Gguf, ExportMatchesLlamaCppQkOrderAndTensorsOfStories260K) {
   for (const char* key : {"llama.context_length", "llama.embedding_length", "llama.block_count",
                           "llama.feed_forward_length", "llama.attention.head_count",
                           "llama.attention.head_count_kv", "llama.rope.dimension_count"})
-    EXPECT_EQ(ours.get_int(key), key == std::string("llama.context_length") ? 512
-                                                                            : theirs.get_int(key))
+    EXPECT_EQ(ours.get_int(key),
+              key == std::string("llama.context_length") ? 512 : theirs.get_int(key))
         << key;
   for (const char* key : {"llama.attention.layer_norm_rms_epsilon", "llama.rope.freq_base"}) {
     EXPECT_EQ(ours.find(key)->type, GgufValueType::F32) << key;
@@ -218,7 +222,8 @@ TEST(Gguf, ExportMatchesLlamaCppQkOrderAndTensorsOfStories260K) {
   EXPECT_TRUE(r.config.tie_word_embeddings);
   EXPECT_EQ(r.tensors.size(), b.tensors.size());
   for (const auto& [name, t] : b.tensors) EXPECT_TRUE(same_bits(r.tensors.at(name), t)) << name;
-  EXPECT_TRUE(same_bits(logits(r.config, r.tensors, kPrompt), logits(b.config, b.tensors, kPrompt)));
+  EXPECT_TRUE(
+      same_bits(logits(r.config, r.tensors, kPrompt), logits(b.config, b.tensors, kPrompt)));
 }
 
 ModelConfig tiny(const std::string& family) {
@@ -272,9 +277,8 @@ TEST_P(GgufFamilies, F32RoundTripIsExact) {
     const int64_t cols = c.hidden_size;
     EXPECT_EQ(std::memcmp(raw_q.data<float>() + 1 * cols, hf_q.data<float>() + 8 * cols, cols * 4),
               0);
-    EXPECT_EQ(std::memcmp(raw_q.data<float>() + 18 * cols, hf_q.data<float>() + 17 * cols,
-                          cols * 4),
-              0);
+    EXPECT_EQ(
+        std::memcmp(raw_q.data<float>() + 18 * cols, hf_q.data<float>() + 17 * cols, cols * 4), 0);
   }
   ModelFiles r = load_model_files(out);
   EXPECT_EQ(r.config.model_type, c.model_type);
@@ -305,8 +309,9 @@ TEST_P(GgufFamilies, ReducedPrecisionExportsReimportWithinTheTypesPrecision) {
     const std::string out = dir.file(std::string("m_") + ggml_type_name(type) + ".gguf");
     write_gguf_model(out, c, w, type, nullptr);
     GgufFile f = read_gguf(out);
-    EXPECT_EQ(f.get_int("general.file_type"),
-              type == GgmlType::F16 ? 1 : type == GgmlType::BF16 ? 32 : 7);
+    EXPECT_EQ(f.get_int("general.file_type"), type == GgmlType::F16    ? 1
+                                              : type == GgmlType::BF16 ? 32
+                                                                       : 7);
     EXPECT_EQ(f.tensor("blk.0.attn_norm.weight")->type, GgmlType::F32);
     EXPECT_EQ(f.tensor("blk.0.ffn_down.weight")->type,
               type == GgmlType::Q8_0 ? GgmlType::F16 : type);
@@ -432,7 +437,7 @@ TEST(Gguf, WriterRoundTripsEveryValueType) {
   for (const auto& t : f.tensors) EXPECT_EQ(t.offset % 32, 0u) << t.name;
   EXPECT_EQ(f.tensors[1].nbytes, 68u);
   EXPECT_EQ(f.tensors[2].ne, (std::vector<int64_t>{3, 2, 1}));
-  EXPECT_TRUE(same_bits(gguf_tensor(f, f.tensors[1]), ts[1].values));  
+  EXPECT_TRUE(same_bits(gguf_tensor(f, f.tensors[1]), ts[1].values));
   EXPECT_TRUE(same_bits(gguf_tensor(f, f.tensors[2]), ts[2].values));
 }
 
@@ -474,15 +479,50 @@ TEST(Gguf, UnsupportedTypesAndTensorsAreNamed) {
   ASSERT_TRUE(f.tensor("rope_freqs.weight"));
   const Tensor factors = gguf_tensor(f, *f.tensor("rope_freqs.weight"));
   EXPECT_EQ(factors.numel(), 8);
-  EXPECT_EQ(factors.item(0), 1.0);   // highest frequency: unscaled
-  EXPECT_EQ(factors.item(7), 8.0);   // lowest: divided by the factor
+  EXPECT_EQ(factors.item(0), 1.0);  // highest frequency: unscaled
+  EXPECT_EQ(factors.item(7), 8.0);  // lowest: divided by the factor
   try {
     load_model_files(out);
     ADD_FAILURE() << "rope_freqs accepted";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), out + ": tensor rope_freqs.weight: llama3-style RoPE scaling "
-                                           "factors are not supported yet");
+    EXPECT_EQ(std::string(e.what()), out +
+                                         ": tensor rope_freqs.weight: llama3-style RoPE scaling "
+                                         "factors are not supported yet");
   }
+}
+
+// Q4_0 export (GGUF's q4_0 blocks, hone's own Q4_0 layout): re-imported weights equal hone's
+// quantize-then-dequantize of the source bitwise, and the model still computes sensible logits.
+TEST(Gguf, Q4_0ExportReimportsAsTheQuantizedWeights) {
+  TempDir dir;
+  ModelConfig c = tiny("llama");
+  auto w = random_weights(c, 21);
+  const std::string out = dir.file("m_q4.gguf");
+  write_gguf_model(out, c, w, GgmlType::Q4_0, nullptr);
+  GgufFile f = read_gguf(out);
+  EXPECT_EQ(f.get_int("general.file_type"), 2);
+  ModelFiles r = load_model_files(out);
+  int checked = 0;
+  for (const auto& [name, shape] : expected_tensor_shapes(c)) {
+    const GgufTensorInfo* info = f.tensor(gguf_name_from_hf(name));
+    ASSERT_TRUE(info) << name;
+    if (info->type != GgmlType::Q4_0) continue;
+    const Tensor& src = w.at(name);
+    // The same rows as the file holds them (llama q/k rows are permuted in GGUF and back).
+    Tensor q = Tensor::empty(DType::Q4_0, src.shape());
+    kernels::quantize(src.data<float>(), q.raw(), DType::Q4_0, src.numel());
+    Tensor want = Tensor::empty(DType::F32, src.shape());
+    kernels::dequantize(q.raw(), DType::Q4_0, want.data<float>(), src.numel());
+    EXPECT_TRUE(same_bits(r.tensors.at(name).to(DType::F32), want)) << name;
+    ++checked;
+  }
+  EXPECT_GT(checked, 5);
+  const std::vector<int32_t> ids = {1, 5, 9, 33};
+  Tensor la = logits(r.config, r.tensors, ids), lb = logits(c, w, ids);
+  double max_diff = 0;
+  for (int64_t i = 0; i < la.numel(); ++i)
+    max_diff = std::max(max_diff, std::fabs(la.item(i) - lb.item(i)));
+  EXPECT_LT(max_diff, 0.5);
 }
 
 }  // namespace

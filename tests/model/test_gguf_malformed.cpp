@@ -222,7 +222,7 @@ TEST_F(Malformed, UnsupportedTypeIsNamedOnConversion) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
               path + ": tensor \"w\": type Q4_K is not supported yet (supported: F32, F16, BF16, "
-                     "Q8_0)");
+                     "Q8_0, Q4_0)");
   }
 }
 
