@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
   ex->add_option("--out", export_opt.out, "Output folder (hf) or file (gguf, gguf-lora)")
       ->required();
   ex->add_option("--format", export_opt.format, "hf, gguf or gguf-lora")->capture_default_str();
-  ex->add_option("--dtype", export_opt.dtype, "f32, bf16, f16 (hf) or f32, f16, bf16, q8_0 (gguf)");
+  ex->add_option("--dtype", export_opt.dtype,
+                 "f32, bf16, f16 (hf) or f32, f16, bf16, q8_0, q4_0 (gguf)");
   ex->add_option("--max-shard-size", export_opt.max_shard_size, "hf: e.g. 2GB; default one file");
   ex->add_option("--tokenizer", export_opt.tokenizer,
                  "gguf: tokenizer to embed (default: the model's)");
