@@ -1,7 +1,5 @@
 #include "data/jinja/template.h"
 
-#include "autograd/error.h"
-
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -9,191 +7,14 @@
 #include <ctime>
 #include <unordered_map>
 
+#include "autograd/error.h"
+#include "data/jinja/pystring.h"
+
 namespace hone::jinja {
 
 namespace {
 
-// ---- UTF-8: Python strings index by code point, so length, slicing and strip do too ----
-
-struct CodePoint {
-  uint32_t cp;
-  size_t off, len;
-};
-
-std::vector<CodePoint> decode(const std::string& s) {
-  std::vector<CodePoint> out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-    if (i + len > s.size()) len = 1;
-    uint32_t cp = len == 1 ? c : (c & (0x7F >> len));
-    for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    out.push_back({cp, i, len});
-    i += len;
-  }
-  return out;
-}
-
-size_t cp_length(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-// str.isspace() for the characters Python counts as whitespace.
-bool py_space(uint32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
-         c == 0x3000;
-}
-
-// Python str.strip/lstrip/rstrip; chars == nullptr strips whitespace.
-std::string py_strip(const std::string& s, const Value* chars, bool left, bool right) {
-  std::vector<uint32_t> set;
-  bool ws = !chars || chars->is_none() || chars->is_undefined();
-  if (!ws)
-    for (const auto& c : decode(chars->str())) set.push_back(c.cp);
-  auto strip_it = [&](uint32_t cp) {
-    return ws ? py_space(cp) : std::find(set.begin(), set.end(), cp) != set.end();
-  };
-  auto cps = decode(s);
-  size_t b = 0, e = cps.size();
-  if (left)
-    while (b < e && strip_it(cps[b].cp)) ++b;
-  if (right)
-    while (e > b && strip_it(cps[e - 1].cp)) --e;
-  if (b == e) return "";
-  size_t from = cps[b].off, to = cps[e - 1].off + cps[e - 1].len;
-  return s.substr(from, to - from);
-}
-
-std::vector<std::string> py_split(const std::string& s, const Value* sep, int64_t maxsplit) {
-  std::vector<std::string> out;
-  if (!sep || sep->is_none() || sep->is_undefined()) {  // runs of whitespace, no empty pieces
-    auto cps = decode(s);
-    size_t i = 0;
-    while (i < cps.size()) {
-      while (i < cps.size() && py_space(cps[i].cp)) ++i;
-      if (i == cps.size()) break;
-      if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
-        size_t e = cps.size();
-        while (e > i && py_space(cps[e - 1].cp)) --e;
-        out.push_back(s.substr(cps[i].off, cps[e - 1].off + cps[e - 1].len - cps[i].off));
-        return out;
-      }
-      size_t j = i;
-      while (j < cps.size() && !py_space(cps[j].cp)) ++j;
-      size_t end = j < cps.size() ? cps[j].off : s.size();
-      out.push_back(s.substr(cps[i].off, end - cps[i].off));
-      i = j;
-    }
-    return out;
-  }
-  const std::string d = sep->str();
-  if (d.empty()) throw RuntimeFailure{"empty separator"};
-  size_t start = 0;
-  for (;;) {
-    size_t at = s.find(d, start);
-    if (at == std::string::npos || (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit)) break;
-    out.push_back(s.substr(start, at - start));
-    start = at + d.size();
-  }
-  out.push_back(s.substr(start));
-  return out;
-}
-
-std::string ascii_map(std::string s, int (*f)(int)) {
-  for (char& c : s)
-    if (static_cast<unsigned char>(c) < 0x80) c = static_cast<char>(f(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string py_title(const std::string& s) {
-  std::string out = s;
-  bool prev_cased = false;
-  for (char& c : out) {
-    unsigned char u = static_cast<unsigned char>(c);
-    bool alpha = std::isalpha(u) != 0;
-    if (alpha) c = static_cast<char>(prev_cased ? std::tolower(u) : std::toupper(u));
-    prev_cased = alpha || u >= 0x80;
-  }
-  return out;
-}
-
-std::string py_capitalize(const std::string& s) {
-  std::string out = ascii_map(s, [](int c) { return std::tolower(c); });
-  if (!out.empty() && static_cast<unsigned char>(out[0]) < 0x80)
-    out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
-  return out;
-}
-
-std::string py_replace(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
-  std::string out;
-  if (from.empty()) {  // Python inserts `to` between every code point
-    auto cps = decode(s);
-    for (size_t i = 0; i <= cps.size(); ++i) {
-      if (count < 0 || static_cast<int64_t>(i) < count) out += to;
-      if (i < cps.size()) out += s.substr(cps[i].off, cps[i].len);
-    }
-    return out;
-  }
-  size_t start = 0;
-  int64_t done = 0;
-  for (;;) {
-    size_t at = s.find(from, start);
-    if (at == std::string::npos || (count >= 0 && done == count)) break;
-    out += s.substr(start, at - start) + to;
-    start = at + from.size();
-    ++done;
-  }
-  return out + s.substr(start);
-}
-
-// Python's slice.indices() and the gathered positions.
-std::vector<int64_t> slice_positions(int64_t n, const Value& start_v, const Value& stop_v, const Value& step_v) {
-  auto given = [](const Value& v) { return !v.is_undefined() && !v.is_none(); };
-  int64_t step = given(step_v) ? step_v.as_int() : 1;
-  if (step == 0) throw RuntimeFailure{"slice step cannot be zero"};
-  int64_t lower = step < 0 ? -1 : 0, upper = step < 0 ? n - 1 : n;
-  auto clamp = [&](const Value& v, int64_t def) {
-    if (!given(v)) return def;
-    int64_t x = v.as_int();
-    if (x < 0) {
-      x += n;
-      if (x < lower) x = lower;
-    } else if (x > upper) {
-      x = upper;
-    }
-    return x;
-  };
-  int64_t start = clamp(start_v, step < 0 ? upper : lower);
-  int64_t stop = clamp(stop_v, step < 0 ? lower : upper);
-  std::vector<int64_t> out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(i);
-  return out;
-}
-
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
+using namespace pystr;
 
 struct Frame {
   std::unordered_map<std::string, Value> vars;
@@ -216,8 +37,10 @@ enum class Flow { Normal, Break, Continue };
 
 List iterate(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::Undefined: return {};
-    case Value::Kind::Array: return v.as_list();
+    case Value::Kind::Undefined:
+      return {};
+    case Value::Kind::Array:
+      return v.as_list();
     case Value::Kind::Object: {
       List keys;
       for (const auto& [k, e] : v.as_map().items()) keys.emplace_back(k);
@@ -229,33 +52,43 @@ List iterate(const Value& v) {
       for (const auto& c : decode(s)) out.emplace_back(s.substr(c.off, c.len));
       return out;
     }
-    default: throw RuntimeFailure{"'" + v.type_name() + "' object is not iterable"};
+    default:
+      throw RuntimeFailure{"'" + v.type_name() + "' object is not iterable"};
   }
 }
 
 bool contains(const Value& container, const Value& item) {
   switch (container.kind()) {
-    case Value::Kind::Undefined: return false;
+    case Value::Kind::Undefined:
+      return false;
     case Value::Kind::String:
       if (!item.is_string())
-        throw RuntimeFailure{"'in <string>' requires string as left operand, not " + item.type_name()};
+        throw RuntimeFailure{"'in <string>' requires string as left operand, not " +
+                             item.type_name()};
       return container.as_string().find(item.as_string()) != std::string::npos;
     case Value::Kind::Array:
       for (const auto& e : container.as_list())
         if (e == item) return true;
       return false;
-    case Value::Kind::Object: return item.is_string() && container.as_map().find(item.as_string()) != nullptr;
-    default: throw RuntimeFailure{"argument of type '" + container.type_name() + "' is not iterable"};
+    case Value::Kind::Object:
+      return item.is_string() && container.as_map().find(item.as_string()) != nullptr;
+    default:
+      throw RuntimeFailure{"argument of type '" + container.type_name() + "' is not iterable"};
   }
 }
 
 Value length_of(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::Undefined: return Value(0);
-    case Value::Kind::String: return Value(static_cast<int64_t>(cp_length(v.as_string())));
-    case Value::Kind::Array: return Value(static_cast<int64_t>(v.as_list().size()));
-    case Value::Kind::Object: return Value(static_cast<int64_t>(v.as_map().size()));
-    default: throw RuntimeFailure{"object of type '" + v.type_name() + "' has no len()"};
+    case Value::Kind::Undefined:
+      return Value(0);
+    case Value::Kind::String:
+      return Value(static_cast<int64_t>(cp_length(v.as_string())));
+    case Value::Kind::Array:
+      return Value(static_cast<int64_t>(v.as_list().size()));
+    case Value::Kind::Object:
+      return Value(static_cast<int64_t>(v.as_map().size()));
+    default:
+      throw RuntimeFailure{"object of type '" + v.type_name() + "' has no len()"};
   }
 }
 
@@ -281,14 +114,16 @@ Value string_method(const std::string& s, const std::string& name, const CallArg
       if (!o.is_string()) throw RuntimeFailure{name + " first arg must be str or a tuple of str"};
       const std::string& x = o.as_string();
       if (x.size() > s.size()) continue;
-      if (name == "startswith" ? s.compare(0, x.size(), x) == 0 : s.compare(s.size() - x.size(), x.size(), x) == 0)
+      if (name == "startswith" ? s.compare(0, x.size(), x) == 0
+                               : s.compare(s.size() - x.size(), x.size(), x) == 0)
         return Value(true);
     }
     return Value(false);
   }
   if (name == "split") {
     List out;
-    for (auto& p : py_split(s, arg(0, "sep"), arg_or(a, 1, "maxsplit", Value(-1)).as_int())) out.emplace_back(p);
+    for (auto& p : py_split(s, arg(0, "sep"), arg_or(a, 1, "maxsplit", Value(-1)).as_int()))
+      out.emplace_back(p);
     return out;
   }
   if (name == "splitlines") {
@@ -331,7 +166,8 @@ Value string_method(const std::string& s, const std::string& name, const CallArg
     std::string out;
     bool first = true;
     for (const auto& e : iterate(*items)) {
-      if (!e.is_string()) throw RuntimeFailure{"sequence item: expected str instance, " + e.type_name() + " found"};
+      if (!e.is_string())
+        throw RuntimeFailure{"sequence item: expected str instance, " + e.type_name() + " found"};
       if (!first) out += s;
       first = false;
       out += e.as_string();
@@ -348,19 +184,23 @@ Value string_method(const std::string& s, const std::string& name, const CallArg
   if (name == "isalpha") return all([](unsigned char c) { return std::isalpha(c) != 0; });
   if (name == "isalnum") return all([](unsigned char c) { return std::isalnum(c) != 0; });
   if (name == "isspace") return all([](unsigned char c) { return py_space(c); });
-  if (name == "islower") return Value(s == ascii_map(s, [](int c) { return std::tolower(c); }) &&
-                                      s != ascii_map(s, [](int c) { return std::toupper(c); }));
-  if (name == "isupper") return Value(s == ascii_map(s, [](int c) { return std::toupper(c); }) &&
-                                      s != ascii_map(s, [](int c) { return std::tolower(c); }));
+  if (name == "islower")
+    return Value(s == ascii_map(s, [](int c) { return std::tolower(c); }) &&
+                 s != ascii_map(s, [](int c) { return std::toupper(c); }));
+  if (name == "isupper")
+    return Value(s == ascii_map(s, [](int c) { return std::toupper(c); }) &&
+                 s != ascii_map(s, [](int c) { return std::tolower(c); }));
   throw RuntimeFailure{"'str' object has no attribute '" + name + "'"};
 }
 
 bool is_string_method(const std::string& n) {
-  static const char* names[] = {"strip", "lstrip", "rstrip", "upper", "lower", "title", "capitalize",
-                                "startswith", "endswith", "split", "splitlines", "replace", "find", "index",
-                                "rfind", "count", "join", "isdigit", "isalpha", "isalnum", "isspace",
-                                "islower", "isupper"};
-  return std::find_if(std::begin(names), std::end(names), [&](const char* x) { return n == x; }) != std::end(names);
+  static const char* names[] = {"strip",      "lstrip",     "rstrip",     "upper",    "lower",
+                                "title",      "capitalize", "startswith", "endswith", "split",
+                                "splitlines", "replace",    "find",       "index",    "rfind",
+                                "count",      "join",       "isdigit",    "isalpha",  "isalnum",
+                                "isspace",    "islower",    "isupper"};
+  return std::find_if(std::begin(names), std::end(names), [&](const char* x) { return n == x; }) !=
+         std::end(names);
 }
 
 Value items_of(const Map& m) {
@@ -386,11 +226,14 @@ Value dict_method(const Value& self, const std::string& name, const CallArgs& a)
 
 Value getattr(const Value& obj, const std::string& name) {
   switch (obj.kind()) {
-    case Value::Kind::Undefined: fail_undefined(obj);
+    case Value::Kind::Undefined:
+      fail_undefined(obj);
     case Value::Kind::Object: {
       const Map& m = obj.as_map();
-      if (!m.is_namespace && (name == "items" || name == "keys" || name == "values" || name == "get"))
-        return Value::function([obj, name](const CallArgs& a) { return dict_method(obj, name, a); });
+      if (!m.is_namespace &&
+          (name == "items" || name == "keys" || name == "values" || name == "get"))
+        return Value::function(
+            [obj, name](const CallArgs& a) { return dict_method(obj, name, a); });
       if (const Value* v = m.find(name)) return *v;
       return Value::undefined("'" + std::string(m.is_namespace ? "Namespace" : "dict object") +
                               "' has no attribute '" + name + "'");
@@ -401,14 +244,16 @@ Value getattr(const Value& obj, const std::string& name) {
         return Value::function([s, name](const CallArgs& a) { return string_method(s, name, a); });
       }
       break;
-    default: break;
+    default:
+      break;
   }
   return Value::undefined("'" + obj.type_name() + " object' has no attribute '" + name + "'");
 }
 
 Value getitem(const Value& obj, const Value& key) {
   switch (obj.kind()) {
-    case Value::Kind::Undefined: fail_undefined(obj);
+    case Value::Kind::Undefined:
+      fail_undefined(obj);
     case Value::Kind::Array:
     case Value::Kind::String: {
       if (!key.is_int() && !key.is_bool()) break;
@@ -427,7 +272,8 @@ Value getitem(const Value& obj, const Value& key) {
         return getattr(obj, key.as_string());
       }
       break;
-    default: break;
+    default:
+      break;
   }
   return Value::undefined("'" + obj.type_name() + " object' has no element " + key.repr());
 }
@@ -480,16 +326,23 @@ class Interp {
 
   Flow exec_inner(const Node& n, Frame& f, std::string& out) {
     switch (n.kind) {
-      case NodeKind::Text: out += n.str; return Flow::Normal;
-      case NodeKind::Output: out += eval(*n.a, f).str(); return Flow::Normal;
-      case NodeKind::If: return exec_body(eval(*n.a, f).truthy() ? n.items : n.items2, f, out);
-      case NodeKind::For: return exec_for(n, f, out);
+      case NodeKind::Text:
+        out += n.str;
+        return Flow::Normal;
+      case NodeKind::Output:
+        out += eval(*n.a, f).str();
+        return Flow::Normal;
+      case NodeKind::If:
+        return exec_body(eval(*n.a, f).truthy() ? n.items : n.items2, f, out);
+      case NodeKind::For:
+        return exec_for(n, f, out);
       case NodeKind::Set: {
         Value v = eval(*n.a, f);
         if (!n.str.empty()) {
           const Value* ns = f.find(n.names[0]);
           if (!ns || !ns->is_map() || !ns->as_map().is_namespace)
-            throw RuntimeFailure{"cannot assign attribute on non-namespace object '" + n.names[0] + "'"};
+            throw RuntimeFailure{"cannot assign attribute on non-namespace object '" + n.names[0] +
+                                 "'"};
           ns->mutable_map().set(n.str, std::move(v));
         } else {
           assign(f, n.names, std::move(v));
@@ -506,7 +359,8 @@ class Interp {
       }
       case NodeKind::Macro: {
         const Node* node = &n;
-        f.vars[n.str] = Value::function([this, node](const CallArgs& a) { return call_macro(*node, a); });
+        f.vars[n.str] =
+            Value::function([this, node](const CallArgs& a) { return call_macro(*node, a); });
         return Flow::Normal;
       }
       case NodeKind::FilterBlock: {
@@ -515,9 +369,12 @@ class Interp {
         out += apply_chain(*n.a, f, Value(std::move(s))).str();
         return Flow::Normal;
       }
-      case NodeKind::Break: return Flow::Break;
-      case NodeKind::Continue: return Flow::Continue;
-      default: fail(n, "expression used as a statement");
+      case NodeKind::Break:
+        return Flow::Break;
+      case NodeKind::Continue:
+        return Flow::Continue;
+      default:
+        fail(n, "expression used as a statement");
     }
   }
 
@@ -570,8 +427,10 @@ class Interp {
       loop.set("length", Value(len));
       loop.set("depth", Value(1));
       loop.set("depth0", Value(0));
-      loop.set("previtem", i > 0 ? seq[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item"));
-      loop.set("nextitem", i + 1 < len ? seq[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item"));
+      loop.set("previtem", i > 0 ? seq[static_cast<size_t>(i - 1)]
+                                 : Value::undefined("there is no previous item"));
+      loop.set("nextitem", i + 1 < len ? seq[static_cast<size_t>(i + 1)]
+                                       : Value::undefined("there is no next item"));
       loop.set("cycle", Value::function([i](const CallArgs& a) {
                  if (a.pos.empty()) throw RuntimeFailure{"no items for cycling given"};
                  return a.pos[static_cast<size_t>(i) % a.pos.size()];
@@ -590,16 +449,21 @@ class Interp {
     Frame mf;
     mf.parent = root_;
     if (a.pos.size() > m.kwargs.size())
-      throw RuntimeFailure{"macro '" + m.str + "' takes " + std::to_string(m.kwargs.size()) + " arguments"};
+      throw RuntimeFailure{"macro '" + m.str + "' takes " + std::to_string(m.kwargs.size()) +
+                           " arguments"};
     for (size_t i = 0; i < m.kwargs.size(); ++i) {
       const auto& [pname, def] = m.kwargs[i];
       const Value* v = a.get(i, pname);
-      if (v) mf.vars[pname] = *v;
-      else if (def) mf.vars[pname] = eval(*def, mf);
-      else mf.vars[pname] = Value::undefined("'" + pname + "' is undefined");
+      if (v)
+        mf.vars[pname] = *v;
+      else if (def)
+        mf.vars[pname] = eval(*def, mf);
+      else
+        mf.vars[pname] = Value::undefined("'" + pname + "' is undefined");
     }
     for (const auto& [k, v] : a.kw) {
-      bool known = std::any_of(m.kwargs.begin(), m.kwargs.end(), [&](const auto& p) { return p.first == k; });
+      bool known = std::any_of(m.kwargs.begin(), m.kwargs.end(),
+                               [&](const auto& p) { return p.first == k; });
       if (!known) throw RuntimeFailure{"macro '" + m.str + "' has no argument '" + k + "'"};
     }
     std::string out;
@@ -617,7 +481,8 @@ class Interp {
 
   Value eval_inner(const Node& n, Frame& f) {
     switch (n.kind) {
-      case NodeKind::Literal: return n.literal;
+      case NodeKind::Literal:
+        return n.literal;
       case NodeKind::Name: {
         const Value* v = f.find(n.str);
         return v ? *v : Value::undefined("'" + n.str + "' is undefined");
@@ -629,11 +494,14 @@ class Interp {
       }
       case NodeKind::DictLit: {
         Map m;
-        for (size_t i = 0; i < n.items.size(); ++i) m.set(eval(*n.items[i], f).str(), eval(*n.items2[i], f));
+        for (size_t i = 0; i < n.items.size(); ++i)
+          m.set(eval(*n.items[i], f).str(), eval(*n.items2[i], f));
         return m;
       }
-      case NodeKind::GetAttr: return getattr(eval(*n.a, f), n.str);
-      case NodeKind::GetItem: return getitem(eval(*n.a, f), eval(*n.b, f));
+      case NodeKind::GetAttr:
+        return getattr(eval(*n.a, f), n.str);
+      case NodeKind::GetItem:
+        return getitem(eval(*n.a, f), eval(*n.b, f));
       case NodeKind::Slice: {
         Value obj = eval(*n.a, f);
         Value parts[3];
@@ -643,7 +511,8 @@ class Interp {
         if (obj.is_list()) {
           const List& l = obj.as_list();
           List out;
-          for (int64_t i : slice_positions(static_cast<int64_t>(l.size()), parts[0], parts[1], parts[2]))
+          for (int64_t i :
+               slice_positions(static_cast<int64_t>(l.size()), parts[0], parts[1], parts[2]))
             out.push_back(l[static_cast<size_t>(i)]);
           return out;
         }
@@ -651,7 +520,8 @@ class Interp {
           const std::string& s = obj.as_string();
           auto cps = decode(s);
           std::string out;
-          for (int64_t i : slice_positions(static_cast<int64_t>(cps.size()), parts[0], parts[1], parts[2]))
+          for (int64_t i :
+               slice_positions(static_cast<int64_t>(cps.size()), parts[0], parts[1], parts[2]))
             out += s.substr(cps[static_cast<size_t>(i)].off, cps[static_cast<size_t>(i)].len);
           return out;
         }
@@ -661,7 +531,8 @@ class Interp {
         Value callee = eval(*n.a, f);
         CallArgs a = eval_args(n, f);
         if (callee.is_undefined()) fail_undefined(callee);
-        if (!callee.is_function()) throw RuntimeFailure{"'" + callee.type_name() + "' object is not callable"};
+        if (!callee.is_function())
+          throw RuntimeFailure{"'" + callee.type_name() + "' object is not callable"};
         return callee.as_function()(a);
       }
       case NodeKind::Filter: {
@@ -673,15 +544,18 @@ class Interp {
         bool r = apply_test(n.str, v, eval_args(n, f));
         return Value(n.flag ? !r : r);
       }
-      case NodeKind::Not: return Value(!eval(*n.a, f).truthy());
+      case NodeKind::Not:
+        return Value(!eval(*n.a, f).truthy());
       case NodeKind::Neg:
       case NodeKind::Pos: {
         Value v = eval(*n.a, f);
         if (v.is_undefined()) fail_undefined(v);
-        if (!v.is_number()) throw RuntimeFailure{"bad operand type for unary -: '" + v.type_name() + "'"};
+        if (!v.is_number())
+          throw RuntimeFailure{"bad operand type for unary -: '" + v.type_name() + "'"};
         if (n.kind == NodeKind::Pos) return v.is_float() ? v : Value(v.as_int());
         if (v.is_float()) return Value(-v.as_float());
-        if (v.as_int() == INT64_MIN) throw RuntimeFailure{"integer overflow (hone's integers are 64-bit)"};
+        if (v.as_int() == INT64_MIN)
+          throw RuntimeFailure{"integer overflow (hone's integers are 64-bit)"};
         return Value(-v.as_int());
       }
       case NodeKind::And: {
@@ -692,7 +566,8 @@ class Interp {
         Value l = eval(*n.a, f);
         return l.truthy() ? l : eval(*n.b, f);
       }
-      case NodeKind::Binary: return binary(n.str, eval(*n.a, f), eval(*n.b, f));
+      case NodeKind::Binary:
+        return binary(n.str, eval(*n.a, f), eval(*n.b, f));
       case NodeKind::Compare: {
         Value left = eval(*n.items[0], f);
         for (size_t i = 0; i < n.names.size(); ++i) {
@@ -704,8 +579,10 @@ class Interp {
       }
       case NodeKind::Cond:
         if (eval(*n.a, f).truthy()) return eval(*n.b, f);
-        return n.c ? eval(*n.c, f) : Value::undefined("the conditional expression was false and has no else");
-      default: fail(n, "statement used as an expression");
+        return n.c ? eval(*n.c, f)
+                   : Value::undefined("the conditional expression was false and has no else");
+      default:
+        fail(n, "statement used as an expression");
     }
   }
 
@@ -728,8 +605,8 @@ class Interp {
     if (a.is_undefined()) fail_undefined(a);
     if (b.is_undefined()) fail_undefined(b);
     auto unsupported = [&]() -> Value {
-      throw RuntimeFailure{"unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" +
-                           b.type_name() + "'"};
+      throw RuntimeFailure{"unsupported operand type(s) for " + op + ": '" + a.type_name() +
+                           "' and '" + b.type_name() + "'"};
     };
     const bool nums = a.is_number() && b.is_number();
     const bool ints = nums && !a.is_float() && !b.is_float();
@@ -767,7 +644,8 @@ class Interp {
           return s;
         }
         List l;
-        for (int64_t i = 0; i < k; ++i) l.insert(l.end(), seq->as_list().begin(), seq->as_list().end());
+        for (int64_t i = 0; i < k; ++i)
+          l.insert(l.end(), seq->as_list().begin(), seq->as_list().end());
         return l;
       }
       return unsupported();
@@ -790,7 +668,8 @@ class Interp {
       if (ints && b.as_int() >= 0) {
         int64_t p = 1;
         for (int64_t i = 0; i < b.as_int() && p != 0; ++i)
-          if (__builtin_mul_overflow(p, a.as_int(), &p)) throw RuntimeFailure{"integer overflow (hone's integers are 64-bit)"};
+          if (__builtin_mul_overflow(p, a.as_int(), &p))
+            throw RuntimeFailure{"integer overflow (hone's integers are 64-bit)"};
         return Value(p);
       }
       return Value(std::pow(a.as_float(), b.as_float()));
@@ -818,8 +697,10 @@ class Interp {
     if (name == "sequence") return v.is_list() || v.is_string() || v.is_map();
     if (name == "iterable") return v.is_list() || v.is_string() || v.is_map();
     if (name == "callable") return v.is_function();
-    if (name == "lower") return v.is_string() && string_method(v.as_string(), "islower", {}).truthy();
-    if (name == "upper") return v.is_string() && string_method(v.as_string(), "isupper", {}).truthy();
+    if (name == "lower")
+      return v.is_string() && string_method(v.as_string(), "islower", {}).truthy();
+    if (name == "upper")
+      return v.is_string() && string_method(v.as_string(), "isupper", {}).truthy();
     if (name == "odd" || name == "even") {
       if (!v.is_int()) throw RuntimeFailure{"test '" + name + "' needs an integer"};
       return (((v.as_int() % 2) + 2) % 2 == 1) == (name == "odd");
@@ -846,9 +727,13 @@ class Interp {
     size_t start = 0;
     for (;;) {
       size_t dot = path.find('.', start);
-      std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-      bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-      v = numeric && part.size() < 18 ? getitem(v, Value(static_cast<int64_t>(std::stoll(part)))) : getitem(v, Value(part));
+      std::string part =
+          path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+      });
+      v = numeric && part.size() < 18 ? getitem(v, Value(static_cast<int64_t>(std::stoll(part))))
+                                      : getitem(v, Value(part));
       if (dot == std::string::npos) return v;
       start = dot + 1;
     }
@@ -863,7 +748,8 @@ class Interp {
 
   Value apply_filter(const std::string& name, const Value& v, const CallArgs& a, Frame& f) {
     auto needs = [&](bool ok, const char* what) {
-      if (!ok) throw RuntimeFailure{"filter '" + name + "' expects " + what + ", got " + v.type_name()};
+      if (!ok)
+        throw RuntimeFailure{"filter '" + name + "' expects " + what + ", got " + v.type_name()};
     };
     if (name == "length" || name == "count") return length_of(v);
     if (name == "tojson") {
@@ -884,7 +770,8 @@ class Interp {
     }
     if (name == "default" || name == "d") {
       bool boolean = arg_or(a, 1, "boolean", Value(false)).truthy();
-      if (v.is_undefined() || (boolean && !v.truthy())) return arg_or(a, 0, "default_value", Value(""));
+      if (v.is_undefined() || (boolean && !v.truthy()))
+        return arg_or(a, 0, "default_value", Value(""));
       return v;
     }
     if (name == "first" || name == "last") {
@@ -959,7 +846,8 @@ class Interp {
     }
     if (name == "abs") {
       needs(v.is_number(), "a number");
-      return v.is_float() ? Value(std::fabs(v.as_float())) : Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
+      return v.is_float() ? Value(std::fabs(v.as_float()))
+                          : Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
     }
     if (name == "round") {
       needs(v.is_number(), "a number");
@@ -973,17 +861,20 @@ class Interp {
     if (name == "sum") {
       Value attr = arg_or(a, 0, "attribute", Value());
       Value total = arg_or(a, 1, "start", Value(0));
-      for (const auto& e : iterate(v)) total = binary("+", total, attr.is_undefined() ? e : attr_path(e, attr.str()));
+      for (const auto& e : iterate(v))
+        total = binary("+", total, attr.is_undefined() ? e : attr_path(e, attr.str()));
       return total;
     }
     if (name == "min" || name == "max" || name == "sort" || name == "unique") {
-      bool case_sensitive = arg_or(a, name == "sort" ? 1 : 0, "case_sensitive", Value(false)).truthy();
+      bool case_sensitive =
+          arg_or(a, name == "sort" ? 1 : 0, "case_sensitive", Value(false)).truthy();
       Value attr = a.get(name == "sort" ? 2 : (name == "unique" ? 1 : 1), "attribute")
                        ? *a.get(name == "sort" ? 2 : 1, "attribute")
                        : Value();
       auto key = [&](const Value& e) {
         Value k = attr.is_undefined() ? e : attr_path(e, attr.str());
-        if (!case_sensitive && k.is_string()) return Value(ascii_map(k.as_string(), [](int c) { return std::tolower(c); }));
+        if (!case_sensitive && k.is_string())
+          return Value(ascii_map(k.as_string(), [](int c) { return std::tolower(c); }));
         return k;
       };
       List l = iterate(v);
@@ -1038,8 +929,9 @@ class Interp {
       List out;
       for (const auto& e : iterate(v)) {
         Value subject = by_attr ? attr_path(e, arg_or(a, 0, "attribute", Value("")).str()) : e;
-        bool r = a.pos.size() > test_at ? apply_test(a.pos[test_at].str(), subject, rest_args(a, test_at + 1))
-                                        : subject.truthy();
+        bool r = a.pos.size() > test_at
+                     ? apply_test(a.pos[test_at].str(), subject, rest_args(a, test_at + 1))
+                     : subject.truthy();
         if (r == keep_if) out.push_back(e);
       }
       return out;
@@ -1048,15 +940,18 @@ class Interp {
       int64_t width = 4;
       std::string pad;
       Value w = arg_or(a, 0, "width", Value(width));
-      if (w.is_string()) pad = w.as_string();
-      else pad.assign(static_cast<size_t>(std::max<int64_t>(0, w.as_int())), ' ');
+      if (w.is_string())
+        pad = w.as_string();
+      else
+        pad.assign(static_cast<size_t>(std::max<int64_t>(0, w.as_int())), ' ');
       bool first = arg_or(a, 1, "first", Value(false)).truthy();
       bool blank = arg_or(a, 2, "blank", Value(false)).truthy();
       std::string s = v.str(), out;
       size_t start = 0, line = 0;
       while (start <= s.size()) {
         size_t nl = s.find('\n', start);
-        std::string piece = s.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+        std::string piece =
+            s.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
         if ((line > 0 || first) && (blank || !piece.empty())) out += pad;
         out += piece;
         if (nl == std::string::npos) break;
@@ -1066,7 +961,8 @@ class Interp {
       }
       return out;
     }
-    if (name == "wordcount") return Value(static_cast<int64_t>(py_split(v.str(), nullptr, -1).size()));
+    if (name == "wordcount")
+      return Value(static_cast<int64_t>(py_split(v.str(), nullptr, -1).size()));
     throw RuntimeFailure{"no filter named '" + name + "'"};
   }
 
@@ -1125,7 +1021,8 @@ std::string Template::render(const Map& vars) const {
     std::tm tm{};
     localtime_r(&now, &tm);
     char buf[256];
-    size_t n = std::strftime(buf, sizeof buf, a.pos.empty() ? "%Y-%m-%d" : a.pos[0].str().c_str(), &tm);
+    size_t n =
+        std::strftime(buf, sizeof buf, a.pos.empty() ? "%Y-%m-%d" : a.pos[0].str().c_str(), &tm);
     return Value(std::string(buf, n));
   });
   Frame root;
