@@ -8,6 +8,39 @@ namespace hone {
 
 using namespace ops_detail;
 
+namespace {
+
+// An elementwise op of two same-shaped inputs that saves both (shared, not copied):
+// fwd(n, a, b, y) and bwd(n, a, b, dy, da, db) with da/db null when not needed.
+template <class Fwd, class Bwd>
+Var binary_op(Tape* t, const char* op, const char* an, const char* bn, const Var& a, const Var& b,
+              Fwd fwd, Bwd bwd) {
+  require_compute(op, an, a);
+  require_compute(op, bn, b);
+  require_same(op, a, b);
+  Tensor y = Tensor::empty(a.dtype(), a.shape());
+  dispatch(a.dtype(), [&](auto z) {
+    using T = decltype(z);
+    fwd(y.numel(), a.value().data<T>(), b.value().data<T>(), y.data<T>());
+  });
+  const bool rg = needs_grad(t, {&a, &b});
+  Var out(std::move(y), rg);
+  if (rg)
+    t->record([t, a, b, out, bwd] {
+      if (!out.has_grad()) return;
+      dispatch(out.dtype(), [&](auto z) {
+        using T = decltype(z);
+        T* da = a.requires_grad() ? t->grad(a).data<T>() : nullptr;
+        T* db = b.requires_grad() ? t->grad(b).data<T>() : nullptr;
+        bwd(out.grad().numel(), a.value().data<T>(), b.value().data<T>(),
+            static_cast<const T*>(out.grad().data<T>()), da, db);
+      });
+    });
+  return out;
+}
+
+}  // namespace
+
 // y = a + b. Saves nothing.
 Var add(Tape* t, const Var& a, const Var& b) {
   require_compute("add", "a", a);
@@ -36,28 +69,12 @@ Var add(Tape* t, const Var& a, const Var& b) {
 
 // y = a ∘ b. Saves a and b (shared, not copied).
 Var mul(Tape* t, const Var& a, const Var& b) {
-  require_compute("mul", "a", a);
-  require_compute("mul", "b", b);
-  require_same("mul", a, b);
-  Tensor y = Tensor::empty(a.dtype(), a.shape());
-  dispatch(a.dtype(), [&](auto z) {
-    using T = decltype(z);
-    kernels::mul_fwd<T>(y.numel(), a.value().data<T>(), b.value().data<T>(), y.data<T>());
-  });
-  const bool rg = needs_grad(t, {&a, &b});
-  Var out(std::move(y), rg);
-  if (rg)
-    t->record([t, a, b, out] {
-      if (!out.has_grad()) return;
-      dispatch(out.dtype(), [&](auto z) {
-        using T = decltype(z);
-        T* da = a.requires_grad() ? t->grad(a).data<T>() : nullptr;
-        T* db = b.requires_grad() ? t->grad(b).data<T>() : nullptr;
-        kernels::mul_bwd<T>(out.grad().numel(), a.value().data<T>(), b.value().data<T>(),
-                            out.grad().data<T>(), da, db);
+  return binary_op(
+      t, "mul", "a", "b", a, b,
+      [](auto n, const auto* x, const auto* y, auto* out) { kernels::mul_fwd(n, x, y, out); },
+      [](auto n, const auto* x, const auto* y, const auto* dy, auto* dx, auto* dyy) {
+        kernels::mul_bwd(n, x, y, dy, dx, dyy);
       });
-    });
-  return out;
 }
 
 // y = s·a. Saves nothing.
@@ -126,28 +143,12 @@ Var silu(Tape* t, const Var& x) {
 
 // y = silu(gate)·up. Saves gate and up.
 Var swiglu(Tape* t, const Var& gate, const Var& up) {
-  require_compute("swiglu", "gate", gate);
-  require_compute("swiglu", "up", up);
-  require_same("swiglu", gate, up);
-  Tensor y = Tensor::empty(gate.dtype(), gate.shape());
-  dispatch(gate.dtype(), [&](auto z) {
-    using T = decltype(z);
-    kernels::swiglu_fwd<T>(y.numel(), gate.value().data<T>(), up.value().data<T>(), y.data<T>());
-  });
-  const bool rg = needs_grad(t, {&gate, &up});
-  Var out(std::move(y), rg);
-  if (rg)
-    t->record([t, gate, up, out] {
-      if (!out.has_grad()) return;
-      dispatch(out.dtype(), [&](auto z) {
-        using T = decltype(z);
-        T* dg = gate.requires_grad() ? t->grad(gate).data<T>() : nullptr;
-        T* du = up.requires_grad() ? t->grad(up).data<T>() : nullptr;
-        kernels::swiglu_bwd<T>(out.grad().numel(), gate.value().data<T>(), up.value().data<T>(),
-                               out.grad().data<T>(), dg, du);
+  return binary_op(
+      t, "swiglu", "gate", "up", gate, up,
+      [](auto n, const auto* g, const auto* u, auto* out) { kernels::swiglu_fwd(n, g, u, out); },
+      [](auto n, const auto* g, const auto* u, const auto* dy, auto* dg, auto* du) {
+        kernels::swiglu_bwd(n, g, u, dy, dg, du);
       });
-    });
-  return out;
 }
 
 }  // namespace hone
