@@ -20,6 +20,14 @@ namespace hone {
 // Backward: dx always (when x requires grad); dW, db only when they require grad.
 Var linear(Tape* t, const Var& x, const Var& w, const Var& b = Var());
 
+// LoRA projection as one op: y = x·Wᵀ + b + s·(xa·Aᵀ)·Bᵀ, where xa is x itself or a dropout of
+// it (same shape). x, xa (N, in); W (out, in) frozen in any storage linear accepts; b (out) or
+// undefined; A (r, in), B (out, r) in the compute dtype. Equal to the unfused chain
+// add(linear(x, W, b), scale(linear(linear(xa, A), B), s)) up to rounding, without its three
+// (N, out) intermediates; saves only xa·Aᵀ (N, r) besides its inputs.
+Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa, const Var& a,
+                const Var& bm, double s);
+
 // Elementwise, same shapes.
 Var add(Tape* t, const Var& a, const Var& b);
 Var mul(Tape* t, const Var& a, const Var& b);

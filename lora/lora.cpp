@@ -40,8 +40,12 @@ LoraLinear::LoraLinear(std::unique_ptr<Linear> base, Var a, Var b, double scalin
       rng_(rng) {}
 
 Var LoraLinear::forward(Tape* t, const Var& x) {
-  Var y = base_->forward(t, x);  // (N, out)
   Var xin = (training_ && dropout_ > 0.0) ? hone::dropout(t, x, dropout_, *rng_) : x;
+  // A plain frozen base fuses with its update; anything else (an adapter over an adapter) keeps
+  // the chain of ops.
+  if (dynamic_cast<const FrozenLinear*>(base_.get()))
+    return lora_linear(t, x, base_->weight(), base_->bias(), xin, a_, b_, scaling_);
+  Var y = base_->forward(t, x);  // (N, out)
   Var low = linear(t, xin, a_);  // (N, r)
   Var up = linear(t, low, b_);   // (N, out)
   return add(t, y, scale(t, up, scaling_));
@@ -108,6 +112,8 @@ LoraAdapters::LoraAdapters(Transformer& model, const LoraConfig& cfg)
     *nl.slot = std::move(layer);
     tensors_.push_back({nl.name, a, b});
   }
+  // With activation checkpointing the model replays this generator's draws per block.
+  model.set_dropout_rng(&dropout_rng_);
 }
 
 void LoraAdapters::set_training(bool on) {

@@ -141,7 +141,9 @@ TEST(LmHeadLoss, FrozenBf16AndQuantizedWeightsEqualUnfused) {
       auto tg = make_targets(c.N, c.V, 43);
       Result a = fused(x, w, tg, 3), b = unfused(x, w, tg);
       EXPECT_LE(std::abs(a.loss - b.loss), 1e-6 * std::abs(b.loss)) << dtype_name(dt);
-      EXPECT_LT(rel_diff(a.dx, b.dx), 1e-6) << dtype_name(dt);
+      // dx sums V products in f32 in another blocking than the unfused gemm: a few ulps of the
+      // largest element (1.1e-6 seen with Q4_0 and V = 1100 on a Xeon's BLAS at 2 threads).
+      EXPECT_LT(rel_diff(a.dx, b.dx), 4e-6) << dtype_name(dt);
       EXPECT_FALSE(w.has_grad());
     }
 }

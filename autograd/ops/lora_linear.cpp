@@ -1,0 +1,118 @@
+// lora_linear: the frozen projection and its low-rank update as one op,
+//   y = x·Wᵀ + b + s·(xa·Aᵀ)·Bᵀ      (xa = x, or dropout(x) as a separate Var)
+// The low-rank product accumulates straight into y (gemm with beta = 1), so the unfused chain's
+// three extra (N, out) tensors — base output, B·A·x, its scaled copy — and their gradients never
+// exist. Saves x, xa and low = xa·Aᵀ (N, r).
+#include "autograd/kernels/blas.h"
+#include "autograd/kernels/parallel.h"
+#include "autograd/ops.h"
+#include "autograd/ops/common.h"
+#include "autograd/ops/weight_blocks.h"
+
+namespace hone {
+
+using namespace ops_detail;
+
+Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa, const Var& a,
+                const Var& bm, double s) {
+  require_compute("lora_linear", "x", x);
+  require_compute("lora_linear", "xa", xa);
+  const DType ct = x.dtype();
+  require_weight("lora_linear", "W", w, ct);
+  require_weight("lora_linear", "A", a, ct);
+  require_weight("lora_linear", "B", bm, ct);
+  if (w.value().ndim() != 2 || x.value().ndim() < 1 || x.shape().back() != w.shape()[1])
+    fail("lora_linear", "x " + shape_str(x.shape()) + " does not match W " + shape_str(w.shape()) +
+                            " (want x (..., in), W (out, in))");
+  const int64_t out_f = w.shape()[0], in_f = w.shape()[1];
+  if (xa.shape() != x.shape() || xa.dtype() != ct)
+    fail("lora_linear", desc("xa", xa) + " must match " + desc("x", x));
+  if (a.value().ndim() != 2 || a.shape()[1] != in_f || bm.value().ndim() != 2 ||
+      bm.shape()[0] != out_f || bm.shape()[1] != a.shape()[0])
+    fail("lora_linear", "A " + shape_str(a.shape()) + " and B " + shape_str(bm.shape()) +
+                            " do not fit W " + shape_str(w.shape()) +
+                            " (want A (r, in), B (out, r))");
+  if (a.dtype() != ct || bm.dtype() != ct)
+    fail("lora_linear", desc("A", a) + ", " + desc("B", bm) + ": expected the compute dtype");
+  const int64_t r = a.shape()[0];
+  const int64_t N = in_f ? x.value().numel() / in_f : 0;
+  Tensor bias;
+  if (b.defined()) {
+    require_weight("lora_linear", "b", b, ct);
+    if (b.value().numel() != out_f)
+      fail("lora_linear",
+           "b " + shape_str(b.shape()) + " does not match W " + shape_str(w.shape()));
+    bias = as_compute(b.value(), ct);
+  }
+  Shape yshape = x.shape();
+  yshape.back() = out_f;
+  Tensor y = Tensor::empty(ct, yshape);  // (N, out)
+  Tensor low = Tensor::empty(ct, {N, r});
+  dispatch(ct, [&](auto z) {
+    using T = decltype(z);
+    const T* X = x.value().data<T>();
+    T* Y = y.data<T>();
+    for_weight_blocks<T>(w.value(), out_f, in_f, [&](int64_t o0, int64_t o1, const T* W) {
+      kernels::gemm<T>(false, true, N, o1 - o0, in_f, T(1), X, in_f, W, in_f, T(0), Y + o0, out_f);
+    });
+    if (bias.defined()) {
+      const T* B = bias.data<T>();
+      kernels::parallel_rows(N, kernels::grain_for(out_f), [&](int64_t lo, int64_t hi) {
+        for (int64_t n = lo; n < hi; ++n)
+          for (int64_t o = 0; o < out_f; ++o) Y[n * out_f + o] += B[o];
+      });
+    }
+    T* L = low.data<T>();
+    kernels::gemm<T>(false, true, N, r, in_f, T(1), xa.value().data<T>(), in_f, a.value().data<T>(),
+                     in_f, T(0), L, r);
+    kernels::gemm<T>(false, true, N, out_f, r, static_cast<T>(s), L, r, bm.value().data<T>(), r,
+                     T(1), Y, out_f);
+  });
+  const bool rg = needs_grad(t, {&x, &w, &b, &xa, &a, &bm});
+  Var out(std::move(y), rg);
+  if (rg)
+    t->record([t, x, w, b, xa, a, bm, s, low, out, N, in_f, out_f, r] {
+      if (!out.has_grad()) return;
+      dispatch(out.dtype(), [&](auto z) {
+        using T = decltype(z);
+        const T* dY = out.grad().data<T>();  // (N, out)
+        const T* L = low.data<T>();          // (N, r)
+        const T ts = static_cast<T>(s);
+        if (bm.requires_grad())  // dB += s·dYᵀ·low
+          kernels::gemm<T>(true, false, out_f, r, N, ts, dY, out_f, L, r, T(1),
+                           t->grad(bm).data<T>(), r);
+        if (a.requires_grad() || xa.requires_grad()) {
+          Tensor dlow = Tensor::empty(out.dtype(), {N, r});  // s·dY·B
+          T* dL = dlow.data<T>();
+          kernels::gemm<T>(false, false, N, r, out_f, ts, dY, out_f, bm.value().data<T>(), r, T(0),
+                           dL, r);
+          if (a.requires_grad())  // dA += dlowᵀ·xa
+            kernels::gemm<T>(true, false, r, in_f, N, T(1), dL, r, xa.value().data<T>(), in_f, T(1),
+                             t->grad(a).data<T>(), in_f);
+          if (xa.requires_grad())  // dxa += dlow·A
+            kernels::gemm<T>(false, false, N, in_f, r, T(1), dL, r, a.value().data<T>(), in_f, T(1),
+                             t->grad(xa).data<T>(), in_f);
+        }
+        if (x.requires_grad()) {  // dx += dY·W
+          T* dX = t->grad(x).data<T>();
+          for_weight_blocks<T>(w.value(), out_f, in_f, [&](int64_t o0, int64_t o1, const T* W) {
+            kernels::gemm<T>(false, false, N, in_f, o1 - o0, T(1), dY + o0, out_f, W, in_f, T(1),
+                             dX, in_f);
+          });
+        }
+        if (w.requires_grad())
+          kernels::gemm<T>(true, false, out_f, in_f, N, T(1), dY, out_f, x.value().data<T>(), in_f,
+                           T(1), t->grad(w).data<T>(), in_f);
+        if (b.requires_grad()) {
+          T* dB = t->grad(b).data<T>();
+          kernels::parallel_rows(out_f, 256, [&](int64_t lo, int64_t hi) {
+            for (int64_t n = 0; n < N; ++n)
+              for (int64_t o = lo; o < hi; ++o) dB[o] += dY[n * out_f + o];
+          });
+        }
+      });
+    });
+  return out;
+}
+
+}  // namespace hone
