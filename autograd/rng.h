@@ -12,10 +12,13 @@ class Rng {
   explicit Rng(uint64_t seed = 0) : state_(seed) {}
   uint64_t state() const { return state_; }
   void set_state(uint64_t s) { state_ = s; }
+  // Jumps over n draws of next_u64 in O(1) (the state is a counter): lets a long stream be
+  // filled in parallel chunks with exactly the sequential values.
+  void skip(uint64_t n) { state_ += n * kGamma; }
 
   // splitmix64
   uint64_t next_u64() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    uint64_t z = (state_ += kGamma);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
@@ -33,6 +36,7 @@ class Rng {
   }
 
  private:
+  static constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
   uint64_t state_;
 };
 

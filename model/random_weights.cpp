@@ -2,32 +2,53 @@
 
 #include <cmath>
 
+#include "autograd/kernels/parallel.h"
+#include "autograd/kernels/quant.h"
 #include "autograd/rng.h"
 
 namespace hone {
 
-std::map<std::string, Tensor> random_weights(const ModelConfig& cfg, uint64_t seed) {
+std::map<std::string, Tensor> random_weights(const ModelConfig& cfg, uint64_t seed, DType storage) {
   cfg.validate("random_weights");
-  Rng rng(seed);
+  // One stream over every value in the order below; chunks jump to their offset in it, so the
+  // parallel fill gives the sequential values whatever the thread count.
+  uint64_t drawn = 0;
   std::map<std::string, Tensor> ts;
-  auto fill = [&](const std::string& name, Shape shape, double lo, double hi) {
+  auto fill = [&](const std::string& name, Shape shape, double lo, double hi, bool weight) {
     Tensor t = Tensor::empty(DType::F32, std::move(shape));
     float* p = t.data<float>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(rng.uniform(lo, hi));
+    const uint64_t base = drawn;
+    kernels::parallel_rows(t.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+      Rng r(seed);
+      r.skip(base + static_cast<uint64_t>(b));
+      for (int64_t i = b; i < e; ++i) p[i] = static_cast<float>(r.uniform(lo, hi));
+    });
+    drawn += static_cast<uint64_t>(t.numel());
+    if (weight && storage != DType::F32) {
+      if (!is_quantized(storage)) {
+        t = t.to(storage);
+      } else if (t.dim(-1) % kernels::kQBlock != 0) {
+        t = t.to(DType::BF16);
+      } else {
+        Tensor q = Tensor::empty(storage, t.shape());
+        kernels::quantize(t.data<float>(), q.raw(), storage, t.numel());
+        t = q;
+      }
+    }
     ts[name] = t;
   };
   auto proj = [&](const std::string& name, int64_t out, int64_t in) {
     double b = 1.0 / std::sqrt(static_cast<double>(in));
-    fill(name, {out, in}, -b, b);
+    fill(name, {out, in}, -b, b, true);
   };
   const int64_t C = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size;
-  fill("model.embed_tokens.weight", {V, C}, -0.035, 0.035);
-  fill("model.norm.weight", {C}, 0.9, 1.1);
+  fill("model.embed_tokens.weight", {V, C}, -0.035, 0.035, true);
+  fill("model.norm.weight", {C}, 0.9, 1.1, false);
   if (!cfg.tie_word_embeddings) proj("lm_head.weight", V, C);
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
-    fill(p + "input_layernorm.weight", {C}, 0.9, 1.1);
-    fill(p + "post_attention_layernorm.weight", {C}, 0.9, 1.1);
+    fill(p + "input_layernorm.weight", {C}, 0.9, 1.1, false);
+    fill(p + "post_attention_layernorm.weight", {C}, 0.9, 1.1, false);
     proj(p + "self_attn.q_proj.weight", cfg.q_dim(), C);
     proj(p + "self_attn.k_proj.weight", cfg.kv_dim(), C);
     proj(p + "self_attn.v_proj.weight", cfg.kv_dim(), C);
@@ -36,13 +57,13 @@ std::map<std::string, Tensor> random_weights(const ModelConfig& cfg, uint64_t se
     proj(p + "mlp.up_proj.weight", F, C);
     proj(p + "mlp.down_proj.weight", C, F);
     if (cfg.attention_bias) {
-      fill(p + "self_attn.q_proj.bias", {cfg.q_dim()}, -0.1, 0.1);
-      fill(p + "self_attn.k_proj.bias", {cfg.kv_dim()}, -0.1, 0.1);
-      fill(p + "self_attn.v_proj.bias", {cfg.kv_dim()}, -0.1, 0.1);
+      fill(p + "self_attn.q_proj.bias", {cfg.q_dim()}, -0.1, 0.1, false);
+      fill(p + "self_attn.k_proj.bias", {cfg.kv_dim()}, -0.1, 0.1, false);
+      fill(p + "self_attn.v_proj.bias", {cfg.kv_dim()}, -0.1, 0.1, false);
     }
     if (cfg.qk_norm) {
-      fill(p + "self_attn.q_norm.weight", {cfg.head_dim}, 0.9, 1.1);
-      fill(p + "self_attn.k_norm.weight", {cfg.head_dim}, 0.9, 1.1);
+      fill(p + "self_attn.q_norm.weight", {cfg.head_dim}, 0.9, 1.1, false);
+      fill(p + "self_attn.k_norm.weight", {cfg.head_dim}, 0.9, 1.1, false);
     }
   }
   return ts;

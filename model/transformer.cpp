@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "autograd/block_cache.h"
+#include "autograd/kernels/elementwise.h"
 #include "autograd/kernels/quant.h"
 
 namespace hone {
@@ -71,6 +73,9 @@ Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Ten
     b.down_proj = proj(p + "mlp.down_proj", false);
   }
   inv_freq_ = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling);
+  // Conversion temporaries (e.g. a bf16 file read as f32 on the way to q4_0) went back to the
+  // block cache in sizes training never asks for again: hand them to the system.
+  block_cache_release();
 }
 
 Var Transformer::block_forward(Tape* t, const Var& x, const Block& blk,
@@ -110,6 +115,46 @@ Var Transformer::block_forward(Tape* t, const Var& x, const Block& blk,
   return add(t, x1, blk.down_proj->forward(t, m));
 }
 
+Var Transformer::checkpointed_block(Tape* t, const Var& x, int layer,
+                                    const std::vector<int32_t>& pos, int64_t batch,
+                                    const std::vector<int32_t>* segment_start) const {
+  const uint64_t rng_state = dropout_rng_ ? dropout_rng_->state() : 0;
+  // The forward runs on a local tape that is dropped at once: it tells whether the output needs a
+  // gradient (some adapter inside, or x requiring grad) and frees the block's saved activations.
+  bool rg = false;
+  Tensor y;
+  {
+    Tape local;
+    Var yl = block_forward(&local, x, blocks_[layer], pos, batch, segment_start, nullptr, layer);
+    rg = yl.requires_grad();
+    y = yl.value();
+  }
+  Var out(std::move(y), rg);  // (N, C)
+  if (!rg) return out;
+  // pos is captured by value (the caller's vector dies after forward); segment_start outlives
+  // backward, as for attention itself.
+  t->record([this, t, x, out, layer, pos, batch, segment_start, rng_state] {
+    if (!out.has_grad()) return;
+    // Replay the dropout draws of this block's forward, then put the generator back where the
+    // whole forward left it, so later steps draw exactly as without checkpointing.
+    const uint64_t now = dropout_rng_ ? dropout_rng_->state() : 0;
+    if (dropout_rng_) dropout_rng_->set_state(rng_state);
+    Tape local;
+    Var xl(x.value(), x.requires_grad());  // shares x's storage, a fresh gradient
+    Var yl = block_forward(&local, xl, blocks_[layer], pos, batch, segment_start, nullptr, layer);
+    if (dropout_rng_) dropout_rng_->set_state(now);
+    local.backward_from(yl, out.grad());
+    if (x.requires_grad() && xl.has_grad()) {
+      Tensor& dx = t->grad(x);
+      if (dx.dtype() == DType::F64)
+        kernels::axpy<double>(dx.numel(), 1.0, xl.grad().data<double>(), dx.data<double>());
+      else
+        kernels::axpy<float>(dx.numel(), 1.0f, xl.grad().data<float>(), dx.data<float>());
+    }
+  });
+  return out;
+}
+
 Var Transformer::hidden(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
                         const std::vector<int32_t>* segment_start) const {
   if (static_cast<int64_t>(ids.size()) != batch * seq)
@@ -126,8 +171,12 @@ Var Transformer::hidden(Tape* t, const std::vector<int32_t>& ids, int64_t batch,
   for (size_t i = 0; i < ids.size(); ++i)
     pos[i] = static_cast<int32_t>(i % seq) - (segment_start ? (*segment_start)[i] : 0);
   Var x = embedding(t, embed_, ids);  // (N, C)
-  for (int64_t l = 0; l < cfg_.num_layers; ++l)
-    x = block_forward(t, x, blocks_[l], pos, batch, segment_start, nullptr, static_cast<int>(l));
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    const int layer = static_cast<int>(l);
+    x = (t && checkpointing_)
+            ? checkpointed_block(t, x, layer, pos, batch, segment_start)
+            : block_forward(t, x, blocks_[l], pos, batch, segment_start, nullptr, layer);
+  }
   return rmsnorm(t, x, final_norm_, cfg_.rms_norm_eps);  // (N, C)
 }
 

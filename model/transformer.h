@@ -42,6 +42,14 @@ class Transformer {
   // and their gradient would take more than this many bytes (0: always).
   static constexpr int64_t kFusedLossBytes = int64_t{256} << 20;
   void set_fused_loss_bytes(int64_t bytes) { fused_loss_bytes_ = bytes; }
+  // Activation checkpointing: in training, each block keeps only its input (N, C); backward
+  // re-runs the block's forward on a local tape before its backward. Gradients are bitwise the
+  // same as without it; it costs one more forward of the blocks.
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+  bool activation_checkpointing() const { return checkpointing_; }
+  // A generator that ops inside blocks draw from (LoRA dropout): with checkpointing, its state at
+  // each block's forward is restored for the recompute, so the masks are the same draws.
+  void set_dropout_rng(Rng* rng) { dropout_rng_ = rng; }
 
   // tensors: HF names, HF layout (as load_model_files returns). `weight_dtype` is the storage of
   // the frozen projection and embedding weights: F32, BF16, F16, or Q8_0/Q4_0 quantized at load
@@ -81,10 +89,15 @@ class Transformer {
   Var block_forward(Tape* t, const Var& x, const Block& blk, const std::vector<int32_t>& pos,
                     int64_t batch, const std::vector<int32_t>* segment_start, KVCache* cache,
                     int layer) const;
+  // block_forward recorded as one tape node that recomputes the block in backward.
+  Var checkpointed_block(Tape* t, const Var& x, int layer, const std::vector<int32_t>& pos,
+                         int64_t batch, const std::vector<int32_t>* segment_start) const;
 
   ModelConfig cfg_;
   DType compute_ = DType::F32;
   int64_t fused_loss_bytes_ = kFusedLossBytes;
+  bool checkpointing_ = false;
+  Rng* dropout_rng_ = nullptr;
   Var embed_;       // (V, C)
   Var final_norm_;  // (C)
   Var lm_head_;     // (V, C); the embedding when tied

@@ -49,6 +49,9 @@ struct TrainingRecipe {
   uint64_t seed = 42;
   double grad_clip = 1.0;  // global-norm clip; 0 = off
   int threads = 0;         // 0 = all cores
+  // Keep only each block's input in forward and recompute the block in backward: activation
+  // memory of one block instead of all, for one more forward. Gradients are unchanged.
+  bool activation_checkpointing = false;
   bool operator==(const TrainingRecipe&) const = default;
 };
 

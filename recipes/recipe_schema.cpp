@@ -143,7 +143,10 @@ const std::vector<Section>& schema() {
              c.training.grad_clip = *v;
          }},
         int_field(
-            "threads", [](RecipeConfig & c) -> auto& { return c.training.threads; })}},
+            "threads", [](RecipeConfig & c) -> auto& { return c.training.threads; }),
+        bool_field(
+            "activation_checkpointing",
+            [](RecipeConfig & c) -> auto& { return c.training.activation_checkpointing; })}},
       {"optimizer",
        {string_field(
             "name", [](RecipeConfig & c) -> auto& { return c.optimizer.name; }),

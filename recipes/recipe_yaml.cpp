@@ -128,7 +128,8 @@ std::string to_yaml(const RecipeConfig& c) {
     << "  epochs: " << opt(c.training.epochs) << "\n"
     << "  seed: " << c.training.seed << "\n"
     << "  grad_clip: " << num(c.training.grad_clip) << "\n"
-    << "  threads: " << c.training.threads << "\n";
+    << "  threads: " << c.training.threads << "\n"
+    << "  activation_checkpointing: " << b(c.training.activation_checkpointing) << "\n";
   y << "optimizer:\n"
     << "  name: " << yq(c.optimizer.name) << "\n"
     << "  lr: " << num(c.optimizer.lr) << "\n"
