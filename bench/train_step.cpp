@@ -4,7 +4,11 @@
 //
 //   bench_train_step [--model stories260K|smollm2-135m|qwen2.5-0.5b|llama3.2-1b] [--seq 512]
 //                    [--batch 1] [--rank 16] [--steps 5] [--warmup 1] [--optimizer adamw|none]
-//                    [--threads N] [--weight-dtype f32|bf16]
+//                    [--threads N] [--weight-dtype f32|bf16|q8_0|q4_0] [--checkpointing 0|1]
+//
+// Random-weight shapes are drawn straight into the storage dtype (an 8B shape in q4_0 never
+// exists in f32). The JSON line carries the memory planner's prediction (recipes/plan.h) beside
+// the measured peak RSS.
 #include <sys/resource.h>
 #include <tbb/global_control.h>
 
@@ -20,6 +24,7 @@
 #include "model/random_weights.h"
 #include "model/shapes.h"
 #include "optim/adamw.h"
+#include "recipes/plan.h"
 
 using namespace hone;
 
@@ -37,6 +42,7 @@ int main(int argc, char** argv) {
   int64_t seq = 512, batch = 1, rank = 16;
   int steps = 5, warmup = 1, threads = 0;
   std::string optimizer = "adamw", weight_dtype = "f32";
+  bool checkpointing = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--model")
@@ -59,6 +65,8 @@ int main(int argc, char** argv) {
       threads = std::stoi(v);
     else if (k == "--weight-dtype")
       weight_dtype = v;
+    else if (k == "--checkpointing")
+      checkpointing = v == "1" || v == "true";
     else {
       std::fprintf(stderr, "bench_train_step: unknown option %s\n", k.c_str());
       return 2;
@@ -68,8 +76,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_train_step: --optimizer must be adamw or none\n");
     return 2;
   }
-  if (weight_dtype != "f32" && weight_dtype != "bf16") {
-    std::fprintf(stderr, "bench_train_step: --weight-dtype must be f32 or bf16\n");
+  DType wd = DType::F32;
+  if (weight_dtype == "bf16")
+    wd = DType::BF16;
+  else if (weight_dtype == "q8_0")
+    wd = DType::Q8_0;
+  else if (weight_dtype == "q4_0")
+    wd = DType::Q4_0;
+  else if (weight_dtype != "f32") {
+    std::fprintf(stderr, "bench_train_step: --weight-dtype must be f32, bf16, q8_0 or q4_0\n");
     return 2;
   }
   // One thread count for both pools: OpenBLAS's and TBB's (0 = all cores).
@@ -80,24 +95,40 @@ int main(int argc, char** argv) {
         tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
   }
   try {
+    const int64_t runtime_bytes = current_rss_bytes();
     ModelConfig cfg;
     std::map<std::string, Tensor> weights;
+    int64_t source_bytes = 0;  // held while converting, for the planner
     if (which == "stories260K") {
       ModelFiles f = load_model_files(model_path);
       cfg = f.config;
       weights = std::move(f.tensors);
-    } else {  // a published shape with random weights (model/shapes.h)
+      if (wd != DType::F32) source_bytes = planned_weight_bytes(cfg, DType::F32);
+    } else {  // a published shape with random weights (model/shapes.h), drawn as stored
       cfg = model_shape(which);
       cfg.validate(which);
-      weights = random_weights(cfg, 1234);
+      weights = random_weights(cfg, 1234, wd);
     }
-    Transformer model(cfg, weights, weight_dtype == "bf16" ? DType::BF16 : DType::F32);
+    Transformer model(cfg, weights, wd);
     weights.clear();  // the model holds its own copies (converted when bf16)
+    model.set_activation_checkpointing(checkpointing);
     LoraConfig lc;
     lc.rank = rank;
     lc.alpha = 2.0 * static_cast<double>(rank);
     lc.targets = {"all-linear"};
     LoraAdapters adapters(model, lc);
+    PlanSpec spec;
+    spec.model = cfg;
+    spec.weight_dtype = wd;
+    spec.source_bytes = source_bytes;
+    spec.lora = lc;
+    spec.batch = batch;
+    spec.seq = seq;
+    spec.checkpointing = checkpointing;
+    spec.optimizer_states = optimizer == "adamw" ? 2 : 0;
+    spec.threads = kernels::blas_threads();
+    spec.runtime_bytes = planned_runtime_bytes(runtime_bytes);
+    const MemoryPlan plan = plan_memory(spec);
     AdamWConfig oc;  // torch.optim.AdamW's defaults but lr
     oc.lr = 1e-4;
     oc.weight_decay = 0.01;
@@ -128,13 +159,16 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"impl\": \"hone\", \"model\": \"%s\", \"params\": %lld, \"lora_params\": %lld, "
         "\"batch\": %lld, \"seq\": %lld, \"rank\": %lld, \"optimizer\": \"%s\", "
-        "\"weight_dtype\": \"%s\", \"threads\": %d, \"steps\": %d, \"sec_per_step\": %.4f, "
-        "\"tokens_per_s\": %.1f, \"loss\": %.4f, \"peak_rss_kib\": %ld, \"blas\": \"%s\"}\n",
+        "\"weight_dtype\": \"%s\", \"checkpointing\": %s, \"threads\": %d, \"steps\": %d, "
+        "\"sec_per_step\": %.4f, \"tokens_per_s\": %.1f, \"loss\": %.4f, \"peak_rss_kib\": %ld, "
+        "\"plan_peak_rss_kib\": %lld, \"start_rss_kib\": %lld, \"blas\": \"%s\"}\n",
         which.c_str(), static_cast<long long>(model.num_parameters()),
         static_cast<long long>(adapters.num_parameters()), static_cast<long long>(batch),
         static_cast<long long>(seq), static_cast<long long>(rank), optimizer.c_str(),
-        weight_dtype.c_str(), kernels::blas_threads(), steps, total / steps, tps, loss,
-        ru.ru_maxrss, kernels::blas_info().c_str());
+        weight_dtype.c_str(), checkpointing ? "true" : "false", kernels::blas_threads(), steps,
+        total / steps, tps, loss, ru.ru_maxrss, static_cast<long long>(plan.peak / 1024),
+        static_cast<long long>(runtime_bytes / 1024),
+        kernels::blas_info().c_str());
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

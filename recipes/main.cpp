@@ -11,6 +11,7 @@
 #include "recipes/generate.h"
 #include "recipes/inspect.h"
 #include "recipes/merge_export.h"
+#include "recipes/plan.h"
 #include "recipes/tokenize_cmd.h"
 #include "recipes/train.h"
 
@@ -63,6 +64,17 @@ int main(int argc, char** argv) {
   auto* resume = tr->add_option("--resume", resume_path,
                                 "Resume from PATH, or without PATH from the newest checkpoint")
                      ->expected(0, 1);
+  std::string memory_limit;
+  const char* memory_help =
+      "Memory the run may use (16G, 512M, bytes; none: no check). Default: what is available";
+  tr->add_option("--memory-limit", memory_limit, memory_help);
+
+  std::string plan_recipe;
+  std::vector<std::string> plan_overrides;
+  auto* pl = app.add_subcommand("plan", "Predict a recipe's peak memory and step time");
+  pl->add_option("recipe", plan_recipe, "Recipe file (YAML)")->required();
+  pl->add_option("overrides", plan_overrides, "key.path=value overrides of the recipe");
+  pl->add_option("--memory-limit", memory_limit, memory_help);
 
   std::string eval_recipe, eval_adapter;
   std::vector<std::string> eval_overrides;
@@ -133,6 +145,10 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("info")) {
       std::cout << runtime_banner() << "\n";
+    } else if (app.got_subcommand("plan")) {
+      const int64_t limit =
+          memory_limit.empty() ? 0 : hone::parse_memory_size(memory_limit, "--memory-limit");
+      std::cout << hone::run_plan(plan_recipe, plan_overrides, limit);
     } else if (app.got_subcommand("inspect")) {
       std::cout << hone::inspect_report(inspect_path);
     } else if (app.got_subcommand("train")) {
@@ -146,6 +162,8 @@ int main(int argc, char** argv) {
         train.resume = resume_path.empty() ? "latest" : resume_path;
       }
       train.quiet = quiet;
+      if (!memory_limit.empty())
+        train.memory_limit = hone::parse_memory_size(memory_limit, "--memory-limit");
       hone::TrainSummary s = hone::run_train(train);
       if (s.interrupted) return 130;
     } else if (app.got_subcommand("merge") || app.got_subcommand("unmerge") ||

@@ -22,6 +22,7 @@
 #include "lora/peft.h"
 #include "model/io/atomic_file.h"
 #include "optim/clip.h"
+#include "recipes/plan.h"
 #include "recipes/run_checkpoint.h"
 #include "recipes/train_step.h"
 
@@ -121,6 +122,14 @@ TrainSummary run_train(const TrainOptions& o) {
   run.cfg = load_recipe(o.recipe, o.overrides);
   check_recipe_paths(run.cfg);
   const RecipeConfig& cfg = run.cfg;
+  // Before any output: refuse a run the planner predicts will not fit.
+  if (o.memory_limit >= 0) {
+    const PlanSpec spec = plan_spec_for(cfg);
+    const int64_t available = o.memory_limit > 0 ? o.memory_limit : available_memory_bytes();
+    check_plan_fits(cfg, spec, available);
+    say(o.quiet, "hone: predicted peak memory " + human_bytes(plan_memory(spec).peak) + " of " +
+                     human_bytes(available) + " available");
+  }
   std::error_code ec;
   fs::create_directories(cfg.output.dir, ec);
   if (ec)

@@ -11,6 +11,9 @@ struct TrainOptions {
   std::vector<std::string> overrides;  // "key.path=value"
   std::string resume;                  // "" = fresh run, "latest", or a checkpoint path
   bool quiet = false;                  // no progress lines (errors still go to stderr)
+  // Bytes the run may use: the memory planner refuses a run predicted to need more. 0 = what
+  // the machine has available now (MemAvailable, or the cgroup limit); -1 = no check.
+  int64_t memory_limit = 0;
 };
 
 struct TrainSummary {

@@ -1,0 +1,356 @@
+#include "recipes/plan.h"
+
+#include <tbb/info.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "autograd/kernels/blas.h"
+#include "model/io/model_files.h"
+#include "recipes/recipe.h"
+#include "recipes/run_setup.h"
+
+namespace hone {
+
+namespace {
+
+constexpr int64_t kF32 = 4;
+// The weight-conversion tile (autograd/ops/weight_blocks.h): at most this many f32 elements.
+constexpr int64_t kConvertTile = int64_t{1} << 22;
+// Rows of logits the fused LM-head loss holds at once (lm_head_cross_entropy's default).
+constexpr int64_t kHeadChunk = 256;
+
+bool is_stored_weight(const std::string& name) {
+  return name == "model.embed_tokens.weight" || name == "lm_head.weight" ||
+         (name.size() > 12 && name.compare(name.size() - 12, 12, "_proj.weight") == 0);
+}
+
+struct Proj {
+  const char* kind;
+  int64_t in, out;
+};
+
+std::vector<Proj> projections(const ModelConfig& m) {
+  const int64_t C = m.hidden_size, Q = m.q_dim(), K = m.kv_dim(), F = m.intermediate_size;
+  return {{"q_proj", C, Q},    {"k_proj", C, K},  {"v_proj", C, K},   {"o_proj", Q, C},
+          {"gate_proj", C, F}, {"up_proj", C, F}, {"down_proj", F, C}};
+}
+
+bool adapted(const LoraConfig& l, const std::string& kind, int64_t layer) {
+  const bool all = l.targets.size() == 1 && l.targets[0] == "all-linear";
+  if (!all && std::find(l.targets.begin(), l.targets.end(), kind) == l.targets.end()) return false;
+  return l.layers.empty() ||
+         std::find(l.layers.begin(), l.layers.end(), static_cast<int>(layer)) != l.layers.end();
+}
+
+}  // namespace
+
+std::string human_bytes(int64_t b) {
+  char buf[48];
+  const double d = static_cast<double>(b);
+  if (b >= (int64_t{1} << 30))
+    std::snprintf(buf, sizeof buf, "%.2f GiB", d / (1 << 30));
+  else if (b >= (1 << 20))
+    std::snprintf(buf, sizeof buf, "%.1f MiB", d / (1 << 20));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f KiB", d / 1024);
+  return buf;
+}
+
+int64_t parse_memory_size(const std::string& text, const std::string& what) {
+  if (text == "none") return -1;
+  size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && unit.back() == 'B') unit.pop_back();  // "GiB", "GB" -> "Gi", "G"
+  if (unit.size() == 2 && unit[1] == 'i') unit.pop_back();
+  double mult = 0;
+  if (unit.empty())
+    mult = 1;
+  else if (unit == "K" || unit == "k")
+    mult = 1024.0;
+  else if (unit == "M")
+    mult = 1024.0 * 1024;
+  else if (unit == "G")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "T")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  if (used == 0 || mult == 0 || !(v > 0))
+    throw Error(what + ": expected a size such as 16G, 512M or a byte count, or none (got \"" +
+                text + "\")");
+  return static_cast<int64_t>(v * mult);
+}
+
+int64_t planned_weight_bytes(const ModelConfig& cfg, DType wd) {
+  int64_t n = 0;
+  for (const auto& [name, shape] : expected_tensor_shapes(cfg)) {
+    const int64_t numel = shape_numel(shape);
+    DType d = DType::F32;
+    if (is_stored_weight(name)) {
+      d = wd;
+      if (is_quantized(wd) && shape.back() % 32 != 0) d = DType::BF16;
+    }
+    n += static_cast<int64_t>(dtype_nbytes(d, numel));
+  }
+  return n;
+}
+
+MemoryPlan plan_memory(const PlanSpec& s) {
+  const ModelConfig& m = s.model;
+  MemoryPlan p;
+  const int64_t N = s.batch * s.seq;
+  const int64_t C = m.hidden_size, Q = m.q_dim(), K = m.kv_dim(), F = m.intermediate_size;
+  const int64_t V = m.vocab_size, L = m.num_layers, Hq = m.num_heads, Hkv = m.num_kv_heads;
+  const int64_t r = s.lora.rank;
+  const bool dropout = s.lora.dropout > 0.0;
+
+  p.weights = planned_weight_bytes(m, s.weight_dtype);
+  p.load_extra = s.source_bytes;
+
+  // Per token, the floats each block's ops keep for the backward (their outputs, which later
+  // ops capture): 6 of width C (norm, o_proj, residual, norm, down_proj, residual), 3 of Q (q,
+  // roped q, attention), 3 of K (k, v, roped k), 3 of F (gate, up, SwiGLU), the attention
+  // log-sum-exp per head and the norms' inverse RMS; per adapter x·Aᵀ (r), and with dropout the
+  // dropped copy of its input.
+  std::vector<int64_t> block(L);
+  int64_t sum_blocks = 0, max_block = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    int64_t f = 6 * C + 3 * Q + 3 * K + 3 * F + Hq + 2;
+    if (m.qk_norm) f += Q + K + Hq + Hkv;
+    for (const Proj& pr : projections(m))
+      if (adapted(s.lora, pr.kind, l)) {
+        f += r;
+        p.lora_params += r * (pr.in + pr.out);
+        if (dropout) f += pr.in;
+      }
+    block[l] = f;
+    sum_blocks += f;
+    max_block = std::max(max_block, f);
+  }
+  p.adapters = 2 * p.lora_params * kF32;
+  p.optimizer = s.optimizer_states * p.lora_params * kF32;
+
+  // Gradients alive at once in a block's backward: the MLP's (residual, SwiGLU input and its two
+  // inputs) or the attention's (q, k, v, their pre-RoPE forms, the norm input and residual).
+  const int64_t grads_block = N * kF32 * std::max(C + 3 * F, 2 * Q + 4 * K + 2 * C);
+
+  const int64_t logits_bytes = 2 * N * V * kF32;
+  p.fused_head = logits_bytes > s.fused_loss_bytes;
+  const int64_t chunk = std::min(kHeadChunk, N);
+  // Fused: a chunk of logits and of their gradient plus the gathered rows; else the logits, their
+  // gradient and the head's input gradient.
+  p.lm_head = p.fused_head ? (2 * chunk * V + chunk * C) * kF32 : logits_bytes + N * C * kF32;
+
+  const int64_t outside = N * kF32 * (2 * C + 1);  // embedding output, final norm
+  if (!s.checkpointing) {
+    p.activations = outside + N * kF32 * sum_blocks;
+    p.backward = grads_block;
+  } else {
+    // Each block keeps its input; its own activations exist again only while it is recomputed.
+    p.activations = outside + N * kF32 * C * L;
+    p.backward = N * kF32 * max_block + grads_block;
+  }
+
+  // Conversion tiles of a 16-bit or quantized base: one per thread that converts.
+  if (s.weight_dtype != DType::F32 && s.weight_dtype != DType::F64) {
+    int64_t largest = 0;
+    for (const Proj& pr : projections(m)) largest = std::max(largest, pr.in * pr.out);
+    largest = std::max(largest, V * C);
+    p.workspace = std::min(largest, kConvertTile) * kF32 * std::max(1, s.threads);
+  }
+  p.runtime = s.runtime_bytes;
+  p.load_peak = p.weights + p.load_extra + p.runtime;
+  p.train_peak = p.weights + p.adapters + p.optimizer + p.activations + p.lm_head + p.backward +
+                 p.workspace + p.runtime;
+  p.peak = std::max(p.load_peak, p.train_peak);
+
+  // FLOPs per token (bench/compare_table.py writes the same formula out).
+  double n_blocks = 0;
+  for (const Proj& pr : projections(m)) n_blocks += static_cast<double>(pr.in * pr.out);
+  n_blocks *= static_cast<double>(L);
+  const double head = static_cast<double>(V * C);
+  const double lora = 6.0 * static_cast<double>(p.lora_params);
+  const double attn = 6.0 * static_cast<double>(L * s.seq * Q);
+  const double per_token = 4 * (n_blocks + head) + lora + attn;
+  double extra = 0;
+  if (s.checkpointing) extra += 2 * n_blocks + lora / 3 + attn / 3;  // the blocks' forward again
+  if (p.fused_head) extra += 2 * head;                               // the logits again
+  p.model_flops = per_token * static_cast<double>(N);
+  p.executed_flops = (per_token + extra) * static_cast<double>(N);
+  return p;
+}
+
+int64_t current_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+int64_t available_memory_bytes() {
+  int64_t avail = 0;
+  {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    int64_t kib = 0;
+    std::string unit;
+    while (f >> key >> kib) {
+      std::getline(f, unit);
+      if (key == "MemAvailable:") avail = kib * 1024;
+    }
+  }
+  // cgroup v2: the limit minus what the group uses already.
+  std::ifstream mx("/sys/fs/cgroup/memory.max"), cur("/sys/fs/cgroup/memory.current");
+  std::string lim;
+  int64_t used = 0;
+  if (mx >> lim && lim != "max" && cur >> used) {
+    const int64_t room = std::stoll(lim) - used;
+    if (avail == 0 || room < avail) avail = std::max<int64_t>(room, 0);
+  }
+  return avail;
+}
+
+PlanSpec plan_spec_for(const RecipeConfig& cfg) {
+  PlanSpec s;
+  ModelFiles files = load_model_files(cfg.model.path);  // headers and mappings; no weight is read
+  s.model = files.config;
+  s.weight_dtype = weight_dtype_from(cfg.model.dtype);
+  // Tensors already in the storage dtype are used in place; the others are converted, with the
+  // source held (and, when memory-mapped, wholly read) meanwhile.
+  for (const auto& [name, t] : files.tensors)
+    if (is_stored_weight(name) && t.dtype() != s.weight_dtype)
+      s.source_bytes += static_cast<int64_t>(t.nbytes());
+  s.lora = cfg.lora;
+  s.batch = cfg.training.batch_size;
+  s.seq = cfg.data.seq_len;
+  s.checkpointing = cfg.training.activation_checkpointing;
+  s.optimizer_states = cfg.optimizer.name == "adamw" ? 2 : (cfg.optimizer.momentum != 0 ? 1 : 0);
+  s.threads = cfg.training.threads > 0 ? cfg.training.threads : tbb::info::default_concurrency();
+  // The driver adds HDF5's checkpoint writer, evaluation and the tokenized corpus to what the
+  // bench measures: 7 MiB on the quickstart corpus, with and without checkpointing and q4_0.
+  s.runtime_bytes = planned_runtime_bytes(current_rss_bytes()) + (int64_t{8} << 20);
+  return s;
+}
+
+double measure_gemm_gflops(int64_t tokens, int64_t hidden, int64_t inter) {
+  tokens = std::clamp<int64_t>(tokens, 64, 1024);
+  hidden = std::clamp<int64_t>(hidden, 64, 4096);
+  inter = std::clamp<int64_t>(inter, 64, 16384);
+  std::vector<float> a(static_cast<size_t>(tokens * hidden), 0.5f);
+  std::vector<float> b(static_cast<size_t>(inter * hidden), 0.25f);
+  std::vector<float> c(static_cast<size_t>(tokens * inter));
+  auto run = [&] {
+    kernels::gemm<float>(false, true, tokens, inter, hidden, 1.0f, a.data(), hidden, b.data(),
+                         hidden, 0.0f, c.data(), inter);
+  };
+  run();  // warm: buffers, threads
+  const auto t0 = std::chrono::steady_clock::now();
+  int reps = 0;
+  double sec = 0;
+  do {
+    run();
+    ++reps;
+    sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (sec < 0.2);
+  return 2.0 * static_cast<double>(tokens * hidden * inter) * reps / sec / 1e9;
+}
+
+std::string plan_report(const PlanSpec& s, const MemoryPlan& p, double gflops, int64_t available) {
+  std::ostringstream o;
+  auto row = [&](const char* what, int64_t b, const std::string& note) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "  %-22s %12s", what, human_bytes(b).c_str());
+    o << buf << (note.empty() ? "" : "  " + note) << "\n";
+  };
+  o << "memory plan: " << s.batch << " x " << s.seq << " tokens, base "
+    << dtype_name(s.weight_dtype) << ", LoRA r=" << s.lora.rank << " (" << p.lora_params
+    << " parameters), activation checkpointing " << (s.checkpointing ? "on" : "off") << ", "
+    << s.threads << " threads\n";
+  row("weights", p.weights, "frozen base as stored");
+  row("adapters", p.adapters, "LoRA values + gradients");
+  row("optimizer state", p.optimizer, std::to_string(s.optimizer_states) + " per parameter");
+  row("activations", p.activations,
+      s.checkpointing ? "each block's input (blocks recomputed in backward)"
+                      : "saved for backward");
+  row("backward", p.backward, "gradients alive at once in a block's backward");
+  row("lm head", p.lm_head, p.fused_head ? "fused with the loss, 256-row chunks" : "logits + grad");
+  row("workspace", p.workspace, "weight conversion tiles");
+  row("runtime", p.runtime, "libraries, BLAS buffers");
+  row("peak (training)", p.train_peak, "");
+  if (p.load_extra > 0) row("peak (loading)", p.load_peak, "source held while converting");
+  row("predicted peak", p.peak, "");
+  if (available > 0) row("available", available, p.peak <= available ? "fits" : "DOES NOT FIT");
+  char buf[200];
+  const double tokens = static_cast<double>(s.batch * s.seq);
+  const double sec = gflops > 0 ? p.executed_flops / (gflops * 1e9) : 0;
+  std::snprintf(buf, sizeof buf,
+                "step: %.1f GFLOP (model %.1f); at the %.0f GFLOP/s this machine's gemm reaches "
+                "now, >= %.2f s/step (%.0f tokens/s)\n",
+                p.executed_flops / 1e9, p.model_flops / 1e9, gflops, sec,
+                sec > 0 ? tokens / sec : 0.0);
+  o << buf;
+  return o.str();
+}
+
+void check_plan_fits(const RecipeConfig& cfg, const PlanSpec& spec, int64_t available) {
+  const MemoryPlan p = plan_memory(spec);
+  if (available <= 0 || p.peak <= available) return;
+  std::ostringstream o;
+  o << cfg.source << ": predicted peak memory " << human_bytes(p.peak) << " exceeds the "
+    << human_bytes(available) << " available (see `hone plan " << cfg.source << "`). Options:";
+  auto option = [&](const std::string& what, PlanSpec alt) {
+    const int64_t peak = plan_memory(alt).peak;
+    o << "\n  " << what << ": " << human_bytes(peak) << (peak <= available ? " (fits)" : "");
+  };
+  if (!spec.checkpointing) {
+    PlanSpec a = spec;
+    a.checkpointing = true;
+    option("training.activation_checkpointing=true", a);
+  }
+  for (DType d : {DType::BF16, DType::Q8_0, DType::Q4_0})
+    if (dtype_nbytes(d, 64) < dtype_nbytes(spec.weight_dtype, 64)) {
+      PlanSpec a = spec;
+      a.weight_dtype = d;
+      option(std::string("model.dtype=") + (d == DType::BF16   ? "bf16"
+                                            : d == DType::Q8_0 ? "q8_0"
+                                                               : "q4_0"),
+             a);
+    }
+  if (spec.seq > 1) {
+    PlanSpec a = spec;
+    a.seq = spec.seq / 2;
+    option("data.seq_len=" + std::to_string(a.seq), a);
+  }
+  if (spec.batch > 1) {
+    PlanSpec a = spec;
+    a.batch = spec.batch / 2;
+    option("training.batch_size=" + std::to_string(a.batch) + " (with grad_accum x2)", a);
+  }
+  o << "\n  (--memory-limit BYTES sets what counts as available)";
+  throw Error(o.str());
+}
+
+std::string run_plan(const std::string& recipe, const std::vector<std::string>& overrides,
+                     int64_t memory_limit) {
+  RecipeConfig cfg = load_recipe(recipe, overrides);
+  check_recipe_paths(cfg);
+  const PlanSpec spec = plan_spec_for(cfg);
+  const MemoryPlan p = plan_memory(spec);
+  if (spec.threads > 0) kernels::set_blas_threads(spec.threads);
+  const double gflops = measure_gemm_gflops(spec.batch * spec.seq, spec.model.hidden_size,
+                                            spec.model.intermediate_size);
+  const int64_t available =
+      memory_limit > 0 ? memory_limit : (memory_limit == 0 ? available_memory_bytes() : 0);
+  return plan_report(spec, p, gflops, available);
+}
+
+}  // namespace hone

@@ -1,0 +1,95 @@
+// The memory planner: the peak memory of a LoRA training run, predicted from the model's shape and
+// the recipe before anything is loaded, term by term (weights, adapters, optimizer state,
+// activations, LM head, workspace, runtime), and a step-time estimate. `hone plan` prints it;
+// `hone train` refuses a run predicted not to fit, with computed alternatives.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lora/lora.h"
+#include "model/config.h"
+
+namespace hone {
+
+struct RecipeConfig;
+
+struct PlanSpec {
+  ModelConfig model;
+  DType weight_dtype = DType::F32;  // storage of the frozen projections and embedding
+  // Bytes of the base as read, held while it is converted to weight_dtype (a memory-mapped file
+  // is wholly touched by the conversion); 0 when the storage is the source's own.
+  int64_t source_bytes = 0;
+  LoraConfig lora;
+  int64_t batch = 1, seq = 512;
+  bool checkpointing = false;
+  int optimizer_states = 2;  // per trainable parameter: AdamW 2 (m, v), SGD 1 with momentum
+  int threads = 1;
+  int64_t fused_loss_bytes = int64_t{256} << 20;  // Transformer::kFusedLossBytes
+  int64_t runtime_bytes = 0;  // the process before any model memory (libraries, BLAS buffers)
+};
+
+struct MemoryPlan {
+  int64_t weights = 0;        // frozen base as stored
+  int64_t load_extra = 0;     // source held during conversion (load phase only)
+  int64_t lora_params = 0;    // trainable parameters
+  int64_t adapters = 0;       // their values and gradients
+  int64_t optimizer = 0;      // optimizer state
+  int64_t activations = 0;    // saved by the forward for the backward
+  int64_t backward = 0;       // gradients alive at once during a block's backward
+  int64_t lm_head = 0;        // logits and their gradient, or the fused head's chunks
+  int64_t workspace = 0;      // weight-conversion tiles and the like
+  int64_t runtime = 0;        // as given
+  int64_t load_peak = 0;      // weights + load_extra + runtime
+  int64_t train_peak = 0;     // the step's peak
+  int64_t peak = 0;           // max of the two
+  bool fused_head = false;    // the LM head + cross-entropy run chunked
+  double model_flops = 0;     // per step, by bench/compare_table.py's formula
+  double executed_flops = 0;  // per step, with recompute (checkpointing, fused head)
+};
+
+MemoryPlan plan_memory(const PlanSpec& spec);
+
+// Bytes of the frozen base as Transformer stores it (projections/embedding in weight_dtype, a
+// quantized weight whose rows are not whole 32-blocks in BF16, norms and biases F32).
+int64_t planned_weight_bytes(const ModelConfig& cfg, DType weight_dtype);
+
+// Resident bytes of this process now (VmRSS), and the memory a new allocation can count on:
+// MemAvailable, lowered by a cgroup memory limit when one is set.
+int64_t current_rss_bytes();
+// PlanSpec::runtime_bytes for a process whose resident size is `rss_now` before any model
+// memory: plus what OpenBLAS and TBB touch on their first products (4 MiB, measured on the
+// stories260K bench at 1 and 2 threads).
+inline int64_t planned_runtime_bytes(int64_t rss_now) { return rss_now + (int64_t{4} << 20); }
+int64_t available_memory_bytes();
+
+// The spec a recipe implies, reading only the model's config and tensor headers (no weights).
+PlanSpec plan_spec_for(const RecipeConfig& cfg);
+
+// The report `hone plan` prints: one line per term, the peak, the step estimate, and what fits.
+// gflops: the measured matrix-product rate the step estimate divides by.
+std::string plan_report(const PlanSpec& spec, const MemoryPlan& plan, double gflops,
+                        int64_t available);
+
+// Throws Error when the recipe's predicted peak exceeds `available` bytes: the message gives the
+// prediction and concrete alternatives (activation checkpointing, a lower-bit base, half the
+// sequence length, half the batch) with their predicted peaks.
+void check_plan_fits(const RecipeConfig& cfg, const PlanSpec& spec, int64_t available);
+
+// "1.23 GiB"
+std::string human_bytes(int64_t bytes);
+
+// "16G", "512M", "1.5GiB", "123456789" -> bytes (K/M/G/T binary); "none" -> -1 (no check).
+// Throws Error naming `what` otherwise.
+int64_t parse_memory_size(const std::string& text, const std::string& what);
+
+// `hone plan recipe.yaml [key=value ...]`: the report for a recipe. memory_limit as in
+// TrainOptions (0: what the machine has available).
+std::string run_plan(const std::string& recipe, const std::vector<std::string>& overrides,
+                     int64_t memory_limit);
+
+// A short sgemm at a training-sized shape: GFLOP/s this machine reaches now, for the step estimate.
+double measure_gemm_gflops(int64_t tokens, int64_t hidden, int64_t inter);
+
+}  // namespace hone

@@ -1,0 +1,166 @@
+// The memory planner: its weight term is the model's own byte count, its terms move the way the
+// recipe's knobs say, `hone train` refuses a run predicted not to fit (one message with computed
+// alternatives, exit 1, nothing written), and its prediction for a real training run through the
+// binary is within 15% of the peak RSS /usr/bin/time measures.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <regex>
+
+#include "hone_process.h"
+#include "model/random_weights.h"
+#include "model/shapes.h"
+#include "model/transformer.h"
+#include "recipes/plan.h"
+#include "tmpdir.h"
+
+using namespace hone;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kRecipe = std::string(HONE_SOURCE_DIR) + "/recipes/configs/quickstart.yaml";
+
+ModelConfig small(bool tied, bool bias, bool qk_norm, int64_t inter) {
+  ModelConfig c;
+  c.hidden_size = 64;
+  c.intermediate_size = inter;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 16;
+  c.vocab_size = 96;
+  c.tie_word_embeddings = tied;
+  c.attention_bias = bias;
+  c.qk_norm = qk_norm;
+  return c;
+}
+
+TEST(Plan, WeightBytesAreTheModelsOwn) {
+  for (bool tied : {false, true})
+    for (bool qwen : {false, true})
+      for (int64_t inter : {96, 172})  // 172: down_proj rows are not whole 32-blocks
+        for (DType d : {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0}) {
+          const ModelConfig c = small(tied, qwen, qwen, inter);
+          Transformer m(c, random_weights(c, 1), d);
+          EXPECT_EQ(planned_weight_bytes(c, d), static_cast<int64_t>(m.nbytes()))
+              << dtype_name(d) << " tied " << tied << " inter " << inter;
+        }
+}
+
+TEST(Plan, TermsFollowTheKnobs) {
+  PlanSpec s;
+  s.model = model_shape("smollm2-135m");
+  s.lora.rank = 16;
+  s.lora.targets = {"all-linear"};
+  const MemoryPlan base = plan_memory(s);
+  EXPECT_EQ(base.lora_params, 4884480);  // as LoraAdapters counts it (bench_train_step prints it)
+  EXPECT_EQ(base.adapters, 2 * 4 * base.lora_params);
+  EXPECT_EQ(base.optimizer, 2 * 4 * base.lora_params);
+  EXPECT_FALSE(base.fused_head);  // 2·512·49152·4 bytes = 192 MiB: under the 256 MiB switch
+
+  PlanSpec ck = s;
+  ck.checkpointing = true;
+  const MemoryPlan c = plan_memory(ck);
+  EXPECT_LT(c.activations * 10, base.activations);   // one (N, C) per block instead of ~18
+  EXPECT_GT(c.executed_flops, base.executed_flops);  // the recompute
+  EXPECT_EQ(c.model_flops, base.model_flops);
+
+  PlanSpec q = s;
+  q.weight_dtype = DType::Q4_0;
+  EXPECT_LT(plan_memory(q).weights * 6, base.weights);
+  EXPECT_GT(plan_memory(q).workspace, 0);
+
+  PlanSpec longer = s;
+  longer.seq = 2048;  // logits would be 768 MiB: the fused head takes over
+  const MemoryPlan l = plan_memory(longer);
+  EXPECT_TRUE(l.fused_head);
+  EXPECT_LT(l.lm_head, base.lm_head);
+  EXPECT_NEAR(static_cast<double>(l.activations) / static_cast<double>(base.activations), 4.0,
+              0.01);
+
+  PlanSpec drop = s;
+  drop.lora.dropout = 0.1;  // each adapter keeps its dropped input
+  EXPECT_GT(plan_memory(drop).activations, base.activations);
+  PlanSpec few = s;
+  few.lora.targets = {"q_proj", "v_proj"};
+  EXPECT_EQ(plan_memory(few).lora_params, 30 * 16 * ((576 + 576) + (576 + 192)));
+}
+
+TEST(Plan, MemorySizes) {
+  EXPECT_EQ(parse_memory_size("16G", "x"), int64_t{16} << 30);
+  EXPECT_EQ(parse_memory_size("512M", "x"), int64_t{512} << 20);
+  EXPECT_EQ(parse_memory_size("1.5GiB", "x"), int64_t{3} << 29);
+  EXPECT_EQ(parse_memory_size("4096", "x"), 4096);
+  EXPECT_EQ(parse_memory_size("none", "x"), -1);
+  for (const char* bad : {"", "G", "12Q", "-1G", "0"}) {
+    try {
+      parse_memory_size(bad, "--memory-limit");
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--memory-limit"), std::string::npos);
+    }
+  }
+  EXPECT_GT(available_memory_bytes(), 0);
+  EXPECT_GT(current_rss_bytes(), 0);
+}
+
+TEST(Plan, PlanPrintsEveryTerm) {
+  auto r = test::run_hone("plan " + kRecipe);
+  ASSERT_EQ(r.status, 0) << r.out;
+  for (const char* term : {"weights", "adapters", "optimizer state", "activations", "lm head",
+                           "predicted peak", "available", "s/step"})
+    EXPECT_NE(r.out.find(term), std::string::npos) << term << "\n" << r.out;
+}
+
+TEST(Plan, TrainRefusesARunThatDoesNotFit) {
+  test::TempDir tmp;
+  const std::string out = tmp.file("run");
+  auto r = test::run_hone("train " + kRecipe + " output.dir=" + out + " --memory-limit 20M");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("quickstart.yaml: predicted peak memory"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("exceeds the 20.0 MiB available"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("training.activation_checkpointing=true"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("data.seq_len=128"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("training.batch_size=4"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(out)) << "a refused run must write nothing";
+  auto bad = test::run_hone("train " + kRecipe + " output.dir=" + out + " --memory-limit lots");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find("--memory-limit: expected a size"), std::string::npos) << bad.out;
+}
+
+// Peak RSS of `hone train` (5 steps) from /usr/bin/time against `hone plan`'s prediction.
+void expect_prediction_close(const std::string& extra) {
+  test::TempDir tmp;
+  auto plan = test::run_hone("plan " + kRecipe + " " + extra);
+  ASSERT_EQ(plan.status, 0) << plan.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(plan.out, m, std::regex(R"(predicted peak +([0-9.]+) MiB)")))
+      << plan.out;
+  const double predicted_mib = std::stod(m[1]);
+  const std::string cmd =
+      "/usr/bin/time -f 'maxrss %M' " + std::string(HONE_BINARY_DIR) + "/hone -q train " + kRecipe +
+      " " + extra +
+      " training.max_steps=5 scheduler.warmup_steps=1 eval.every=0 output.dir=" + tmp.file("run") +
+      " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(maxrss ([0-9]+))"))) << out;
+  const double measured_mib = std::stod(m[1]) / 1024;
+  EXPECT_NEAR(predicted_mib / measured_mib, 1.0, 0.15)
+      << "predicted " << predicted_mib << " MiB, measured " << measured_mib << " MiB";
+}
+
+TEST(Plan, PredictionWithin15PercentOfMeasuredPeak) {
+  if (!fs::exists("/usr/bin/time")) GTEST_SKIP() << "needs /usr/bin/time (Debian package time)";
+  expect_prediction_close("");
+  expect_prediction_close("training.activation_checkpointing=true model.dtype=q4_0");
+  expect_prediction_close("model.dtype=bf16 data.seq_len=128");
+}
+
+}  // namespace
