@@ -61,7 +61,9 @@ int64_t current_rss_bytes();
 // PlanSpec::runtime_bytes for a process whose resident size is `rss_now` before any model
 // memory: plus what OpenBLAS and TBB touch on their first products (4 MiB, measured on the
 // stories260K bench at 1 and 2 threads).
-inline int64_t planned_runtime_bytes(int64_t rss_now) { return rss_now + (int64_t{4} << 20); }
+inline int64_t planned_runtime_bytes(int64_t rss_now) {
+  return rss_now + (int64_t{4} << 20);
+}
 int64_t available_memory_bytes();
 
 // The spec a recipe implies, reading only the model's config and tensor headers (no weights).
