@@ -9,6 +9,7 @@
 #include "autograd/error.h"
 #include "autograd/kernels/blas.h"
 #include "autograd/kernels/parallel.h"
+#include "autograd/kernels/vmath.h"
 
 namespace hone::kernels {
 
@@ -60,13 +61,9 @@ void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
             T* s = S + r * kend;
             const int64_t nvis = i0 + r + off + 1;  // keys [j0, nvis) are visible
             const int64_t j0 = kstart ? kstart[b * Tq + i0 + r] : 0;
-            T m = -std::numeric_limits<T>::infinity();
-            for (int64_t j = j0; j < nvis; ++j) m = std::max(m, s[j]);
-            T sum = 0;
-            for (int64_t j = j0; j < nvis; ++j) {
-              s[j] = std::exp(s[j] - m);
-              sum += s[j];
-            }
+            const T m = row_max(s + j0, nvis - j0);
+            exp_shifted(s + j0, nvis - j0, m, s + j0);
+            const T sum = row_sum(s + j0, nvis - j0);
             const T inv = T(1) / sum;
             for (int64_t j = 0; j < j0; ++j) s[j] = 0;
             for (int64_t j = j0; j < nvis; ++j) s[j] *= inv;
@@ -114,10 +111,8 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
             T di = 0;  // rowsum(dO∘O) = Σ_j P_j·dP_j
             for (int64_t d = 0; d < D; ++d) di += o_row[d] * do_row[d];
             for (int64_t j = 0; j < j0; ++j) p[j] = dp[j] = 0;
-            for (int64_t j = j0; j < nvis; ++j) {
-              p[j] = std::exp(p[j] - l);
-              dp[j] = p[j] * (dp[j] - di);  // dS
-            }
+            exp_shifted(p + j0, nvis - j0, l, p + j0);
+            for (int64_t j = j0; j < nvis; ++j) dp[j] = p[j] * (dp[j] - di);  // dS
             for (int64_t j = nvis; j < kend; ++j) p[j] = dp[j] = 0;
           }
         });

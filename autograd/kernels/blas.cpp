@@ -1,9 +1,12 @@
 #include "autograd/kernels/blas.h"
 
 #include <cblas.h>
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <limits>
@@ -34,6 +37,58 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
     for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
 }
 
+// One thread pool, not two: OpenBLAS runs single-threaded and hone splits each product over
+// TBB's workers itself. With OpenBLAS's own pool beside TBB's, the idle side of each spins in
+// sched_yield while the other works (15% of a 135M training step's samples on 2 cores).
+// 0 = TBB's current limit (tbb::global_control), else set_blas_threads' value.
+std::atomic<int> g_threads{0};
+const bool g_single = [] {
+  openblas_set_num_threads(1);
+  return true;
+}();
+
+int split_threads() {
+  const int limit = static_cast<int>(
+      tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
+  const int n = g_threads.load(std::memory_order_relaxed);
+  return std::max(1, n > 0 ? std::min(n, limit) : limit);
+}
+
+// Below this many multiply-adds a product runs on the calling thread (splitting costs more).
+constexpr double kSplitWork = 1 << 20;
+// Row/column blocks are multiples of this (OpenBLAS's AVX-512 micro-tiles are 16 wide).
+constexpr int64_t kSplitAlign = 16;
+
+// C (M, N) = alpha·op(A)·op(B) + beta·C, split along the larger of M and N into one block per
+// thread. No split runs along K, so every element is the same sum whatever the partition.
+template <class T, class Call>
+void split_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+                const T* B, int64_t ldb, T* C, int64_t ldc, const Call& call) {
+  (void)g_single;
+  const int threads = split_threads();
+  const bool by_rows = M >= N;
+  const int64_t len = by_rows ? M : N;
+  const int64_t parts = std::min<int64_t>(threads, (len + kSplitAlign - 1) / kSplitAlign);
+  if (parts <= 1 ||
+      static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) < kSplitWork) {
+    call(M, N, A, B, C);
+    return;
+  }
+  const int64_t blocks = (len + kSplitAlign - 1) / kSplitAlign;
+  tbb::parallel_for(
+      int64_t{0}, parts,
+      [&](int64_t i) {
+        const int64_t lo = std::min(len, blocks * i / parts * kSplitAlign);
+        const int64_t hi = std::min(len, blocks * (i + 1) / parts * kSplitAlign);
+        if (lo >= hi) return;
+        if (by_rows)  // rows [lo, hi) of C and of op(A)
+          call(hi - lo, N, ta ? A + lo : A + lo * lda, B, C + lo * ldc);
+        else  // columns [lo, hi) of C and of op(B)
+          call(M, hi - lo, A, tb ? B + lo * ldb : B + lo, C + lo);
+      },
+      tbb::static_partitioner());
+}
+
 }  // namespace
 
 template <>
@@ -42,10 +97,14 @@ void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
   check_dims("gemm", ta, tb, M, N, K, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
   if (K == 0) return scale_c(M, N, beta, C, ldc);
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
-              static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
-              static_cast<blasint>(ldc));
+  split_gemm<float>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc,
+                    [&](int64_t m, int64_t n, const float* a, const float* b, float* c) {
+                      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                                  tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
+                                  static_cast<blasint>(n), static_cast<blasint>(K), alpha, a,
+                                  static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+                                  static_cast<blasint>(ldc));
+                    });
 }
 
 template <>
@@ -54,10 +113,14 @@ void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alph
   check_dims("gemm", ta, tb, M, N, K, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
   if (K == 0) return scale_c(M, N, beta, C, ldc);
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
-              static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
-              static_cast<blasint>(ldc));
+  split_gemm<double>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc,
+                     [&](int64_t m, int64_t n, const double* a, const double* b, double* c) {
+                       cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                                   tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
+                                   static_cast<blasint>(n), static_cast<blasint>(K), alpha, a,
+                                   static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+                                   static_cast<blasint>(ldc));
+                     });
 }
 
 template <class T>
@@ -83,18 +146,20 @@ template void gemm_ref<double>(bool, bool, int64_t, int64_t, int64_t, double, co
                                int64_t, const double*, int64_t, double, double*, int64_t);
 
 void set_blas_threads(int n) {
-  if (n > 0) openblas_set_num_threads(n);
+  if (n > 0) g_threads.store(n, std::memory_order_relaxed);
 }
 
-int blas_threads() { return openblas_get_num_threads(); }
+int blas_threads() {
+  return split_threads();
+}
 
 std::string blas_info() {
   std::string config = openblas_get_config() ? openblas_get_config() : "OpenBLAS";
   while (!config.empty() && std::isspace(static_cast<unsigned char>(config.back())))
     config.pop_back();
   const char* core = openblas_get_corename();
-  return config + ", core " + (core ? core : "?") + ", " +
-         std::to_string(openblas_get_num_threads()) + " threads";
+  return config + ", core " + (core ? core : "?") + ", " + std::to_string(blas_threads()) +
+         " threads (split by hone over TBB)";
 }
 
 namespace {

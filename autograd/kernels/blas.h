@@ -18,11 +18,13 @@ template <class T>
 void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
-// Threads OpenBLAS uses for one product (n <= 0 leaves the default: all cores).
+// Threads one product is split over (n <= 0 leaves the default: TBB's limit, i.e. all cores or
+// what a tbb::global_control allows). OpenBLAS itself runs single-threaded: gemm splits C into
+// row or column blocks, one per TBB worker, so only one thread pool ever runs.
 void set_blas_threads(int n);
 int blas_threads();
 
-// "OpenBLAS 0.3.21 ..., core SkylakeX, 2 threads".
+// "OpenBLAS 0.3.21 ..., core SkylakeX, 2 threads (split by hone over TBB)".
 std::string blas_info();
 
 // Debian 12's OpenBLAS 0.3.21 can mis-detect AVX-512 CPUs (or inherit OPENBLAS_CORETYPE=Haswell

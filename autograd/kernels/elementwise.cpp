@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/kernels/parallel.h"
+#include "autograd/kernels/vmath.h"
 
 namespace hone::kernels {
 
@@ -12,7 +13,10 @@ constexpr int64_t kGrain = 1 << 14;
 
 template <class T>
 inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
+  if constexpr (std::is_same_v<T, float>)
+    return 1.0f / (1.0f + exp_poly(-x));  // vectorizes
+  else
+    return T(1) / (T(1) + std::exp(-x));
 }
 
 // d silu / dx = s·(1 + x·(1 − s)), s = sigmoid(x).

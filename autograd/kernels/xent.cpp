@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "autograd/kernels/parallel.h"
+#include "autograd/kernels/vmath.h"
 
 namespace hone::kernels {
 
@@ -19,11 +21,12 @@ void xent_fwd(int64_t N, int64_t V, const T* logits, const int32_t* targets, int
         continue;
       }
       const T* row = logits + n * V;
-      T m = -std::numeric_limits<T>::infinity();
-      for (int64_t j = 0; j < V; ++j) m = std::max(m, row[j]);
-      T s = 0;
-      for (int64_t j = 0; j < V; ++j) s += std::exp(row[j] - m);
-      lse[n] = m + std::log(s);
+      // exp into a per-thread row buffer, then a lane sum: both vectorize.
+      thread_local std::vector<T> e;
+      if (e.size() < static_cast<size_t>(V)) e.resize(static_cast<size_t>(V));
+      const T m = row_max(row, V);
+      exp_shifted(row, V, m, e.data());
+      lse[n] = m + std::log(row_sum(e.data(), V));
       loss[n] = lse[n] - row[targets[n]];
     }
   });
@@ -37,8 +40,10 @@ void xent_bwd(int64_t N, int64_t V, const T* logits, const int32_t* targets, int
       if (targets[n] == ignore_index) continue;
       const T* row = logits + n * V;
       T* d = dlogits + n * V;
-      T l = lse[n];
-      for (int64_t j = 0; j < V; ++j) d[j] += std::exp(row[j] - l) * scale;
+      thread_local std::vector<T> e;
+      if (e.size() < static_cast<size_t>(V)) e.resize(static_cast<size_t>(V));
+      exp_shifted(row, V, lse[n], e.data());
+      for (int64_t j = 0; j < V; ++j) d[j] += e[j] * scale;
       d[targets[n]] -= scale;
     }
   });

@@ -12,6 +12,7 @@
 
 #include "autograd/kernels/blas.h"
 #include "autograd/kernels/parallel.h"
+#include "autograd/kernels/vmath.h"
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
 #include "autograd/ops/weight_blocks.h"
@@ -86,13 +87,12 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
       const int32_t* tg = tgt->data() + r0;
       kernels::parallel_rows(n, kernels::grain_for(V), [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) {
-          const T* row = logits.data() + i * V;
-          T m = -std::numeric_limits<T>::infinity();
-          for (int64_t j = 0; j < V; ++j) m = std::max(m, row[j]);
-          T s = 0;
-          for (int64_t j = 0; j < V; ++j) s += std::exp(row[j] - m);
-          L[r0 + i] = m + std::log(s);
-          rowloss[i] = L[r0 + i] - row[tg[i]];
+          T* row = logits.data() + i * V;
+          const T m = kernels::row_max(row, V);
+          const T at_target = row[tg[i]];
+          kernels::exp_shifted(row, V, m, row);  // the logits are not needed after this
+          L[r0 + i] = m + std::log(kernels::row_sum(row, V));
+          rowloss[i] = L[r0 + i] - at_target;
         }
       });
       for (int64_t i = 0; i < n; ++i) sum += rowloss[i];
@@ -129,7 +129,8 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
               for (int64_t i = lo; i < hi; ++i) {
                 T* row = g.data() + i * V;
                 const T l = L[r0 + i];
-                for (int64_t j = o0; j < o1; ++j) row[j] = std::exp(row[j] - l) * scale;
+                kernels::exp_shifted(row + o0, o1 - o0, l, row + o0);
+                for (int64_t j = o0; j < o1; ++j) row[j] *= scale;
                 if (tg[i] >= o0 && tg[i] < o1) row[tg[i]] -= scale;
               }
             });
