@@ -1,6 +1,7 @@
 #include "model/random_weights.h"
 
 #include <cmath>
+#include <vector>
 
 #include "autograd/kernels/parallel.h"
 #include "autograd/kernels/quant.h"
@@ -15,7 +16,13 @@ std::map<std::string, Tensor> random_weights(const ModelConfig& cfg, uint64_t se
   uint64_t drawn = 0;
   std::map<std::string, Tensor> ts;
   auto fill = [&](const std::string& name, Shape shape, double lo, double hi, bool weight) {
-    Tensor t = Tensor::empty(DType::F32, std::move(shape));
+    // A weight that will be converted is drawn into plain heap memory, not the block cache:
+    // freeing it then gives the pages back at once, so generating an 8B model in 4-bit never
+    // holds more than one f32 tensor (the 2 GiB embedding) besides the converted ones.
+    const bool convert = weight && storage != DType::F32;
+    std::vector<float> scratch(convert ? static_cast<size_t>(shape_numel(shape)) : 0);
+    Tensor t = convert ? Tensor::external(DType::F32, shape, scratch.data(), nullptr)
+                       : Tensor::empty(DType::F32, shape);
     float* p = t.data<float>();
     const uint64_t base = drawn;
     kernels::parallel_rows(t.numel(), 1 << 16, [&](int64_t b, int64_t e) {
@@ -24,7 +31,7 @@ std::map<std::string, Tensor> random_weights(const ModelConfig& cfg, uint64_t se
       for (int64_t i = b; i < e; ++i) p[i] = static_cast<float>(r.uniform(lo, hi));
     });
     drawn += static_cast<uint64_t>(t.numel());
-    if (weight && storage != DType::F32) {
+    if (convert) {
       if (!is_quantized(storage)) {
         t = t.to(storage);
       } else if (t.dim(-1) % kernels::kQBlock != 0) {

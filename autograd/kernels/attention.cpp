@@ -38,6 +38,9 @@ T* scratch(size_t n) {
 
 }  // namespace
 
+// Both passes run one task per (batch row, query head, block of query rows), each with serial
+// products and its own scratch: a head's products are too small to split well, and there are
+// enough tasks (B·Hq·⌈T/256⌉) to keep every thread busy.
 template <class T>
 void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                    const T* q, const T* k, const T* v, T* out, T* lse, const int32_t* kstart) {
@@ -45,35 +48,34 @@ void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
   const int64_t off = Tk - Tq, group = Hq / Hkv;
   const int64_t ldq = Hq * D, ldk = Hkv * D;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
-  T* S = scratch<T>(static_cast<size_t>(std::min(kBlock, std::max<int64_t>(Tq, 1)) * Tk));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < Hq; ++h) {
+  const int64_t nblk = (Tq + kBlock - 1) / kBlock;
+  parallel_rows(B * Hq * nblk, 1, [&](int64_t lo, int64_t hi) {
+    T* S = scratch<T>(static_cast<size_t>(std::min(kBlock, std::max<int64_t>(Tq, 1)) * Tk));
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t b = task / (Hq * nblk), h = task / nblk % Hq, i0 = task % nblk * kBlock;
       const T* Q = q + b * Tq * ldq + h * D;
       const T* K = k + b * Tk * ldk + (h / group) * D;
       const T* V = v + b * Tk * ldk + (h / group) * D;
       T* O = out + b * Tq * ldq + h * D;
       T* L = lse + (b * Hq + h) * Tq;
-      for (int64_t i0 = 0; i0 < Tq; i0 += kBlock) {
-        const int64_t nq = std::min(kBlock, Tq - i0), kend = std::min(Tk, i0 + nq + off);
-        gemm<T>(false, true, nq, kend, D, scale, Q + i0 * ldq, ldq, K, ldk, T(0), S, kend);
-        parallel_rows(nq, grain_for(kend), [&](int64_t lo, int64_t hi) {
-          for (int64_t r = lo; r < hi; ++r) {
-            T* s = S + r * kend;
-            const int64_t nvis = i0 + r + off + 1;  // keys [j0, nvis) are visible
-            const int64_t j0 = kstart ? kstart[b * Tq + i0 + r] : 0;
-            const T m = row_max(s + j0, nvis - j0);
-            exp_shifted(s + j0, nvis - j0, m, s + j0);
-            const T sum = row_sum(s + j0, nvis - j0);
-            const T inv = T(1) / sum;
-            for (int64_t j = 0; j < j0; ++j) s[j] = 0;
-            for (int64_t j = j0; j < nvis; ++j) s[j] *= inv;
-            for (int64_t j = nvis; j < kend; ++j) s[j] = 0;
-            L[i0 + r] = m + std::log(sum);
-          }
-        });
-        gemm<T>(false, false, nq, D, kend, T(1), S, kend, V, ldk, T(0), O + i0 * ldq, ldq);
+      const int64_t nq = std::min(kBlock, Tq - i0), kend = std::min(Tk, i0 + nq + off);
+      gemm_serial<T>(false, true, nq, kend, D, scale, Q + i0 * ldq, ldq, K, ldk, T(0), S, kend);
+      for (int64_t r = 0; r < nq; ++r) {
+        T* s = S + r * kend;
+        const int64_t nvis = i0 + r + off + 1;  // keys [j0, nvis) are visible
+        const int64_t j0 = kstart ? kstart[b * Tq + i0 + r] : 0;
+        const T m = row_max(s + j0, nvis - j0);
+        exp_shifted(s + j0, nvis - j0, m, s + j0);
+        const T sum = row_sum(s + j0, nvis - j0);
+        const T inv = T(1) / sum;
+        for (int64_t j = 0; j < j0; ++j) s[j] = 0;
+        for (int64_t j = j0; j < nvis; ++j) s[j] *= inv;
+        for (int64_t j = nvis; j < kend; ++j) s[j] = 0;
+        L[i0 + r] = m + std::log(sum);
       }
+      gemm_serial<T>(false, false, nq, D, kend, T(1), S, kend, V, ldk, T(0), O + i0 * ldq, ldq);
     }
+  });
 }
 
 template <class T>
@@ -86,45 +88,71 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
   const int64_t ldq = Hq * D, ldk = Hkv * D;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
   const size_t blk = static_cast<size_t>(std::min(kBlock, std::max<int64_t>(Tq, 1)) * Tk);
-  T* P = scratch<T>(2 * blk);
-  T* dP = P + blk;
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < Hq; ++h) {
+  // The query heads of a group add into the same dK/dV rows: each (b, h) task writes its own
+  // (Tk, D) slices, summed afterwards in head order, so the result does not depend on which
+  // thread ran what. A task covers all query blocks of its head, in order.
+  std::vector<T> dk_h(dk ? static_cast<size_t>(B * Hq * Tk * D) : 0);
+  std::vector<T> dv_h(dv ? static_cast<size_t>(B * Hq * Tk * D) : 0);
+  parallel_rows(B * Hq, 1, [&](int64_t lo, int64_t hi) {
+    T* P = scratch<T>(2 * blk);
+    T* dP = P + blk;
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t b = task / Hq, h = task % Hq;
       const int64_t qo = b * Tq * ldq + h * D, ko = b * Tk * ldk + (h / group) * D;
       const T *Q = q + qo, *O = out + qo, *dO = dout + qo, *K = k + ko, *V = v + ko;
       const T* L = lse + (b * Hq + h) * Tq;
+      T* dKh = dk ? dk_h.data() + task * Tk * D : nullptr;  // (Tk, D)
+      T* dVh = dv ? dv_h.data() + task * Tk * D : nullptr;
       for (int64_t i0 = 0; i0 < Tq; i0 += kBlock) {
         const int64_t nq = std::min(kBlock, Tq - i0), kend = std::min(Tk, i0 + nq + off);
-        // P = exp(scale·Q·Kᵀ − lse), zero where masked.
-        gemm<T>(false, true, nq, kend, D, scale, Q + i0 * ldq, ldq, K, ldk, T(0), P, kend);
-        // dP = dO·Vᵀ.
-        gemm<T>(false, true, nq, kend, D, T(1), dO + i0 * ldq, ldq, V, ldk, T(0), dP, kend);
-        parallel_rows(nq, grain_for(kend), [&](int64_t lo, int64_t hi) {
-          for (int64_t r = lo; r < hi; ++r) {
-            T* p = P + r * kend;
-            T* dp = dP + r * kend;
-            const int64_t nvis = i0 + r + off + 1;
-            const int64_t j0 = kstart ? kstart[b * Tq + i0 + r] : 0;
-            const T l = L[i0 + r];
-            const T* o_row = O + (i0 + r) * ldq;
-            const T* do_row = dO + (i0 + r) * ldq;
-            T di = 0;  // rowsum(dO∘O) = Σ_j P_j·dP_j
-            for (int64_t d = 0; d < D; ++d) di += o_row[d] * do_row[d];
-            for (int64_t j = 0; j < j0; ++j) p[j] = dp[j] = 0;
-            exp_shifted(p + j0, nvis - j0, l, p + j0);
-            for (int64_t j = j0; j < nvis; ++j) dp[j] = p[j] * (dp[j] - di);  // dS
-            for (int64_t j = nvis; j < kend; ++j) p[j] = dp[j] = 0;
-          }
-        });
+        // P = exp(scale·Q·Kᵀ − lse), zero where masked; dP = dO·Vᵀ.
+        gemm_serial<T>(false, true, nq, kend, D, scale, Q + i0 * ldq, ldq, K, ldk, T(0), P, kend);
+        gemm_serial<T>(false, true, nq, kend, D, T(1), dO + i0 * ldq, ldq, V, ldk, T(0), dP, kend);
+        for (int64_t r = 0; r < nq; ++r) {
+          T* p = P + r * kend;
+          T* dp = dP + r * kend;
+          const int64_t nvis = i0 + r + off + 1;
+          const int64_t j0 = kstart ? kstart[b * Tq + i0 + r] : 0;
+          const T* o_row = O + (i0 + r) * ldq;
+          const T* do_row = dO + (i0 + r) * ldq;
+          T di = 0;  // rowsum(dO∘O) = Σ_j P_j·dP_j
+          for (int64_t d = 0; d < D; ++d) di += o_row[d] * do_row[d];
+          for (int64_t j = 0; j < j0; ++j) p[j] = dp[j] = 0;
+          exp_shifted(p + j0, nvis - j0, L[i0 + r], p + j0);
+          for (int64_t j = j0; j < nvis; ++j) dp[j] = p[j] * (dp[j] - di);  // dS
+          for (int64_t j = nvis; j < kend; ++j) p[j] = dp[j] = 0;
+        }
+        const T beta = i0 == 0 ? T(0) : T(1);  // the first block initialises the slices
         if (dv)
-          gemm<T>(true, false, kend, D, nq, T(1), P, kend, dO + i0 * ldq, ldq, T(1), dv + ko, ldk);
+          gemm_serial<T>(true, false, kend, D, nq, T(1), P, kend, dO + i0 * ldq, ldq, beta, dVh, D);
         if (dq)
-          gemm<T>(false, false, nq, D, kend, scale, dP, kend, K, ldk, T(1), dq + qo + i0 * ldq,
-                  ldq);
+          gemm_serial<T>(false, false, nq, D, kend, scale, dP, kend, K, ldk, T(1),
+                         dq + qo + i0 * ldq, ldq);
         if (dk)
-          gemm<T>(true, false, kend, D, nq, scale, dP, kend, Q + i0 * ldq, ldq, T(1), dk + ko, ldk);
+          gemm_serial<T>(true, false, kend, D, nq, scale, dP, kend, Q + i0 * ldq, ldq, beta, dKh,
+                         D);
+        // Rows the first block did not reach (kend < Tk) stay unset: zero them once.
+        if (i0 == 0 && kend < Tk) {
+          if (dVh) std::fill(dVh + kend * D, dVh + Tk * D, T(0));
+          if (dKh) std::fill(dKh + kend * D, dKh + Tk * D, T(0));
+        }
       }
     }
+  });
+  // dK/dV (B*Tk, Hkv*D) += Σ over the group's query heads, in head order.
+  parallel_rows(B * Tk, grain_for(Hq * D), [&](int64_t lo, int64_t hi) {
+    for (int64_t bt = lo; bt < hi; ++bt) {
+      const int64_t b = bt / Tk, j = bt % Tk;
+      for (int64_t h = 0; h < Hq; ++h) {
+        const size_t src = static_cast<size_t>(((b * Hq + h) * Tk + j) * D);
+        const int64_t dst = bt * ldk + (h / group) * D;
+        if (dk)
+          for (int64_t d = 0; d < D; ++d) dk[dst + d] += dk_h[src + d];
+        if (dv)
+          for (int64_t d = 0; d < D; ++d) dv[dst + d] += dv_h[src + d];
+      }
+    }
+  });
 }
 
 template <class T>

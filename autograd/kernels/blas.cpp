@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "autograd/error.h"
 
@@ -91,37 +92,59 @@ void split_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, i
 
 }  // namespace
 
-template <>
-void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  check_dims("gemm", ta, tb, M, N, K, lda, ldb, ldc);
-  if (M == 0 || N == 0) return;
-  if (K == 0) return scale_c(M, N, beta, C, ldc);
-  split_gemm<float>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc,
-                    [&](int64_t m, int64_t n, const float* a, const float* b, float* c) {
-                      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                                  tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
-                                  static_cast<blasint>(n), static_cast<blasint>(K), alpha, a,
-                                  static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
-                                  static_cast<blasint>(ldc));
-                    });
+namespace {
+
+template <class T>
+void blas_call(bool ta, bool tb, int64_t m, int64_t n, int64_t K, T alpha, const T* a, int64_t lda,
+               const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  const auto M_ = static_cast<blasint>(m), N_ = static_cast<blasint>(n),
+             K_ = static_cast<blasint>(K);
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, TA, TB, M_, N_, K_, alpha, a, static_cast<blasint>(lda), b,
+                static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+  else
+    cblas_dgemm(CblasRowMajor, TA, TB, M_, N_, K_, alpha, a, static_cast<blasint>(lda), b,
+                static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
 }
 
-template <>
-void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
-                  int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+template <class T>
+void gemm_impl(bool serial, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   check_dims("gemm", ta, tb, M, N, K, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
   if (K == 0) return scale_c(M, N, beta, C, ldc);
-  split_gemm<double>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc,
-                     [&](int64_t m, int64_t n, const double* a, const double* b, double* c) {
-                       cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                                   tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
-                                   static_cast<blasint>(n), static_cast<blasint>(K), alpha, a,
-                                   static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
-                                   static_cast<blasint>(ldc));
-                     });
+  auto call = [&](int64_t m, int64_t n, const T* a, const T* b, T* c) {
+    blas_call<T>(ta, tb, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc);
+  };
+  if (serial)
+    call(M, N, A, B, C);
+  else
+    split_gemm<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, call);
 }
+
+}  // namespace
+
+template <class T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  gemm_impl<T>(false, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <class T>
+void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  gemm_impl<T>(true, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                           const double*, int64_t, double, double*, int64_t);
+template void gemm_serial<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*,
+                                 int64_t, const float*, int64_t, float, float*, int64_t);
+template void gemm_serial<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
+                                  int64_t, const double*, int64_t, double, double*, int64_t);
 
 template <class T>
 void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
