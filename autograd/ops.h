@@ -20,13 +20,14 @@ namespace hone {
 // Backward: dx always (when x requires grad); dW, db only when they require grad.
 Var linear(Tape* t, const Var& x, const Var& w, const Var& b = Var());
 
-// LoRA projection as one op: y = x·Wᵀ + b + s·(xa·Aᵀ)·Bᵀ, where xa is x itself or a dropout of
-// it (same shape). x, xa (N, in); W (out, in) frozen in any storage linear accepts; b (out) or
-// undefined; A (r, in), B (out, r) in the compute dtype. Equal to the unfused chain
-// add(linear(x, W, b), scale(linear(linear(xa, A), B), s)) up to rounding, without its three
-// (N, out) intermediates; saves only xa·Aᵀ (N, r) besides its inputs.
+// LoRA projection as one op: y = residual + x·Wᵀ + b + s·(xa·Aᵀ)·Bᵀ, where xa is x itself or a
+// dropout of it (same shape). x, xa (N, in); W (out, in) frozen in any storage linear accepts;
+// b (out) or undefined; A (r, in), B (out, r) in the compute dtype; residual (N, out) or
+// undefined. Equal to the unfused chain add(residual, add(linear(x, W, b), scale(linear(linear(
+// xa, A), B), s))) up to rounding, without its (N, out) intermediates; saves only xa·Aᵀ (N, r)
+// besides its inputs.
 Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa, const Var& a,
-                const Var& bm, double s);
+                const Var& bm, double s, const Var& residual = Var());
 
 // Elementwise, same shapes.
 Var add(Tape* t, const Var& a, const Var& b);
@@ -82,13 +83,14 @@ Var embedding(Tape* t, const Var& table, const std::vector<int32_t>& ids);
 Var cross_entropy(Tape* t, const Var& logits, const std::vector<int32_t>& targets,
                   int32_t ignore_index = -100);
 
-// cross_entropy(linear(x, W), targets) fused and chunked over rows: the (N, V) logits never
-// exist. x (N, C) — leading dims flattened; W (V, C), frozen in any storage linear accepts, or
-// requiring grad (then dW too). Logits of at most chunk_rows non-ignored rows live at once (a
-// (chunk_rows, V) scratch); saves x and one log-sum-exp per row, and the backward recomputes
-// each chunk's logits (one more x·Wᵀ than the unfused pair). Same semantics as cross_entropy.
+// cross_entropy(linear(x, W), targets) fused and tiled: the (N, V) logits never exist. x (N, C)
+// — leading dims flattened; W (V, C), frozen in any storage linear accepts, or requiring grad
+// (then dW too). W is walked in tiles of 4M elements, each converted once per pass; logits of at
+// most chunk_rows non-ignored rows × one tile live at once (at most 16 MB in f32). Saves x and
+// one log-sum-exp per row; the backward recomputes the logits (one more x·Wᵀ than the unfused
+// pair). Same semantics as cross_entropy.
 Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector<int32_t>& targets,
-                          int32_t ignore_index = -100, int64_t chunk_rows = 256);
+                          int32_t ignore_index = -100, int64_t chunk_rows = 4096);
 
 // Inverted dropout: keeps each element with probability 1-p and scales it by 1/(1-p).
 // The mask is drawn from rng sequentially (deterministic whatever the thread count).

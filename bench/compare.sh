@@ -12,7 +12,9 @@
 #                      LD_PRELOAD=libtcmalloc_minimal.so.4
 #   torch-tuned-bf16   the same environment, bf16 base weights + torch.autocast("cpu", bf16)
 #   torch-stock        python3-torch as Debian ships it: none of those variables set
-# plus hone at 1 thread on the SmolLM2-135M shape (1 → N threads speed-up). Every run prints one
+# plus hone at 1 thread on the SmolLM2-135M shape (1 → N threads speed-up), then hone alone in
+# other set-ups (EXTRAS=0 skips): bf16 and q4_0 bases, activation checkpointing, and the
+# Llama-3-8B shape with a q4_0 base and checkpointing (BIG=0 skips it; ~5 min). Every run prints one
 # JSON line; all of them go to $OUT (default build/bench/compare.jsonl), and
 # bench/compare_table.py prints the table (ratios, MFU with its FLOP formula, peak RSS).
 set -euo pipefail
@@ -56,9 +58,11 @@ steps_for() {
 mkdir -p "$(dirname "$OUT")"
 : >"$OUT"
 emit() { echo "$1" | tee -a "$OUT"; }
-run_hone() {  # config threads warmup steps
-  emit "$("$build/bench/bench_train_step" --model "$1" --threads "$2" --warmup "$3" --steps "$4" \
-    --seq 512 --batch 1 --rank 16 --optimizer adamw)"
+run_hone() {  # config threads warmup steps [extra bench_train_step options]
+  local cfg=$1 thr=$2 warm=$3 steps=$4
+  shift 4
+  emit "$("$build/bench/bench_train_step" --model "$cfg" --threads "$thr" --warmup "$warm" \
+    --steps "$steps" --seq 512 --batch 1 --rank 16 --optimizer adamw "$@")"
 }
 run_torch() {  # mode dtype config warmup steps
   local envs=(-u OPENBLAS_CORETYPE -u OMP_WAIT_POLICY -u LD_PRELOAD OPENBLAS_NUM_THREADS="$threads")
@@ -83,4 +87,13 @@ for cfg in $CONFIGS; do
     run_hone "$cfg" 1 "$warm" "$steps"  # thread scaling: compared with the best run above
   fi
 done
+if [ "${EXTRAS:-1}" = 1 ]; then
+  run_hone smollm2-135m "$threads" 1 3 --weight-dtype bf16
+  run_hone smollm2-135m "$threads" 1 3 --checkpointing 1
+  run_hone smollm2-135m "$threads" 1 3 --weight-dtype q4_0 --checkpointing 1
+  run_hone llama3.2-1b "$threads" 1 1 --weight-dtype q8_0 --checkpointing 1
+  if [ "${BIG:-1}" = 1 ]; then
+    run_hone llama3-8b "$threads" 1 1 --weight-dtype q4_0 --checkpointing 1
+  fi
+fi
 "$py" bench/compare_table.py "$OUT"

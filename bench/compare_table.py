@@ -28,6 +28,7 @@ SHAPES = {
     "smollm2-135m": (576, 1536, 30, 9, 3, 49152),
     "qwen2.5-0.5b": (896, 4864, 24, 14, 2, 151936),
     "llama3.2-1b": (2048, 8192, 16, 32, 8, 128256),
+    "llama3-8b": (4096, 14336, 32, 32, 8, 128256),
 }
 IMPLS = ["hone", "torch-tuned-fp32", "torch-tuned-bf16", "torch-stock-fp32"]
 
@@ -43,7 +44,7 @@ def flops_per_token(model, seq, rank):
 
 
 def main(path, peak_override=None):
-    peak, best, one_thread, order = None, {}, {}, []
+    peak, best, one_thread, order, extra = None, {}, {}, [], []
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -54,6 +55,11 @@ def main(path, peak_override=None):
                 peak = r["gflops"]
                 continue
             m = r["model"]
+            if r["impl"] == "hone" and (r.get("weight_dtype", "f32") != "f32" or
+                                        r.get("checkpointing") or m not in SHAPES or
+                                        r.get("variant")):
+                extra.append(r)  # other storage / checkpointing / shapes: their own table
+                continue
             if m not in order:
                 order.append(m)
             if r["impl"] == "hone":
@@ -74,8 +80,8 @@ def main(path, peak_override=None):
         print(f"sgemm peak (2048³ through hone's OpenBLAS, same run): {peak} GFLOP/s\n")
     print("| config | " + " | ".join(f"{i} tok/s" for i in IMPLS) +
           " | hone / best tuned | hone / stock | MFU hone | MFU torch tuned fp32 |"
-          " RSS hone | RSS torch tuned fp32 | RSS ratio |")
-    print("|---" * (len(IMPLS) + 8) + "|")
+          " RSS hone | RSS torch tuned fp32 | RSS ratio | hone RSS planned / measured |")
+    print("|---" * (len(IMPLS) + 9) + "|")
     for m in order:
         b = best.get(m, {})
         tps = {i: b[i]["tokens_per_s"] if i in b else None for i in IMPLS}
@@ -91,10 +97,24 @@ def main(path, peak_override=None):
                  cell(ratio(tps["hone"], tps["torch-stock-fp32"]), "{:.2f}×"),
                  cell(mfu(tps["hone"]), "{:.0f}%"), cell(mfu(tps["torch-tuned-fp32"]), "{:.0f}%"),
                  cell(rss("hone"), "{:.0f} MiB"), cell(rss("torch-tuned-fp32"), "{:.0f} MiB"),
-                 cell(ratio(rss("hone"), rss("torch-tuned-fp32")), "{:.2f}")]
+                 cell(ratio(rss("hone"), rss("torch-tuned-fp32")), "{:.2f}"),
+                 cell(ratio(r0.get("plan_peak_rss_kib"), r0.get("peak_rss_kib")), "{:.3f}")]
         print(f"| {m} | " + " | ".join(cols) + " |")
+    if extra:
+        print("\nhone in other set-ups (same run):\n")
+        print("| config | base | activation checkpointing | s/step | tok/s | MFU | peak RSS |"
+              " planned | planned / measured |")
+        print("|---" * 9 + "|")
+        for r in extra:
+            fpt, _ = flops_per_token(r["model"], r.get("seq", 512), r.get("rank", 16))
+            mfu = r["tokens_per_s"] * fpt / 1e9 / peak * 100 if peak else 0
+            print(f"| {r['model']} | {r.get('weight_dtype', 'f32')} | "
+                  f"{'on' if r.get('checkpointing') else 'off'} | {r['sec_per_step']:.2f} | "
+                  f"{r['tokens_per_s']:.1f} | {mfu:.0f}% | {r['peak_rss_kib'] / 1048576:.2f} GiB | "
+                  f"{r['plan_peak_rss_kib'] / 1048576:.2f} GiB | "
+                  f"{r['plan_peak_rss_kib'] / r['peak_rss_kib']:.3f} |")
     print()
-    for m in order:
+    for m in order + sorted({r["model"] for r in extra} - set(order)):
         fpt, n = flops_per_token(m, 512, 16)
         print(f"{m}: N_matmul = {n / 1e6:.1f} M, model FLOPs per token = {fpt / 1e9:.3f} GFLOP "
               f"(seq 512, r 16)")

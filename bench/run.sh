@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# `make bench`: the machine's sgemm peak; forward+backward throughput of a LoRA training step
-# (r=16 on all seven projections, seq 512, batch 1) with peak RSS; tokenizer speed against the
-# JS reference (needs ../shared and npm); merge memory. JSON lines; record them in
-# bench/RESULTS.md with the date and this command.
+# `make bench`: what bench/RESULTS.md records, in one run, as JSON lines plus tables.
+#   1. bench/compare.sh: the sgemm peak; hone against PyTorch (tuned fp32, tuned bf16, stock),
+#      interleaved, on stories260K and the SmolLM2-135M / Qwen2.5-0.5B / Llama-3.2-1B shapes;
+#      1 -> 2 threads; hone's memory plan beside its measured peak RSS; hone with bf16/q8_0/q4_0
+#      bases, activation checkpointing and the Llama-3-8B shape (BIG=0 skips that one).
+#   2. Tokenizer speed against transformers.js (needs ../shared and npm).
+#   3. Merge memory.
+# Record the output in bench/RESULTS.md with the date and this command.
 set -euo pipefail
 build=${1:-build}
 shared=${2:-../shared}
 cd "$(dirname "$0")/.."
-"$build/bench/bench_sgemm_peak" 2048 10
-for args in "--model stories260K --steps 20 --warmup 2" "--model smollm2-135m --steps 3 --warmup 1"; do
-  # shellcheck disable=SC2086
-  /usr/bin/time -f '{"peak_rss_kib": %M}' "$build/bench/bench_train_step" $args --seq 512 --batch 1 --rank 16
-done
+bash bench/compare.sh "$build" "$(nproc)"
 if [ -d "$shared/tokenizers/llama3" ] && command -v npm >/dev/null; then
   bash bench/tokenizer.sh "$build" "$shared" 5
 else

@@ -39,6 +39,12 @@ LoraLinear::LoraLinear(std::unique_ptr<Linear> base, Var a, Var b, double scalin
       dropout_(dropout),
       rng_(rng) {}
 
+Var LoraLinear::forward_add(Tape* t, const Var& x, const Var& residual) {
+  if (!dynamic_cast<const FrozenLinear*>(base_.get())) return Linear::forward_add(t, x, residual);
+  Var xin = (training_ && dropout_ > 0.0) ? hone::dropout(t, x, dropout_, *rng_) : x;
+  return lora_linear(t, x, base_->weight(), base_->bias(), xin, a_, b_, scaling_, residual);
+}
+
 Var LoraLinear::forward(Tape* t, const Var& x) {
   Var xin = (training_ && dropout_ > 0.0) ? hone::dropout(t, x, dropout_, *rng_) : x;
   // A plain frozen base fuses with its update; anything else (an adapter over an adapter) keeps

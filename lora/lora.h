@@ -34,6 +34,7 @@ class LoraLinear : public Linear {
   // A and B are views into the adapter arenas (value and grad); `rng` draws dropout masks.
   LoraLinear(std::unique_ptr<Linear> base, Var a, Var b, double scaling, double dropout, Rng* rng);
   Var forward(Tape* t, const Var& x) override;
+  Var forward_add(Tape* t, const Var& x, const Var& residual) override;
   const Var& weight() const override { return base_->weight(); }
   const Var& bias() const override { return base_->bias(); }
   const Var& lora_a() const { return a_; }

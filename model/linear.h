@@ -13,6 +13,11 @@ class Linear {
   virtual ~Linear() = default;
   // x (N, in) -> (N, out)
   virtual Var forward(Tape* t, const Var& x) = 0;
+  // residual + forward(x), residual (N, out): the blocks' o_proj and down_proj. An adapter
+  // overrides it to add the product into the residual's copy directly.
+  virtual Var forward_add(Tape* t, const Var& x, const Var& residual) {
+    return add(t, residual, forward(t, x));
+  }
   // The frozen base weight (out, in) and bias (out) or an undefined Var.
   virtual const Var& weight() const = 0;
   virtual const Var& bias() const = 0;

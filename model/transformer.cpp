@@ -109,10 +109,10 @@ Var Transformer::block_forward(Tape* t, const Var& x, const Block& blk,
     a = attention(t, q, k, v, batch, cfg_.num_heads, cfg_.num_kv_heads, cfg_.head_dim,
                   segment_start);
   }
-  Var x1 = add(t, x, blk.o_proj->forward(t, a));
+  Var x1 = blk.o_proj->forward_add(t, a, x);  // x + o_proj(a)
   Var h2 = rmsnorm(t, x1, blk.post_norm, eps);
   Var m = swiglu(t, blk.gate_proj->forward(t, h2), blk.up_proj->forward(t, h2));
-  return add(t, x1, blk.down_proj->forward(t, m));
+  return blk.down_proj->forward_add(t, m, x1);  // x1 + down_proj(m)
 }
 
 Var Transformer::checkpointed_block(Tape* t, const Var& x, int layer,

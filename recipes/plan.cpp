@@ -20,8 +20,6 @@ namespace {
 constexpr int64_t kF32 = 4;
 // The weight-conversion tile (autograd/ops/weight_blocks.h): at most this many f32 elements.
 constexpr int64_t kConvertTile = int64_t{1} << 22;
-// Rows of logits the fused LM-head loss holds at once (lm_head_cross_entropy's default).
-constexpr int64_t kHeadChunk = 256;
 
 bool is_stored_weight(const std::string& name) {
   return name == "model.embed_tokens.weight" || name == "lm_head.weight" ||
@@ -116,7 +114,8 @@ MemoryPlan plan_memory(const PlanSpec& s) {
   p.load_extra = s.source_bytes;
 
   // Per token, the floats each block's ops keep for the backward (their outputs, which later
-  // ops capture): 6 of width C (norm, o_proj, residual, norm, down_proj, residual), 3 of Q (q,
+  // ops capture): 6 of width C (norm, o_proj, residual, norm, down_proj, residual; 4 when
+  // adapters fuse o_proj and down_proj with their residual adds), 3 of Q (q,
   // roped q, attention), 3 of K (k, v, roped k), 3 of F (gate, up, SwiGLU), the attention
   // log-sum-exp per head and the norms' inverse RMS; per adapter x·Aᵀ (r), and with dropout the
   // dropped copy of its input.
@@ -128,6 +127,8 @@ MemoryPlan plan_memory(const PlanSpec& s) {
     for (const Proj& pr : projections(m))
       if (adapted(s.lora, pr.kind, l)) {
         f += r;
+        // An adapted o_proj / down_proj adds into its residual: no separate output.
+        if (std::string(pr.kind) == "o_proj" || std::string(pr.kind) == "down_proj") f -= C;
         p.lora_params += r * (pr.in + pr.out);
         if (dropout) f += pr.in;
       }
@@ -144,10 +145,11 @@ MemoryPlan plan_memory(const PlanSpec& s) {
 
   const int64_t logits_bytes = 2 * N * V * kF32;
   p.fused_head = logits_bytes > s.fused_loss_bytes;
-  const int64_t chunk = std::min(kHeadChunk, N);
-  // Fused: a chunk of logits and of their gradient plus the gathered rows; else the logits, their
-  // gradient and the head's input gradient.
-  p.lm_head = p.fused_head ? (2 * chunk * V + chunk * C) * kF32 : logits_bytes + N * C * kF32;
+  // Fused (autograd/ops/lm_head_loss.cpp): a (chunk, tile) block of logits, the gathered rows and
+  // their gradient; else the logits, their gradient and the head's input gradient.
+  const int64_t tile = std::min(V, kConvertTile / std::max<int64_t>(C, 1));
+  const int64_t chunk = std::min(N, kConvertTile / std::max<int64_t>(tile, 1));
+  p.lm_head = p.fused_head ? (chunk * tile + 2 * N * C) * kF32 : logits_bytes + N * C * kF32;
 
   const int64_t outside = N * kF32 * (2 * C + 1);  // embedding output, final norm
   if (!s.checkpointing) {
@@ -282,7 +284,7 @@ std::string plan_report(const PlanSpec& s, const MemoryPlan& p, double gflops, i
       s.checkpointing ? "each block's input (blocks recomputed in backward)"
                       : "saved for backward");
   row("backward", p.backward, "gradients alive at once in a block's backward");
-  row("lm head", p.lm_head, p.fused_head ? "fused with the loss, 256-row chunks" : "logits + grad");
+  row("lm head", p.lm_head, p.fused_head ? "fused with the loss, tiled" : "logits + grad");
   row("workspace", p.workspace, "weight conversion tiles");
   row("runtime", p.runtime, "libraries, BLAS buffers");
   row("peak (training)", p.train_peak, "");

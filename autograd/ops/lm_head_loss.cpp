@@ -1,9 +1,10 @@
-// lm_head_cross_entropy: the LM head (x·Wᵀ) and the mean cross-entropy fused and chunked over
-// rows, so the (N, V) logits never exist. Only rows whose target is not ignored are computed:
-// they are gathered chunk by chunk into a (chunk, C) buffer, their logits formed in a reusable
-// (chunk, V) scratch, and reduced to a log-sum-exp each. The backward recomputes each chunk's
-// logits, turns them in place into (softmax − onehot)·scale and multiplies back by W (and xᵀ).
-// Saves x (shared), the valid rows, their targets and their log-sum-exps: O(N) beyond x.
+// lm_head_cross_entropy: the LM head (x·Wᵀ) and the mean cross-entropy fused and tiled, so the
+// (N, V) logits never exist. Only rows whose target is not ignored are computed: they are
+// gathered once into (count, C), and W is walked tile by tile (each tile converted once per pass
+// when stored as BF16/F16/Q8_0/Q4_0), a chunk of rows × a tile of logits at a time, each row's
+// log-sum-exp accumulated online. The backward recomputes each tile's logits, turns them in
+// place into (softmax − onehot)·scale and multiplies back by the tile (and xᵀ). Saves x (shared),
+// the valid rows, their targets and their log-sum-exps: O(N) beyond x.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -31,13 +32,8 @@ void gather_rows(const T* X, int64_t C, const int64_t* rows, int64_t n, T* xb) {
   });
 }
 
-// logits (n, V) = xb (n, C) · Wᵀ, W converted tile by tile as linear does.
-template <class T>
-void chunk_logits(const Tensor& W, int64_t V, int64_t C, const T* xb, int64_t n, T* logits) {
-  for_weight_blocks<T>(W, V, C, [&](int64_t o0, int64_t o1, const T* Wb) {
-    kernels::gemm<T>(false, true, n, o1 - o0, C, T(1), xb, C, Wb, C, T(0), logits + o0, V);
-  });
-}
+// Logits held at once: (rows of a chunk) × (rows of a W tile) <= this many elements (16 MB f32).
+constexpr int64_t kScratchElems = int64_t{1} << 22;
 
 }  // namespace
 
@@ -70,85 +66,106 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
     tgt->push_back(targets[n]);
   }
   const int64_t count = static_cast<int64_t>(rows->size());
-  const int64_t chunk = std::min(chunk_rows, std::max<int64_t>(count, 1));
+  // Tile-outer: W is visited (and, when stored as BF16/Q8_0/..., converted) once per pass, in
+  // tiles of `tile` rows; for each tile, the valid rows go through in chunks of `chunk`, so the
+  // logits held at once are (chunk, tile) <= kScratchElems. A row's log-sum-exp builds up across
+  // tiles online (running max and rescaled sum).
+  const int64_t tile = std::max<int64_t>(1, std::min(V, kWorkspaceElems / std::max<int64_t>(C, 1)));
+  const int64_t chunk = std::max<int64_t>(
+      1, std::min({chunk_rows, std::max<int64_t>(count, 1), kScratchElems / tile}));
   Tensor lse = Tensor::empty(ct, {count});
   Tensor y = Tensor::empty(ct, {1});
   dispatch(ct, [&](auto z) {
     using T = decltype(z);
-    std::vector<T> xb(static_cast<size_t>(count ? chunk * C : 0));
-    std::vector<T> logits(static_cast<size_t>(count ? chunk * V : 0));
-    std::vector<T> rowloss(static_cast<size_t>(chunk));
+    std::vector<T> xb(static_cast<size_t>(count * C));
+    gather_rows<T>(x.value().data<T>(), C, rows->data(), count, xb.data());
+    std::vector<T> S(static_cast<size_t>(count ? chunk * tile : 0));
+    std::vector<T> m(static_cast<size_t>(count), -std::numeric_limits<T>::infinity());
+    std::vector<T> sum(static_cast<size_t>(count), T(0)), at_target(static_cast<size_t>(count));
+    for_weight_blocks<T>(
+        w.value(), V, C,
+        [&](int64_t o0, int64_t o1, const T* Wb) {
+          const int64_t vb = o1 - o0;
+          for (int64_t r0 = 0; r0 < count; r0 += chunk) {
+            const int64_t n = std::min(chunk, count - r0);
+            kernels::gemm<T>(false, true, n, vb, C, T(1), xb.data() + r0 * C, C, Wb, C, T(0),
+                             S.data(), vb);
+            kernels::parallel_rows(n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
+              for (int64_t i = lo; i < hi; ++i) {
+                T* row = S.data() + i * vb;
+                const int64_t r = r0 + i;
+                const int32_t tg = (*tgt)[r];
+                if (tg >= o0 && tg < o1) at_target[r] = row[tg - o0];
+                const T mt = kernels::row_max(row, vb);
+                const T mn = std::max(m[r], mt);
+                kernels::exp_shifted(row, vb, mn, row);
+                sum[r] = sum[r] * std::exp(m[r] - mn) + kernels::row_sum(row, vb);
+                m[r] = mn;
+              }
+            });
+          }
+        },
+        tile);
     T* L = lse.data<T>();
-    double sum = 0;  // sequential, in double, in row order: as cross_entropy sums
-    for (int64_t r0 = 0; r0 < count; r0 += chunk) {
-      const int64_t n = std::min(chunk, count - r0);
-      gather_rows<T>(x.value().data<T>(), C, rows->data() + r0, n, xb.data());
-      chunk_logits<T>(w.value(), V, C, xb.data(), n, logits.data());
-      const int32_t* tg = tgt->data() + r0;
-      kernels::parallel_rows(n, kernels::grain_for(V), [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i) {
-          T* row = logits.data() + i * V;
-          const T m = kernels::row_max(row, V);
-          const T at_target = row[tg[i]];
-          kernels::exp_shifted(row, V, m, row);  // the logits are not needed after this
-          L[r0 + i] = m + std::log(kernels::row_sum(row, V));
-          rowloss[i] = L[r0 + i] - at_target;
-        }
-      });
-      for (int64_t i = 0; i < n; ++i) sum += rowloss[i];
+    double total = 0;  // sequential, in double, in row order: as cross_entropy sums
+    for (int64_t r = 0; r < count; ++r) {
+      L[r] = m[r] + std::log(sum[r]);
+      total += L[r] - at_target[r];
     }
-    y.data<T>()[0] = static_cast<T>(count ? sum / static_cast<double>(count) : 0.0);
+    y.data<T>()[0] = static_cast<T>(count ? total / static_cast<double>(count) : 0.0);
   });
   const bool rg = needs_grad(t, {&x, &w});
   Var out(std::move(y), rg);
   if (rg && count > 0)
-    t->record([t, x, w, out, rows, tgt, lse, count, chunk, V, C] {
+    t->record([t, x, w, out, rows, tgt, lse, count, chunk, tile, V, C] {
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using T = decltype(z);
         const T scale = static_cast<T>(out.grad().data<T>()[0] / static_cast<double>(count));
-        std::vector<T> xb(static_cast<size_t>(chunk * C));
-        std::vector<T> dxb(x.requires_grad() ? static_cast<size_t>(chunk * C) : 0);
-        std::vector<T> g(static_cast<size_t>(chunk * V));  // logits, then dlogits in place
-        T* dX = x.requires_grad() ? t->grad(x).data<T>() : nullptr;
+        std::vector<T> xb(static_cast<size_t>(count * C));
+        gather_rows<T>(x.value().data<T>(), C, rows->data(), count, xb.data());
+        std::vector<T> dxb(x.requires_grad() ? static_cast<size_t>(count * C) : 0, T(0));
+        std::vector<T> g(static_cast<size_t>(chunk * tile));  // logits, then dlogits in place
         T* dW = w.requires_grad() ? t->grad(w).data<T>() : nullptr;
         const T* L = lse.data<T>();
-        for (int64_t r0 = 0; r0 < count; r0 += chunk) {
-          const int64_t n = std::min(chunk, count - r0);
-          const int64_t* rw = rows->data() + r0;
-          gather_rows<T>(x.value().data<T>(), C, rw, n, xb.data());
-          const int32_t* tg = tgt->data() + r0;
-          if (dX) std::fill_n(dxb.data(), n * C, T(0));
-          // Per tile of W (converted once per chunk): its logits, turned in place into
-          // (softmax − onehot)·scale with the saved lse, then dxb (n, C) += dlogits · W_tile.
-          for_weight_blocks<T>(w.value(), V, C, [&](int64_t o0, int64_t o1, const T* Wb) {
-            const int64_t vb = o1 - o0;
-            kernels::gemm<T>(false, true, n, vb, C, T(1), xb.data(), C, Wb, C, T(0), g.data() + o0,
-                             V);
-            kernels::parallel_rows(n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
-              for (int64_t i = lo; i < hi; ++i) {
-                T* row = g.data() + i * V;
-                const T l = L[r0 + i];
-                kernels::exp_shifted(row + o0, o1 - o0, l, row + o0);
-                for (int64_t j = o0; j < o1; ++j) row[j] *= scale;
-                if (tg[i] >= o0 && tg[i] < o1) row[tg[i]] -= scale;
+        // Per tile of W (converted once): each chunk's logits, turned in place into
+        // (softmax − onehot)·scale with the saved lse, then dxb += dlogits·W_tile and
+        // dW_tile += dlogitsᵀ·xb.
+        for_weight_blocks<T>(
+            w.value(), V, C,
+            [&](int64_t o0, int64_t o1, const T* Wb) {
+              const int64_t vb = o1 - o0;
+              for (int64_t r0 = 0; r0 < count; r0 += chunk) {
+                const int64_t n = std::min(chunk, count - r0);
+                const T* xr = xb.data() + r0 * C;
+                kernels::gemm<T>(false, true, n, vb, C, T(1), xr, C, Wb, C, T(0), g.data(), vb);
+                kernels::parallel_rows(n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
+                  for (int64_t i = lo; i < hi; ++i) {
+                    T* row = g.data() + i * vb;
+                    kernels::exp_shifted(row, vb, L[r0 + i], row);
+                    for (int64_t j = 0; j < vb; ++j) row[j] *= scale;
+                    const int32_t tg = (*tgt)[r0 + i];
+                    if (tg >= o0 && tg < o1) row[tg - o0] -= scale;
+                  }
+                });
+                if (!dxb.empty())
+                  kernels::gemm<T>(false, false, n, C, vb, T(1), g.data(), vb, Wb, C, T(1),
+                                   dxb.data() + r0 * C, C);
+                if (dW)  // dW rows [o0, o1) += dlogitsᵀ (vb, n) · xb (n, C)
+                  kernels::gemm<T>(true, false, vb, C, n, T(1), g.data(), vb, xr, C, T(1),
+                                   dW + o0 * C, C);
               }
-            });
-            if (dX)
-              kernels::gemm<T>(false, false, n, C, vb, T(1), g.data() + o0, V, Wb, C, T(1),
-                               dxb.data(), C);
+            },
+            tile);
+        if (!dxb.empty()) {  // scattered into dX's rows
+          T* dX = t->grad(x).data<T>();
+          kernels::parallel_rows(count, kernels::grain_for(C), [&](int64_t lo, int64_t hi) {
+            for (int64_t i = lo; i < hi; ++i) {
+              T* d = dX + (*rows)[i] * C;
+              const T* s = dxb.data() + i * C;
+              for (int64_t c = 0; c < C; ++c) d[c] += s[c];
+            }
           });
-          if (dX) {  // scattered into dX's rows
-            kernels::parallel_rows(n, kernels::grain_for(C), [&](int64_t lo, int64_t hi) {
-              for (int64_t i = lo; i < hi; ++i) {
-                T* d = dX + rw[i] * C;
-                const T* s = dxb.data() + i * C;
-                for (int64_t c = 0; c < C; ++c) d[c] += s[c];
-              }
-            });
-          }
-          if (dW)  // dW (V, C) += dlogitsᵀ (V, n) · xb (n, C)
-            kernels::gemm<T>(true, false, V, C, n, T(1), g.data(), V, xb.data(), C, T(1), dW, C);
         }
       });
     });

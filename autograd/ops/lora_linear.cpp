@@ -3,7 +3,10 @@
 // The low-rank product accumulates straight into y (gemm with beta = 1), so the unfused chain's
 // three extra (N, out) tensors — base output, B·A·x, its scaled copy — and their gradients never
 // exist. Saves x, xa and low = xa·Aᵀ (N, r).
+#include <cstring>
+
 #include "autograd/kernels/blas.h"
+#include "autograd/kernels/elementwise.h"
 #include "autograd/kernels/parallel.h"
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
@@ -14,7 +17,7 @@ namespace hone {
 using namespace ops_detail;
 
 Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa, const Var& a,
-                const Var& bm, double s) {
+                const Var& bm, double s, const Var& residual) {
   require_compute("lora_linear", "x", x);
   require_compute("lora_linear", "xa", xa);
   const DType ct = x.dtype();
@@ -46,14 +49,24 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
   }
   Shape yshape = x.shape();
   yshape.back() = out_f;
+  if (residual.defined()) {
+    require_compute("lora_linear", "residual", residual);
+    if (residual.dtype() != ct || residual.value().numel() != N * out_f)
+      fail("lora_linear", desc("residual", residual) + " must be (N, out) = (" + std::to_string(N) +
+                              ", " + std::to_string(out_f) + ")");
+  }
   Tensor y = Tensor::empty(ct, yshape);  // (N, out)
   Tensor low = Tensor::empty(ct, {N, r});
   dispatch(ct, [&](auto z) {
     using T = decltype(z);
     const T* X = x.value().data<T>();
     T* Y = y.data<T>();
+    // With a residual, y starts as its copy and the products accumulate into it.
+    if (residual.defined())
+      std::memcpy(Y, residual.value().data<T>(), static_cast<size_t>(N * out_f) * sizeof(T));
+    const T beta = residual.defined() ? T(1) : T(0);
     for_weight_blocks<T>(w.value(), out_f, in_f, [&](int64_t o0, int64_t o1, const T* W) {
-      kernels::gemm<T>(false, true, N, o1 - o0, in_f, T(1), X, in_f, W, in_f, T(0), Y + o0, out_f);
+      kernels::gemm<T>(false, true, N, o1 - o0, in_f, T(1), X, in_f, W, in_f, beta, Y + o0, out_f);
     });
     if (bias.defined()) {
       const T* B = bias.data<T>();
@@ -68,16 +81,18 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
     kernels::gemm<T>(false, true, N, out_f, r, static_cast<T>(s), L, r, bm.value().data<T>(), r,
                      T(1), Y, out_f);
   });
-  const bool rg = needs_grad(t, {&x, &w, &b, &xa, &a, &bm});
+  const bool rg = needs_grad(t, {&x, &w, &b, &xa, &a, &bm, &residual});
   Var out(std::move(y), rg);
   if (rg)
-    t->record([t, x, w, b, xa, a, bm, s, low, out, N, in_f, out_f, r] {
+    t->record([t, x, w, b, xa, a, bm, s, residual, low, out, N, in_f, out_f, r] {
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using T = decltype(z);
         const T* dY = out.grad().data<T>();  // (N, out)
         const T* L = low.data<T>();          // (N, r)
         const T ts = static_cast<T>(s);
+        if (residual.requires_grad())
+          kernels::axpy<T>(N * out_f, T(1), dY, t->grad(residual).data<T>());
         if (bm.requires_grad())  // dB += s·dYᵀ·low
           kernels::gemm<T>(true, false, out_f, r, N, ts, dY, out_f, L, r, T(1),
                            t->grad(bm).data<T>(), r);

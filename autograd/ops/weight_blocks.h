@@ -18,16 +18,22 @@ namespace hone::ops_detail {
 constexpr int64_t kWorkspaceElems = int64_t{1} << 22;
 
 // Calls fn(o0, o1, W_rows) for row blocks [o0, o1) of W (out, in) as T. A W already in T is
-// one block with no copy; otherwise rows are converted into a reusable thread_local buffer.
+// one block with no copy (or blocks of max_rows); otherwise rows are converted into a reusable
+// thread_local buffer.
+// max_rows > 0 bounds the rows of a block even when W needs no conversion (a caller that sizes
+// its own scratch by the block).
 template <class T, class F>
-void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn) {
+void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
+                       int64_t max_rows = 0) {
   if (W.dtype() == (std::is_same_v<T, float> ? DType::F32 : DType::F64)) {
-    fn(int64_t{0}, out, W.data<T>());
+    const int64_t step = max_rows > 0 ? max_rows : std::max<int64_t>(out, 1);
+    for (int64_t o0 = 0; o0 < out; o0 += step)
+      fn(o0, std::min(out, o0 + step), W.data<T>() + o0 * in);
     return;
   }
   thread_local std::vector<T> ws;
-  const int64_t rows =
-      std::max<int64_t>(1, std::min(out, kWorkspaceElems / std::max<int64_t>(in, 1)));
+  int64_t rows = std::max<int64_t>(1, std::min(out, kWorkspaceElems / std::max<int64_t>(in, 1)));
+  if (max_rows > 0) rows = std::min(rows, max_rows);
   if (ws.size() < static_cast<size_t>(rows * in)) ws.resize(static_cast<size_t>(rows * in));
   const char* src = static_cast<const char*>(W.raw());
   for (int64_t o0 = 0; o0 < out; o0 += rows) {

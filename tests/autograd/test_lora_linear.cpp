@@ -32,23 +32,26 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
 TEST(LoraLinear, Gradcheck) {
   for (bool bias : {false, true})
     for (bool separate_xa : {false, true})
-      for (bool w_rg : {false, true}) {
-        SCOPED_TRACE(std::string(bias ? "bias" : "") + (separate_xa ? " xa" : "") +
-                     (w_rg ? " W trains" : ""));
-        Var x = randv({2, 3, 5}, 1, true);  // N = 6, in = 5
-        Var xa = separate_xa ? randv({2, 3, 5}, 2, true) : x;
-        Var w = randv({7, 5}, 3, w_rg);
-        Var b = bias ? randv({7}, 4, false) : Var();
-        Var a = randv({3, 5}, 5, true);
-        Var bm = randv({7, 3}, 6, true);
-        std::vector<Var> in = {x, w, a, bm};
-        if (separate_xa) in.push_back(xa);
-        auto fn = [&](Tape* t, const std::vector<Var>& v) {
-          return lora_linear(t, v[0], v[1], b, separate_xa ? v[4] : v[0], v[2], v[3], 0.75);
-        };
-        std::string where;
-        EXPECT_LT(gradcheck(fn, in, 1e-6, 7, &where), 1e-6) << where;
-      }
+      for (bool w_rg : {false, true})
+        for (bool with_res : {false, true}) {
+          SCOPED_TRACE(std::string(bias ? "bias" : "") + (separate_xa ? " xa" : "") +
+                       (w_rg ? " W trains" : "") + (with_res ? " residual" : ""));
+          Var x = randv({2, 3, 5}, 1, true);  // N = 6, in = 5
+          Var xa = separate_xa ? randv({2, 3, 5}, 2, true) : x;
+          Var w = randv({7, 5}, 3, w_rg);
+          Var b = bias ? randv({7}, 4, false) : Var();
+          Var a = randv({3, 5}, 5, true);
+          Var bm = randv({7, 3}, 6, true);
+          Var res = randv({2, 3, 7}, 7, true);
+          std::vector<Var> in = {x, w, a, bm, res};
+          if (separate_xa) in.push_back(xa);
+          auto fn = [&](Tape* t, const std::vector<Var>& v) {
+            return lora_linear(t, v[0], v[1], b, separate_xa ? v[5] : v[0], v[2], v[3], 0.75,
+                               with_res ? v[4] : Var());
+          };
+          std::string where;
+          EXPECT_LT(gradcheck(fn, in, 1e-6, 7, &where), 1e-6) << where;
+        }
 }
 
 TEST(LoraLinear, EqualsTheUnfusedChain) {
@@ -65,15 +68,18 @@ TEST(LoraLinear, EqualsTheUnfusedChain) {
       Var b1 = randv({c.out, c.r}, 14, true, DType::F32, 0.2);
       Var a2(a1.value().clone(), true), b2(b1.value().clone(), true);
       Var x1 = randv({c.N, c.in}, 15, true, DType::F32), x2(x1.value().clone(), true);
+      Var r1 = randv({c.N, c.out}, 17, true, DType::F32), r2(r1.value().clone(), true);
       Tensor dy = randv({c.N, c.out}, 16, false, DType::F32).value();
 
       Tape t1;
-      Var y1 = lora_linear(&t1, x1, w, b, x1, a1, b1, 2.0);
+      Var y1 = lora_linear(&t1, x1, w, b, x1, a1, b1, 2.0, r1);
       t1.backward_from(y1, dy);
       Tape t2;
-      Var y2 =
-          add(&t2, linear(&t2, x2, w, b), scale(&t2, linear(&t2, linear(&t2, x2, a2), b2), 2.0));
+      Var y2 = add(
+          &t2, r2,
+          add(&t2, linear(&t2, x2, w, b), scale(&t2, linear(&t2, linear(&t2, x2, a2), b2), 2.0)));
       t2.backward_from(y2, dy);
+      EXPECT_LT(max_rel_diff(r1.grad(), r2.grad()), 1e-7);
       EXPECT_LT(max_rel_diff(y1.value(), y2.value()), 1e-6);
       EXPECT_LT(max_rel_diff(x1.grad(), x2.grad()), 1e-6);
       EXPECT_LT(max_rel_diff(a1.grad(), a2.grad()), 1e-6);
