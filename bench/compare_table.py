@@ -30,7 +30,8 @@ SHAPES = {
     "llama3.2-1b": (2048, 8192, 16, 32, 8, 128256),
     "llama3-8b": (4096, 14336, 32, 32, 8, 128256),
 }
-IMPLS = ["hone", "torch-tuned-fp32", "torch-tuned-bf16", "torch-stock-fp32"]
+IMPLS = ["hone", "hone-q8_0", "torch-tuned-fp32", "torch-tuned-bf16", "torch-stock-fp32"]
+HONES = ["hone", "hone-q8_0"]
 
 
 def flops_per_token(model, seq, rank):
@@ -55,16 +56,16 @@ def main(path, peak_override=None):
                 peak = r["gflops"]
                 continue
             m = r["model"]
-            if r["impl"] == "hone" and (r.get("weight_dtype", "f32") != "f32" or
-                                        r.get("checkpointing") or m not in SHAPES or
-                                        r.get("variant")):
+            q8 = r["impl"] == "hone" and r.get("weight_dtype") == "q8_0"
+            if r["impl"] == "hone" and ((r.get("weight_dtype", "f32") != "f32" and not q8) or
+                                        r.get("checkpointing") or m not in SHAPES):
                 extra.append(r)  # other storage / checkpointing / shapes: their own table
                 continue
             if m not in order:
                 order.append(m)
             if r["impl"] == "hone":
-                impl = "hone"
-                if r.get("threads") == 1:
+                impl = "hone-q8_0" if q8 else "hone"
+                if r.get("threads") == 1 and not q8:
                     one_thread[m] = r
                     continue
             else:
@@ -77,11 +78,14 @@ def main(path, peak_override=None):
               f"{peak_override} GFLOP/s\n")
         peak = peak_override
     else:
-        print(f"sgemm peak (2048³ through hone's OpenBLAS, same run): {peak} GFLOP/s\n")
+        print(f"sgemm peak (2048³ through hone's OpenBLAS, the better of hone's split and "
+              f"OpenBLAS's own threads, same run): {peak} GFLOP/s\n")
     print("| config | " + " | ".join(f"{i} tok/s" for i in IMPLS) +
-          " | hone / best tuned | hone / stock | MFU hone | MFU torch tuned fp32 |"
-          " RSS hone | RSS torch tuned fp32 | RSS ratio | hone RSS planned / measured |")
-    print("|---" * (len(IMPLS) + 9) + "|")
+          " | hone / best tuned | hone-q8_0 / best tuned | hone / stock | MFU hone |"
+          " MFU hone-q8_0 | MFU torch tuned fp32 | RSS hone | RSS hone-q8_0 |"
+          " RSS torch tuned fp32 | RSS ratio hone | RSS ratio hone-q8_0 |"
+          " planned / measured RSS hone | hone-q8_0 |")
+    print("|---" * (len(IMPLS) + 14) + "|")
     for m in order:
         b = best.get(m, {})
         tps = {i: b[i]["tokens_per_s"] if i in b else None for i in IMPLS}
@@ -92,19 +96,29 @@ def main(path, peak_override=None):
         ratio = lambda a, c: None if not a or not c else a / c  # noqa: E731
         mfu = lambda t: None if not t or not peak else t * fpt / 1e9 / peak * 100  # noqa: E731
         rss = lambda i: b[i]["peak_rss_kib"] / 1024 if i in b else None  # noqa: E731
+        plan = lambda i: ratio(b[i].get("plan_peak_rss_kib"), b[i]["peak_rss_kib"]) if i in b else None  # noqa: E731,E501
+        best_tuned = max(tuned) if tuned else None
         cols = [cell(tps[i]) for i in IMPLS]
-        cols += [cell(ratio(tps["hone"], max(tuned) if tuned else None), "{:.2f}×"),
+        cols += [cell(ratio(tps["hone"], best_tuned), "{:.2f}×"),
+                 cell(ratio(tps["hone-q8_0"], best_tuned), "{:.2f}×"),
                  cell(ratio(tps["hone"], tps["torch-stock-fp32"]), "{:.2f}×"),
-                 cell(mfu(tps["hone"]), "{:.0f}%"), cell(mfu(tps["torch-tuned-fp32"]), "{:.0f}%"),
-                 cell(rss("hone"), "{:.0f} MiB"), cell(rss("torch-tuned-fp32"), "{:.0f} MiB"),
+                 cell(mfu(tps["hone"]), "{:.0f}%"), cell(mfu(tps["hone-q8_0"]), "{:.0f}%"),
+                 cell(mfu(tps["torch-tuned-fp32"]), "{:.0f}%"),
+                 cell(rss("hone"), "{:.0f} MiB"), cell(rss("hone-q8_0"), "{:.0f} MiB"),
+                 cell(rss("torch-tuned-fp32"), "{:.0f} MiB"),
                  cell(ratio(rss("hone"), rss("torch-tuned-fp32")), "{:.2f}"),
-                 cell(ratio(r0.get("plan_peak_rss_kib"), r0.get("peak_rss_kib")), "{:.3f}")]
+                 cell(ratio(rss("hone-q8_0"), rss("torch-tuned-fp32")), "{:.2f}"),
+                 cell(plan("hone"), "{:.3f}"), cell(plan("hone-q8_0"), "{:.3f}")]
         print(f"| {m} | " + " | ".join(cols) + " |")
     if extra:
         print("\nhone in other set-ups (same run):\n")
         print("| config | base | activation checkpointing | s/step | tok/s | MFU | peak RSS |"
-              " planned | planned / measured |")
-        print("|---" * 9 + "|")
+              " planned | planned / measured | RSS / torch tuned fp32 |")
+        print("|---" * 10 + "|")
+        def torch_rss(model, kib):
+            t = best.get(model, {}).get("torch-tuned-fp32")
+            return f"{kib / t['peak_rss_kib']:.2f}" if t else "–"
+
         for r in extra:
             fpt, _ = flops_per_token(r["model"], r.get("seq", 512), r.get("rank", 16))
             mfu = r["tokens_per_s"] * fpt / 1e9 / peak * 100 if peak else 0
@@ -112,7 +126,8 @@ def main(path, peak_override=None):
                   f"{'on' if r.get('checkpointing') else 'off'} | {r['sec_per_step']:.2f} | "
                   f"{r['tokens_per_s']:.1f} | {mfu:.0f}% | {r['peak_rss_kib'] / 1048576:.2f} GiB | "
                   f"{r['plan_peak_rss_kib'] / 1048576:.2f} GiB | "
-                  f"{r['plan_peak_rss_kib'] / r['peak_rss_kib']:.3f} |")
+                  f"{r['plan_peak_rss_kib'] / r['peak_rss_kib']:.3f} | "
+                  f"{torch_rss(r['model'], r['peak_rss_kib'])} |")
     print()
     for m in order + sorted({r["model"] for r in extra} - set(order)):
         fpt, n = flops_per_token(m, 512, 16)

@@ -5,6 +5,7 @@
 //   bench_train_step [--model stories260K|smollm2-135m|qwen2.5-0.5b|llama3.2-1b] [--seq 512]
 //                    [--batch 1] [--rank 16] [--steps 5] [--warmup 1] [--optimizer adamw|none]
 //                    [--threads N] [--weight-dtype f32|bf16|q8_0|q4_0] [--checkpointing 0|1]
+//                    [--fused-head 0|1]  (1: LM head + loss fused whatever the logits' size)
 //
 // Random-weight shapes are drawn straight into the storage dtype (an 8B shape in q4_0 never
 // exists in f32). The JSON line carries the memory planner's prediction (recipes/plan.h) beside
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
   int64_t seq = 512, batch = 1, rank = 16;
   int steps = 5, warmup = 1, threads = 0;
   std::string optimizer = "adamw", weight_dtype = "f32";
-  bool checkpointing = false;
+  bool checkpointing = false, fused_head = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--model")
@@ -67,6 +68,8 @@ int main(int argc, char** argv) {
       weight_dtype = v;
     else if (k == "--checkpointing")
       checkpointing = v == "1" || v == "true";
+    else if (k == "--fused-head")
+      fused_head = v == "1" || v == "true";
     else {
       std::fprintf(stderr, "bench_train_step: unknown option %s\n", k.c_str());
       return 2;
@@ -112,6 +115,7 @@ int main(int argc, char** argv) {
     Transformer model(cfg, weights, wd);
     weights.clear();  // the model holds its own copies (converted when bf16)
     model.set_activation_checkpointing(checkpointing);
+    if (fused_head) model.set_fused_loss_bytes(0);
     LoraConfig lc;
     lc.rank = rank;
     lc.alpha = 2.0 * static_cast<double>(rank);
@@ -125,6 +129,7 @@ int main(int argc, char** argv) {
     spec.batch = batch;
     spec.seq = seq;
     spec.checkpointing = checkpointing;
+    if (fused_head) spec.fused_loss_bytes = 0;
     spec.optimizer_states = optimizer == "adamw" ? 2 : 0;
     spec.threads = kernels::blas_threads();
     spec.runtime_bytes = planned_runtime_bytes(runtime_bytes);
@@ -159,15 +164,16 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"impl\": \"hone\", \"model\": \"%s\", \"params\": %lld, \"lora_params\": %lld, "
         "\"batch\": %lld, \"seq\": %lld, \"rank\": %lld, \"optimizer\": \"%s\", "
-        "\"weight_dtype\": \"%s\", \"checkpointing\": %s, \"threads\": %d, \"steps\": %d, "
+        "\"weight_dtype\": \"%s\", \"checkpointing\": %s, \"fused_head\": %s, \"threads\": %d, "
+        "\"steps\": %d, "
         "\"sec_per_step\": %.4f, \"tokens_per_s\": %.1f, \"loss\": %.4f, \"peak_rss_kib\": %ld, "
         "\"plan_peak_rss_kib\": %lld, \"start_rss_kib\": %lld, \"blas\": \"%s\"}\n",
         which.c_str(), static_cast<long long>(model.num_parameters()),
         static_cast<long long>(adapters.num_parameters()), static_cast<long long>(batch),
         static_cast<long long>(seq), static_cast<long long>(rank), optimizer.c_str(),
-        weight_dtype.c_str(), checkpointing ? "true" : "false", kernels::blas_threads(), steps,
-        total / steps, tps, loss, ru.ru_maxrss, static_cast<long long>(plan.peak / 1024),
-        static_cast<long long>(runtime_bytes / 1024),
+        weight_dtype.c_str(), checkpointing ? "true" : "false", plan.fused_head ? "true" : "false",
+        kernels::blas_threads(), steps, total / steps, tps, loss, ru.ru_maxrss,
+        static_cast<long long>(plan.peak / 1024), static_cast<long long>(runtime_bytes / 1024),
         kernels::blas_info().c_str());
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());

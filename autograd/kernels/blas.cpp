@@ -43,6 +43,7 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 // sched_yield while the other works (15% of a 135M training step's samples on 2 cores).
 // 0 = TBB's current limit (tbb::global_control), else set_blas_threads' value.
 std::atomic<int> g_threads{0};
+std::atomic<bool> g_split{true};
 const bool g_single = [] {
   openblas_set_num_threads(1);
   return true;
@@ -119,6 +120,8 @@ void gemm_impl(bool serial, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T
   };
   if (serial)
     call(M, N, A, B, C);
+  else if (!g_split.load(std::memory_order_relaxed))
+    call(M, N, A, B, C);  // OpenBLAS threads it
   else
     split_gemm<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, call);
 }
@@ -174,6 +177,11 @@ void set_blas_threads(int n) {
 
 int blas_threads() {
   return split_threads();
+}
+
+void set_gemm_split(bool on) {
+  g_split.store(on, std::memory_order_relaxed);
+  openblas_set_num_threads(on ? 1 : split_threads());
 }
 
 std::string blas_info() {

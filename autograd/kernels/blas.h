@@ -28,6 +28,9 @@ void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alp
 // row or column blocks, one per TBB worker, so only one thread pool ever runs.
 void set_blas_threads(int n);
 int blas_threads();
+// Off: products go to OpenBLAS whole, threaded by OpenBLAS's own pool (blas_threads() threads).
+// For measuring the peak both ways (bench_sgemm_peak); hone itself always splits.
+void set_gemm_split(bool on);
 
 // "OpenBLAS 0.3.21 ..., core SkylakeX, 2 threads (split by hone over TBB)".
 std::string blas_info();

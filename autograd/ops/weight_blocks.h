@@ -32,8 +32,15 @@ void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
     return;
   }
   thread_local std::vector<T> ws;
+  // Tiles of equal size (a multiple of 16 rows when there are several): an uneven last tile
+  // would be a thin, slow product of its own.
   int64_t rows = std::max<int64_t>(1, std::min(out, kWorkspaceElems / std::max<int64_t>(in, 1)));
   if (max_rows > 0) rows = std::min(rows, max_rows);
+  if (rows < out) {
+    const int64_t tiles = (out + rows - 1) / rows;
+    const int64_t even = ((out + tiles - 1) / tiles + 15) / 16 * 16;
+    if (even <= rows) rows = even;
+  }
   if (ws.size() < static_cast<size_t>(rows * in)) ws.resize(static_cast<size_t>(rows * in));
   const char* src = static_cast<const char*>(W.raw());
   for (int64_t o0 = 0; o0 < out; o0 += rows) {
