@@ -8,8 +8,7 @@
 # them. Measures the sgemm peak (bench_sgemm_peak, the BLAS hone uses), then for each config runs,
 # interleaved and REPEATS times (default 2), keeping the best tokens/s of each:
 #   hone               bench_train_step (forward + backward + AdamW), f32 base
-#   hone-q8_0          the same with the frozen base stored as q8_0 and the LM head fused with
-#                      the loss (hone's memory-lean set-up)
+#   hone-q8_0          the same with the frozen base stored as q8_0 (hone's memory-lean set-up)
 #   torch-tuned-fp32   bench/peer_pytorch.py with OPENBLAS_CORETYPE=SkylakeX, OMP_WAIT_POLICY=PASSIVE,
 #                      LD_PRELOAD=libtcmalloc_minimal.so.4
 #   torch-tuned-bf16   the same environment, bf16 base weights + torch.autocast("cpu", bf16)
@@ -81,7 +80,7 @@ for cfg in $CONFIGS; do
   read -r warm steps <<<"$(steps_for "$cfg")"
   for ((r = 1; r <= REPEATS; ++r)); do
     run_hone "$cfg" "$threads" "$warm" "$steps"
-    run_hone "$cfg" "$threads" "$warm" "$steps" --weight-dtype q8_0 --fused-head 1
+    run_hone "$cfg" "$threads" "$warm" "$steps" --weight-dtype q8_0
     run_torch tuned fp32 "$cfg" "$warm" "$steps"
     run_torch tuned bf16 "$cfg" "$warm" "$steps"
     run_torch stock fp32 "$cfg" "$warm" "$steps"

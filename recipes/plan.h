@@ -26,7 +26,7 @@ struct PlanSpec {
   bool checkpointing = false;
   int optimizer_states = 2;  // per trainable parameter: AdamW 2 (m, v), SGD 1 with momentum
   int threads = 1;
-  int64_t fused_loss_bytes = int64_t{256} << 20;  // Transformer::kFusedLossBytes
+  int64_t fused_loss_bytes = int64_t{1} << 30;  // Transformer::kFusedLossBytes
   int64_t runtime_bytes = 0;  // the process before any model memory (libraries, BLAS buffers)
 };
 
