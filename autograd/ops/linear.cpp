@@ -7,7 +7,7 @@
 #include "autograd/kernels/parallel.h"
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
-#include "autograd/ops/weight_blocks.h"
+#include "autograd/ops/linear_parts.h"
 
 namespace hone {
 
@@ -35,18 +35,7 @@ Var linear(Tape* t, const Var& x, const Var& w, const Var& b) {
   Tensor y = Tensor::empty(ct, yshape);
   dispatch(ct, [&](auto z) {
     using T = decltype(z);
-    const T* X = x.value().data<T>();
-    T* Y = y.data<T>();
-    for_weight_blocks<T>(w.value(), out_f, in_f, [&](int64_t o0, int64_t o1, const T* W) {
-      kernels::gemm<T>(false, true, N, o1 - o0, in_f, T(1), X, in_f, W, in_f, T(0), Y + o0, out_f);
-    });
-    if (bias.defined()) {
-      const T* B = bias.data<T>();
-      kernels::parallel_rows(N, kernels::grain_for(out_f), [&](int64_t lo, int64_t hi) {
-        for (int64_t n = lo; n < hi; ++n)
-          for (int64_t o = 0; o < out_f; ++o) Y[n * out_f + o] += B[o];
-      });
-    }
+    projection_fwd<T>(w.value(), bias, x.value().data<T>(), N, in_f, out_f, T(0), y.data<T>());
   });
   const bool rg = needs_grad(t, {&x, &w, &b});
   Var out(std::move(y), rg);
@@ -55,25 +44,7 @@ Var linear(Tape* t, const Var& x, const Var& w, const Var& b) {
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using T = decltype(z);
-        const T* dY = out.grad().data<T>();
-        if (x.requires_grad()) {
-          T* dX = t->grad(x).data<T>();
-          for_weight_blocks<T>(w.value(), out_f, in_f, [&](int64_t o0, int64_t o1, const T* W) {
-            kernels::gemm<T>(false, false, N, in_f, o1 - o0, T(1), dY + o0, out_f, W, in_f, T(1),
-                             dX, in_f);
-          });
-        }
-        if (w.requires_grad())
-          kernels::gemm<T>(true, false, out_f, in_f, N, T(1), dY, out_f, x.value().data<T>(), in_f,
-                           T(1), t->grad(w).data<T>(), in_f);
-        if (b.requires_grad()) {
-          // Column sums: each column is summed over rows in order by one task (deterministic).
-          T* dB = t->grad(b).data<T>();
-          kernels::parallel_rows(out_f, 256, [&](int64_t lo, int64_t hi) {
-            for (int64_t n = 0; n < N; ++n)
-              for (int64_t o = lo; o < hi; ++o) dB[o] += dY[n * out_f + o];
-          });
-        }
+        projection_bwd<T>(t, x, w, b, out.grad().data<T>(), N, in_f, out_f);
       });
     });
   return out;

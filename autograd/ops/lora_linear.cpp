@@ -10,7 +10,7 @@
 #include "autograd/kernels/parallel.h"
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
-#include "autograd/ops/weight_blocks.h"
+#include "autograd/ops/linear_parts.h"
 
 namespace hone {
 
@@ -64,17 +64,7 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
     // With a residual, y starts as its copy and the products accumulate into it.
     if (residual.defined())
       std::memcpy(Y, residual.value().data<T>(), static_cast<size_t>(N * out_f) * sizeof(T));
-    const T beta = residual.defined() ? T(1) : T(0);
-    for_weight_blocks<T>(w.value(), out_f, in_f, [&](int64_t o0, int64_t o1, const T* W) {
-      kernels::gemm<T>(false, true, N, o1 - o0, in_f, T(1), X, in_f, W, in_f, beta, Y + o0, out_f);
-    });
-    if (bias.defined()) {
-      const T* B = bias.data<T>();
-      kernels::parallel_rows(N, kernels::grain_for(out_f), [&](int64_t lo, int64_t hi) {
-        for (int64_t n = lo; n < hi; ++n)
-          for (int64_t o = 0; o < out_f; ++o) Y[n * out_f + o] += B[o];
-      });
-    }
+    projection_fwd<T>(w.value(), bias, X, N, in_f, out_f, residual.defined() ? T(1) : T(0), Y);
     T* L = low.data<T>();
     kernels::gemm<T>(false, true, N, r, in_f, T(1), xa.value().data<T>(), in_f, a.value().data<T>(),
                      in_f, T(0), L, r);
@@ -108,23 +98,7 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
             kernels::gemm<T>(false, false, N, in_f, r, T(1), dL, r, a.value().data<T>(), in_f, T(1),
                              t->grad(xa).data<T>(), in_f);
         }
-        if (x.requires_grad()) {  // dx += dY·W
-          T* dX = t->grad(x).data<T>();
-          for_weight_blocks<T>(w.value(), out_f, in_f, [&](int64_t o0, int64_t o1, const T* W) {
-            kernels::gemm<T>(false, false, N, in_f, o1 - o0, T(1), dY + o0, out_f, W, in_f, T(1),
-                             dX, in_f);
-          });
-        }
-        if (w.requires_grad())
-          kernels::gemm<T>(true, false, out_f, in_f, N, T(1), dY, out_f, x.value().data<T>(), in_f,
-                           T(1), t->grad(w).data<T>(), in_f);
-        if (b.requires_grad()) {
-          T* dB = t->grad(b).data<T>();
-          kernels::parallel_rows(out_f, 256, [&](int64_t lo, int64_t hi) {
-            for (int64_t n = 0; n < N; ++n)
-              for (int64_t o = lo; o < hi; ++o) dB[o] += dY[n * out_f + o];
-          });
-        }
+        projection_bwd<T>(t, x, w, b, dY, N, in_f, out_f);  // dx += dY·W (dW, db if trained)
       });
     });
   return out;
