@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "autograd/block_cache.h"
 #include "autograd/dtype.h"
@@ -42,6 +44,30 @@ TEST(DType, F16RoundTripsEveryHalf) {
   EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);    // rounds up to inf
   EXPECT_EQ(f32_to_f16(0x1.0p-25f), 0x0000);  // exactly half the smallest subnormal: to even (0)
   EXPECT_EQ(f32_to_f16(0x1.8p-25f), 0x0001);
+}
+
+TEST(DType, BulkHalfConversionsMatchTheScalarOnesForEveryBitPattern) {
+  // convert_to_f32 has 16-lane paths for BF16/F16 (and an element-wise tail): every 16-bit
+  // pattern, at an odd length so the tail runs too, must give the scalar conversion's bits.
+  const size_t n = 0x10000 + 7;
+  std::vector<uint16_t> src(n);
+  for (size_t i = 0; i < n; ++i) src[i] = static_cast<uint16_t>(i * 40503u);  // a permutation
+  for (uint32_t i = 0; i < 0x10000; ++i) src[i] = static_cast<uint16_t>(i);
+  std::vector<float> got(n);
+  for (DType t : {DType::BF16, DType::F16}) {
+    convert_to_f32(src.data(), t, got.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      const float want = t == DType::BF16 ? bf16_to_f32(src[i]) : f16_to_f32(src[i]);
+      uint32_t a, b;
+      std::memcpy(&a, &got[i], 4);
+      std::memcpy(&b, &want, 4);
+      if (std::isnan(want)) {
+        ASSERT_TRUE(std::isnan(got[i])) << dtype_name(t) << " " << std::hex << src[i];
+        continue;
+      }
+      ASSERT_EQ(a, b) << dtype_name(t) << " " << std::hex << src[i];
+    }
+  }
 }
 
 TEST(Tape, GradBuffersAccumulate) {
