@@ -16,4 +16,23 @@ size_t block_cache_release();
 // Bytes currently held in the cache (not in use).
 size_t block_cache_bytes();
 
+// n uninitialised values of T from the cache for the lifetime of a scope: kernel scratch that is
+// needed every step (a fresh allocation each time would page-fault it in again).
+template <class T>
+class ScopedBlock {
+ public:
+  explicit ScopedBlock(size_t n)
+      : bytes_(n * sizeof(T)), p_(n ? static_cast<T*>(block_alloc(bytes_)) : nullptr) {}
+  ~ScopedBlock() {
+    if (p_) block_free(p_, bytes_);
+  }
+  ScopedBlock(const ScopedBlock&) = delete;
+  ScopedBlock& operator=(const ScopedBlock&) = delete;
+  T* data() const { return p_; }
+
+ private:
+  size_t bytes_;
+  T* p_;
+};
+
 }  // namespace hone

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/block_cache.h"
 #include "autograd/error.h"
 #include "autograd/kernels/blas.h"
 #include "autograd/kernels/parallel.h"
@@ -83,7 +84,7 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
                    const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
                    T* dq, T* dk, T* dv, const int32_t* kstart) {
   check_args("attention_bwd", B, Tq, Tk, Hq, Hkv, D);
-  if (!dq && !dk && !dv) return;
+  if ((!dq && !dk && !dv) || Tq == 0) return;  // no queries: every gradient is zero
   const int64_t off = Tk - Tq, group = Hq / Hkv;
   const int64_t ldq = Hq * D, ldk = Hkv * D;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -91,8 +92,11 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
   // The query heads of a group add into the same dK/dV rows: each (b, h) task writes its own
   // (Tk, D) slices, summed afterwards in head order, so the result does not depend on which
   // thread ran what. A task covers all query blocks of its head, in order.
-  std::vector<T> dk_h(dk ? static_cast<size_t>(B * Hq * Tk * D) : 0);
-  std::vector<T> dv_h(dv ? static_cast<size_t>(B * Hq * Tk * D) : 0);
+  // Every element is written before it is read (the first query block stores with beta = 0 and
+  // zeroes the rows it does not reach), so the slices need no clearing.
+  ScopedBlock<T> dk_h(dk ? static_cast<size_t>(B * Hq * Tk * D) : 0);
+  ScopedBlock<T> dv_h(dv ? static_cast<size_t>(B * Hq * Tk * D) : 0);
+  T *dkh = dk_h.data(), *dvh = dv_h.data();
   parallel_rows(B * Hq, 1, [&](int64_t lo, int64_t hi) {
     T* P = scratch<T>(2 * blk);
     T* dP = P + blk;
@@ -101,8 +105,8 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
       const int64_t qo = b * Tq * ldq + h * D, ko = b * Tk * ldk + (h / group) * D;
       const T *Q = q + qo, *O = out + qo, *dO = dout + qo, *K = k + ko, *V = v + ko;
       const T* L = lse + (b * Hq + h) * Tq;
-      T* dKh = dk ? dk_h.data() + task * Tk * D : nullptr;  // (Tk, D)
-      T* dVh = dv ? dv_h.data() + task * Tk * D : nullptr;
+      T* dKh = dk ? dkh + task * Tk * D : nullptr;  // (Tk, D)
+      T* dVh = dv ? dvh + task * Tk * D : nullptr;
       for (int64_t i0 = 0; i0 < Tq; i0 += kBlock) {
         const int64_t nq = std::min(kBlock, Tq - i0), kend = std::min(Tk, i0 + nq + off);
         // P = exp(scale·Q·Kᵀ − lse), zero where masked; dP = dO·Vᵀ.
@@ -147,9 +151,9 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
         const size_t src = static_cast<size_t>(((b * Hq + h) * Tk + j) * D);
         const int64_t dst = bt * ldk + (h / group) * D;
         if (dk)
-          for (int64_t d = 0; d < D; ++d) dk[dst + d] += dk_h[src + d];
+          for (int64_t d = 0; d < D; ++d) dk[dst + d] += dkh[src + d];
         if (dv)
-          for (int64_t d = 0; d < D; ++d) dv[dst + d] += dv_h[src + d];
+          for (int64_t d = 0; d < D; ++d) dv[dst + d] += dvh[src + d];
       }
     }
   });
