@@ -14,9 +14,10 @@ namespace hone::ops_detail {
 template <class T>
 void projection_fwd(const Tensor& W, const Tensor& bias, const T* X, int64_t N, int64_t in_f,
                     int64_t out_f, T beta, T* Y) {
-  for_weight_blocks<T>(W, out_f, in_f, [&](int64_t o0, int64_t o1, const T* Wb) {
-    kernels::gemm<T>(false, true, N, o1 - o0, in_f, T(1), X, in_f, Wb, in_f, beta, Y + o0, out_f);
-  });
+  if (W.dtype() == dtype_of<T>)
+    kernels::gemm<T>(false, true, N, out_f, in_f, T(1), X, in_f, W.data<T>(), in_f, beta, Y, out_f);
+  else
+    converted_xwt<T>(W, out_f, in_f, X, N, beta, Y);
   if (bias.defined()) {
     const T* B = bias.data<T>();
     kernels::parallel_rows(N, kernels::grain_for(out_f), [&](int64_t lo, int64_t hi) {
@@ -32,10 +33,12 @@ void projection_bwd(Tape* t, const Var& x, const Var& w, const Var& b, const T* 
                     int64_t in_f, int64_t out_f) {
   if (x.requires_grad()) {
     T* dX = t->grad(x).data<T>();
-    for_weight_blocks<T>(w.value(), out_f, in_f, [&](int64_t o0, int64_t o1, const T* W) {
-      kernels::gemm<T>(false, false, N, in_f, o1 - o0, T(1), dY + o0, out_f, W, in_f, T(1), dX,
+    const Tensor& W = w.value();
+    if (W.dtype() == dtype_of<T>)
+      kernels::gemm<T>(false, false, N, in_f, out_f, T(1), dY, out_f, W.data<T>(), in_f, T(1), dX,
                        in_f);
-    });
+    else
+      converted_dyw<T>(W, out_f, in_f, dY, N, dX);
   }
   if (w.requires_grad())
     kernels::gemm<T>(true, false, out_f, in_f, N, T(1), dY, out_f, x.value().data<T>(), in_f, T(1),

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "autograd/kernels/blas.h"
 #include "autograd/kernels/parallel.h"
 #include "autograd/tensor.h"
 
@@ -17,6 +18,9 @@ namespace hone::ops_detail {
 // gemm to run at full speed.
 constexpr int64_t kWorkspaceElems = int64_t{1} << 22;
 
+template <class T>
+constexpr DType dtype_of = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+
 // Calls fn(o0, o1, W_rows) for row blocks [o0, o1) of W (out, in) as T. A W already in T is
 // one block with no copy (or blocks of max_rows); otherwise rows are converted into a reusable
 // thread_local buffer.
@@ -25,7 +29,7 @@ constexpr int64_t kWorkspaceElems = int64_t{1} << 22;
 template <class T, class F>
 void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
                        int64_t max_rows = 0) {
-  if (W.dtype() == (std::is_same_v<T, float> ? DType::F32 : DType::F64)) {
+  if (W.dtype() == dtype_of<T>) {
     const int64_t step = max_rows > 0 ? max_rows : std::max<int64_t>(out, 1);
     for (int64_t o0 = 0; o0 < out; o0 += step)
       fn(o0, std::min(out, o0 + step), W.data<T>() + o0 * in);
@@ -56,6 +60,103 @@ void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
         convert_to_f64(s, W.dtype(), dst + lo * in, n);
     });
     fn(o0, o1, static_cast<const T*>(dst));
+  }
+}
+
+// Converts rows [o0, o1) × columns [c0, c1) of W (out, in) into dst (o1 − o0, c1 − c0).
+// Q8_0/Q4_0 need c0 and c1 on block boundaries (multiples of 32) or c1 == in.
+template <class T>
+void convert_weight_part(const Tensor& W, int64_t in, int64_t o0, int64_t o1, int64_t c0,
+                         int64_t c1, T* dst) {
+  const char* src = static_cast<const char*>(W.raw());
+  const int64_t w = c1 - c0;
+  for (int64_t o = o0; o < o1; ++o) {
+    const void* s = src + dtype_nbytes(W.dtype(), o * in + c0);
+    if constexpr (std::is_same_v<T, float>)
+      convert_to_f32(s, W.dtype(), dst + (o - o0) * w, static_cast<size_t>(w));
+    else
+      convert_to_f64(s, W.dtype(), dst + (o - o0) * w, static_cast<size_t>(w));
+  }
+}
+
+// Balanced parts of [0, len) in multiples of `align`, at most one per thread: part i is
+// [lo(i), lo(i + 1)).
+struct WeightParts {
+  int64_t len, align, blocks, count;
+  WeightParts(int64_t len_, int64_t align_, int threads)
+      : len(len_),
+        align(align_),
+        blocks((len_ + align_ - 1) / align_),
+        count(std::max<int64_t>(1, std::min<int64_t>(threads, blocks))) {}
+  int64_t lo(int64_t i) const { return std::min(len, blocks * i / count * align); }
+};
+
+// Threads for a product of M·N·K multiply-adds: 1 below the size where splitting costs more
+// than it saves (as kernels::gemm decides for its own split).
+inline int weight_threads(int64_t M, int64_t N, int64_t K) {
+  const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  return work < double{1 << 20} ? 1 : kernels::blas_threads();
+}
+
+// The calling thread's buffer of at least n elements for converted parts of W (one per thread,
+// shared by every product below).
+template <class T>
+T* weight_scratch(int64_t n) {
+  thread_local std::vector<T> ws;
+  if (ws.size() < static_cast<size_t>(n)) ws.resize(static_cast<size_t>(n));
+  return ws.data();
+}
+
+// Runs body(i) for parts 0..count−1, one task per part (inline when there is one).
+template <class F>
+void for_parts(int64_t count, const F& body) {
+  if (count == 1) return body(int64_t{0});
+  tbb::parallel_for(int64_t{0}, count, body, tbb::static_partitioner());
+}
+
+// Products with a frozen W that is not stored in T, split so that each thread converts exactly
+// the part of W it multiplies into its own buffer and multiplies it at once: the converted part
+// is still in that core's cache, and there is one parallel phase per tile instead of a
+// conversion phase followed by a product phase. The split is along W's rows (forward) or
+// columns (input gradient), never along the summed dimension, so every element of the result
+// is the same sum as with one whole product.
+//
+// Y (N, out) = X (N, in)·Wᵀ + beta·Y.
+template <class T>
+void converted_xwt(const Tensor& W, int64_t out, int64_t in, const T* X, int64_t N, T beta, T* Y) {
+  const int threads = weight_threads(N, out, in);
+  const int64_t tile = std::max<int64_t>(16 * threads, kWorkspaceElems / std::max<int64_t>(in, 1));
+  for (int64_t t0 = 0; t0 < out; t0 += tile) {
+    const WeightParts parts(std::min(out, t0 + tile) - t0, 16, threads);
+    for_parts(parts.count, [&](int64_t i) {
+      const int64_t o0 = t0 + parts.lo(i), o1 = t0 + parts.lo(i + 1);
+      if (o0 >= o1) return;
+      T* ws = weight_scratch<T>((o1 - o0) * in);
+      convert_weight_part<T>(W, in, o0, o1, 0, in, ws);
+      kernels::gemm_serial<T>(false, true, N, o1 - o0, in, T(1), X, in, ws, in, beta, Y + o0, out);
+    });
+  }
+}
+
+// dX (N, in) += dY (N, out)·W.
+template <class T>
+void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_t N, T* dX) {
+  const int threads = weight_threads(N, out, in);
+  // Column parts start on block boundaries of a quantized W.
+  const WeightParts parts(in, is_quantized(W.dtype()) ? 32 : 16, threads);
+  const int64_t width = parts.lo(1) - parts.lo(0);
+  const int64_t tile =
+      std::max<int64_t>(16, kWorkspaceElems / threads / std::max<int64_t>(width, 1));
+  for (int64_t t0 = 0; t0 < out; t0 += tile) {
+    const int64_t t1 = std::min(out, t0 + tile);
+    for_parts(parts.count, [&](int64_t i) {
+      const int64_t c0 = parts.lo(i), c1 = parts.lo(i + 1);
+      if (c0 >= c1) return;
+      T* ws = weight_scratch<T>((t1 - t0) * (c1 - c0));
+      convert_weight_part<T>(W, in, t0, t1, c0, c1, ws);
+      kernels::gemm_serial<T>(false, false, N, c1 - c0, t1 - t0, T(1), dY + t0, out, ws, c1 - c0,
+                              T(1), dX + c0, in);
+    });
   }
 }
 

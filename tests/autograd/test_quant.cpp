@@ -180,12 +180,16 @@ TEST(TensorQuant, BlockAccountingSlicesViewsAndConversions) {
 }
 
 TEST(OpsLinearQuant, FrozenQuantizedWeightEqualsDequantizedF32OnOddSizes) {
-  // The last case exceeds the 4M-element dequantization workspace, so W goes in two tiles.
+  // Products from 2^20 multiply-adds are split over the threads, each converting its own rows
+  // (forward) or 32-aligned columns (input gradient) of W: 8 rows cannot be split, 160 columns
+  // split unevenly (64 + 96). The last case exceeds the 4M-element conversion workspace, so W
+  // also goes in two tiles of rows.
   struct Case {
     int64_t N, out, in;
   };
   double worst = 0;
-  for (Case c : {Case{1, 1, 32}, Case{7, 9, 64}, Case{3, 33, 96}, Case{5, 1100, 4000}})
+  for (Case c : {Case{1, 1, 32}, Case{7, 9, 64}, Case{3, 33, 96}, Case{600, 8, 320},
+                 Case{300, 50, 160}, Case{5, 1100, 4000}})
     for (DType t : kTypes) {
       Var wq(randf({c.out, c.in}, 81, 0.1).to(t));
       Var wf(wq.value().to(DType::F32));
