@@ -22,6 +22,13 @@ Tensor& Tape::grad(const Var& v) {
   return p->grad;
 }
 
+Tensor& Tape::grad(const Var& v, bool* fresh) {
+  VarImpl* p = v.impl();
+  *fresh = !p->grad.defined();
+  if (*fresh) p->grad = Tensor::empty(p->value.dtype(), p->value.shape());
+  return p->grad;
+}
+
 void Tape::backward(const Var& loss) {
   if (loss.value().numel() != 1)
     throw Error("backward needs a scalar loss, got shape " + shape_str(loss.shape()));

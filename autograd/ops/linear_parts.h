@@ -27,18 +27,21 @@ void projection_fwd(const Tensor& W, const Tensor& bias, const T* X, int64_t N, 
   }
 }
 
-// dx += dY·W; dW += dYᵀ·x; db += Σ_rows dY — each only when that input requires grad.
+// dx += dY·W; dW += dYᵀ·x; db += Σ_rows dY — each only when that input requires grad. dx is
+// stored rather than added when this is the first gradient to reach x.
 template <class T>
 void projection_bwd(Tape* t, const Var& x, const Var& w, const Var& b, const T* dY, int64_t N,
                     int64_t in_f, int64_t out_f) {
   if (x.requires_grad()) {
-    T* dX = t->grad(x).data<T>();
+    bool fresh = false;
+    T* dX = t->grad(x, &fresh).data<T>();
+    const T beta = fresh ? T(0) : T(1);  // a fresh buffer is stored into, not added to
     const Tensor& W = w.value();
     if (W.dtype() == dtype_of<T>)
-      kernels::gemm<T>(false, false, N, in_f, out_f, T(1), dY, out_f, W.data<T>(), in_f, T(1), dX,
+      kernels::gemm<T>(false, false, N, in_f, out_f, T(1), dY, out_f, W.data<T>(), in_f, beta, dX,
                        in_f);
     else
-      converted_dyw<T>(W, out_f, in_f, dY, N, dX);
+      converted_dyw<T>(W, out_f, in_f, dY, N, beta, dX);
   }
   if (w.requires_grad())
     kernels::gemm<T>(true, false, out_f, in_f, N, T(1), dY, out_f, x.value().data<T>(), in_f, T(1),

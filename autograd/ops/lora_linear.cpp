@@ -3,6 +3,7 @@
 // The low-rank product accumulates straight into y (gemm with beta = 1), so the unfused chain's
 // three extra (N, out) tensors — base output, B·A·x, its scaled copy — and their gradients never
 // exist. Saves x, xa and low = xa·Aᵀ (N, r).
+#include <algorithm>
 #include <cstring>
 
 #include "autograd/kernels/blas.h"
@@ -81,8 +82,17 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
         const T* dY = out.grad().data<T>();  // (N, out)
         const T* L = low.data<T>();          // (N, r)
         const T ts = static_cast<T>(s);
-        if (residual.requires_grad())
-          kernels::axpy<T>(N * out_f, T(1), dY, t->grad(residual).data<T>());
+        // The base product first: it is usually the first gradient to reach x, and then stores
+        // into dx instead of adding into zeros.
+        projection_bwd<T>(t, x, w, b, dY, N, in_f, out_f);  // dx += dY·W (dW, db if trained)
+        if (residual.requires_grad()) {
+          bool fresh = false;
+          T* dR = t->grad(residual, &fresh).data<T>();
+          if (fresh)
+            std::copy(dY, dY + N * out_f, dR);
+          else
+            kernels::axpy<T>(N * out_f, T(1), dY, dR);
+        }
         if (bm.requires_grad())  // dB += s·dYᵀ·low
           kernels::gemm<T>(true, false, out_f, r, N, ts, dY, out_f, L, r, T(1),
                            t->grad(bm).data<T>(), r);
@@ -98,7 +108,6 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
             kernels::gemm<T>(false, false, N, in_f, r, T(1), dL, r, a.value().data<T>(), in_f, T(1),
                              t->grad(xa).data<T>(), in_f);
         }
-        projection_bwd<T>(t, x, w, b, dY, N, in_f, out_f);  // dx += dY·W (dW, db if trained)
       });
     });
   return out;

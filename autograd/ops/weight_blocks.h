@@ -138,9 +138,14 @@ void converted_xwt(const Tensor& W, int64_t out, int64_t in, const T* X, int64_t
   }
 }
 
-// dX (N, in) += dY (N, out)·W.
+// dX (N, in) = dY (N, out)·W + beta·dX.
 template <class T>
-void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_t N, T* dX) {
+void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_t N, T beta,
+                   T* dX) {
+  if (out == 0) {  // an empty sum
+    if (beta == T(0)) std::fill(dX, dX + N * in, T(0));
+    return;
+  }
   const int threads = weight_threads(N, out, in);
   // Column parts start on block boundaries of a quantized W.
   const WeightParts parts(in, is_quantized(W.dtype()) ? 32 : 16, threads);
@@ -155,7 +160,7 @@ void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_
       T* ws = weight_scratch<T>((t1 - t0) * (c1 - c0));
       convert_weight_part<T>(W, in, t0, t1, c0, c1, ws);
       kernels::gemm_serial<T>(false, false, N, c1 - c0, t1 - t0, T(1), dY + t0, out, ws, c1 - c0,
-                              T(1), dX + c0, in);
+                              t0 == 0 ? beta : T(1), dX + c0, in);
     });
   }
 }
