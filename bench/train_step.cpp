@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <tbb/global_control.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -44,52 +45,31 @@ int main(int argc, char** argv) {
   int steps = 5, warmup = 1, threads = 0;
   std::string optimizer = "adamw", weight_dtype = "f32";
   bool checkpointing = false, fused_head = false;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--model")
-      which = v;
-    else if (k == "--model-path")
-      model_path = v;
-    else if (k == "--seq")
-      seq = std::stoll(v);
-    else if (k == "--batch")
-      batch = std::stoll(v);
-    else if (k == "--rank")
-      rank = std::stoll(v);
-    else if (k == "--steps")
-      steps = std::stoi(v);
-    else if (k == "--warmup")
-      warmup = std::stoi(v);
-    else if (k == "--optimizer")
-      optimizer = v;
-    else if (k == "--threads")
-      threads = std::stoi(v);
-    else if (k == "--weight-dtype")
-      weight_dtype = v;
-    else if (k == "--checkpointing")
-      checkpointing = v == "1" || v == "true";
-    else if (k == "--fused-head")
-      fused_head = v == "1" || v == "true";
-    else {
-      std::fprintf(stderr, "bench_train_step: unknown option %s\n", k.c_str());
-      return 2;
-    }
-  }
-  if (optimizer != "adamw" && optimizer != "none") {
-    std::fprintf(stderr, "bench_train_step: --optimizer must be adamw or none\n");
-    return 2;
-  }
-  DType wd = DType::F32;
-  if (weight_dtype == "bf16")
-    wd = DType::BF16;
-  else if (weight_dtype == "q8_0")
-    wd = DType::Q8_0;
-  else if (weight_dtype == "q4_0")
-    wd = DType::Q4_0;
-  else if (weight_dtype != "f32") {
-    std::fprintf(stderr, "bench_train_step: --weight-dtype must be f32, bf16, q8_0 or q4_0\n");
-    return 2;
-  }
+  CLI::App app{"bench_train_step: tokens/s of one LoRA training step"};
+  app.add_option("--model", which, "stories260K or a shape of model/shapes.h")
+      ->capture_default_str();
+  app.add_option("--model-path", model_path, "stories260K checkpoint")->capture_default_str();
+  app.add_option("--seq", seq)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--batch", batch)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--rank", rank)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--steps", steps)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup)->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--optimizer", optimizer)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"adamw", "none"}));
+  app.add_option("--threads", threads, "0 = all cores")->capture_default_str();
+  app.add_option("--weight-dtype", weight_dtype, "storage of the frozen base")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "bf16", "q8_0", "q4_0"}));
+  app.add_option("--checkpointing", checkpointing, "activation checkpointing (0/1)")
+      ->capture_default_str();
+  app.add_option("--fused-head", fused_head, "1: LM head + loss fused whatever the logits' size")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  const DType wd = weight_dtype == "bf16"   ? DType::BF16
+                   : weight_dtype == "q8_0" ? DType::Q8_0
+                   : weight_dtype == "q4_0" ? DType::Q4_0
+                                            : DType::F32;
   // One thread count for both pools: OpenBLAS's and TBB's (0 = all cores).
   std::unique_ptr<tbb::global_control> tbb_threads;
   if (threads > 0) {

@@ -7,21 +7,14 @@
 
 #include "lora/lora.h"
 #include "model/random_weights.h"
+#include "tiny_model.h"
 
 using namespace hone;
 
 namespace {
 
 ModelConfig tiny(bool qwen3_like) {
-  ModelConfig cfg;
-  cfg.hidden_size = 32;
-  cfg.intermediate_size = 64;
-  cfg.num_layers = 3;
-  cfg.num_heads = 4;
-  cfg.num_kv_heads = 2;
-  cfg.head_dim = 8;
-  cfg.vocab_size = 61;
-  cfg.max_position_embeddings = 64;
+  ModelConfig cfg = test::tiny_model({.layers = 3});
   cfg.attention_bias = qwen3_like;
   cfg.qk_norm = qwen3_like;
   return cfg;

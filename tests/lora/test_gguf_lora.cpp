@@ -82,15 +82,17 @@ TEST_P(GgufLora, FileStructureAndLlamaCppSemantics) {
     ASSERT_TRUE(a && b) << base;
     const int64_t r = lt.a.value().dim(0), in = lt.a.value().dim(1), out = lt.b.value().dim(0);
     EXPECT_EQ(a->type, GgmlType::F32);
-    EXPECT_EQ(a->ne, (std::vector<int64_t>{in, r})) << base;   // convert_lora_to_gguf's shapes
-    EXPECT_EQ(b->ne, (std::vector<int64_t>{r, out})) << base;  // llama.cpp checks a.ne[1] == b.ne[0]
+    // convert_lora_to_gguf's shapes; llama.cpp checks a.ne[1] == b.ne[0]
+    EXPECT_EQ(a->ne, (std::vector<int64_t>{in, r})) << base;
+    EXPECT_EQ(b->ne, (std::vector<int64_t>{r, out})) << base;
     EXPECT_TRUE(same_bits(gguf_tensor(f, *a), lt.a.value())) << base;
-    const bool qk = base.find("attn_q.") != std::string::npos ||
-                    base.find("attn_k.") != std::string::npos;
+    const bool qk =
+        base.find("attn_q.") != std::string::npos || base.find("attn_k.") != std::string::npos;
     const Tensor gb = gguf_tensor(f, *b);
     EXPECT_EQ(same_bits(gb, lt.b.value()), !(permuted && qk)) << base;
     if (permuted && qk) {  // GGUF row 2i+t of a head is HF row t·D/2+i (D = 8): row 1 <- row 4
-      EXPECT_EQ(std::memcmp(gb.data<float>() + 1 * r, lt.b.value().data<float>() + 4 * r, r * 4), 0);
+      EXPECT_EQ(std::memcmp(gb.data<float>() + 1 * r, lt.b.value().data<float>() + 4 * r, r * 4),
+                0);
       EXPECT_EQ(std::memcmp(gb.data<float>() + 14 * r, lt.b.value().data<float>() + 11 * r, r * 4),
                 0);
     }
@@ -106,7 +108,8 @@ TEST_P(GgufLora, FileStructureAndLlamaCppSemantics) {
     for (int64_t o = 0; o < out; ++o)
       for (int64_t i = 0; i < in; ++i) {
         double s = 0;
-        for (int64_t k = 0; k < r; ++k) s += B.data<float>()[o * r + k] * A.data<float>()[k * in + i];
+        for (int64_t k = 0; k < r; ++k)
+          s += B.data<float>()[o * r + k] * A.data<float>()[k * in + i];
         m.data<float>()[o * in + i] += static_cast<float>(lc.scaling() * s);
       }
     merged[lt.module + ".weight"] = m;
@@ -117,13 +120,15 @@ TEST_P(GgufLora, FileStructureAndLlamaCppSemantics) {
   for (const LoraTensor& lt : ad.tensors()) {
     const std::string n = gguf_name_from_hf(lt.module + ".weight");
     const Tensor W = gguf_tensor(base, *base.tensor(n)), M = gguf_tensor(mf, *mf.tensor(n));
-    const Tensor A = gguf_tensor(f, *f.tensor(n + ".lora_a")), B = gguf_tensor(f, *f.tensor(n + ".lora_b"));
+    const Tensor A = gguf_tensor(f, *f.tensor(n + ".lora_a")),
+                 B = gguf_tensor(f, *f.tensor(n + ".lora_b"));
     const int64_t r = A.dim(0), in = A.dim(1), out = B.dim(0);
     double worst = 0;
     for (int64_t o = 0; o < out; ++o)
       for (int64_t i = 0; i < in; ++i) {
         double s = 0;
-        for (int64_t k = 0; k < r; ++k) s += B.data<float>()[o * r + k] * A.data<float>()[k * in + i];
+        for (int64_t k = 0; k < r; ++k)
+          s += B.data<float>()[o * r + k] * A.data<float>()[k * in + i];
         const double applied = W.data<float>()[o * in + i] + alpha / r * s;
         worst = std::max(worst, std::fabs(applied - M.data<float>()[o * in + i]));
       }

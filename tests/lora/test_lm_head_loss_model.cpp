@@ -8,21 +8,15 @@
 
 #include "lora/lora.h"
 #include "model/random_weights.h"
+#include "tiny_model.h"
 
 using namespace hone;
 
 namespace {
 
 ModelConfig tiny_config(bool tied) {
-  ModelConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 301;  // odd, and more than one 256-row chunk of tokens below
-  c.max_position_embeddings = 512;
+  // vocab: odd, and more than one 256-row chunk of tokens below
+  ModelConfig c = test::tiny_model({.vocab = 301, .max_positions = 512});
   c.tie_word_embeddings = tied;
   return c;
 }

@@ -4,22 +4,14 @@
 
 #include "lora/lora.h"
 #include "model/random_weights.h"
+#include "tiny_model.h"
 
 using namespace hone;
 
 namespace {
 
 ModelConfig tiny_config() {
-  ModelConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_layers = 3;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 40;
-  c.max_position_embeddings = 64;
-  return c;
+  return test::tiny_model({.intermediate = 48, .layers = 3, .vocab = 40});
 }
 
 std::vector<int32_t> some_ids(size_t n, int32_t vocab) {

@@ -14,6 +14,7 @@
 #include "lora/peft.h"
 #include "model/io/safetensors.h"
 #include "model/random_weights.h"
+#include "tiny_model.h"
 #include "tmpdir.h"
 
 using namespace hone;
@@ -119,14 +120,13 @@ TEST(Merge, FactorsThatDoNotFitAreRefused) {
 }
 
 ModelConfig small_config(int64_t hidden = 16, int64_t layers = 2) {
-  ModelConfig c;
-  c.hidden_size = hidden;
-  c.intermediate_size = 24;
-  c.num_layers = layers;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = hidden / 2;
-  c.vocab_size = 20;
+  ModelConfig c = test::tiny_model({.hidden = hidden,
+                                    .intermediate = 24,
+                                    .layers = layers,
+                                    .heads = 2,
+                                    .kv_heads = 1,
+                                    .vocab = 20});
+  c.max_position_embeddings = 2048;  // ModelConfig's default, which these tests were built with
   return c;
 }
 

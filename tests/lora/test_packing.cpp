@@ -6,21 +6,14 @@
 
 #include "lora/lora.h"
 #include "model/random_weights.h"
+#include "tiny_model.h"
 
 using namespace hone;
 
 namespace {
 
 TEST(Packing, AnExampleTrainsTheSamePackedAsAlone) {
-  ModelConfig cfg;
-  cfg.hidden_size = 32;
-  cfg.intermediate_size = 48;
-  cfg.num_layers = 2;
-  cfg.num_heads = 4;
-  cfg.num_kv_heads = 2;
-  cfg.head_dim = 8;
-  cfg.vocab_size = 50;
-  cfg.max_position_embeddings = 64;
+  const ModelConfig cfg = test::tiny_model({.intermediate = 48, .vocab = 50});
   Transformer model(cfg, random_weights(cfg, 3));
   LoraConfig lc;
   lc.rank = 4;

@@ -7,6 +7,7 @@
 #include "lora/peft.h"
 #include "model/io/safetensors.h"
 #include "model/random_weights.h"
+#include "tiny_model.h"
 #include "tmpdir.h"
 
 using namespace hone;
@@ -14,15 +15,12 @@ using namespace hone;
 namespace {
 
 ModelConfig small_config() {
-  ModelConfig c;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 8;
-  c.vocab_size = 20;
-  return c;
+  return test::tiny_model({.hidden = 16,
+                           .intermediate = 24,
+                           .heads = 2,
+                           .kv_heads = 1,
+                           .vocab = 20,
+                           .max_positions = 2048});
 }
 
 void randomise(LoraAdapters& ad, uint64_t seed) {

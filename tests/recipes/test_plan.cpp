@@ -12,6 +12,7 @@
 #include "model/shapes.h"
 #include "model/transformer.h"
 #include "recipes/plan.h"
+#include "tiny_model.h"
 #include "tmpdir.h"
 
 using namespace hone;
@@ -22,14 +23,8 @@ namespace {
 const std::string kRecipe = std::string(HONE_SOURCE_DIR) + "/recipes/configs/quickstart.yaml";
 
 ModelConfig small(bool tied, bool bias, bool qk_norm, int64_t inter) {
-  ModelConfig c;
-  c.hidden_size = 64;
-  c.intermediate_size = inter;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab_size = 96;
+  ModelConfig c =
+      test::tiny_model({.hidden = 64, .intermediate = inter, .vocab = 96, .max_positions = 2048});
   c.tie_word_embeddings = tied;
   c.attention_bias = bias;
   c.qk_norm = qk_norm;
