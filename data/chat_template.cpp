@@ -1,12 +1,12 @@
 #include "data/chat_template.h"
 
-#include "autograd/error.h"
-#include "data/jinja/template.h"
-
 #include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
+
+#include "autograd/error.h"
+#include "data/jinja/template.h"
 
 namespace hone {
 
@@ -33,7 +33,8 @@ const char* kChatml = R"({%- for message in messages %}
 {{- '<|im_start|>assistant\n' }}
 {%- endif %})";
 
-// Llama 2 chat: <s>[INST] <<SYS>>\nSYSTEM\n<</SYS>>\n\nUSER [/INST] ANSWER </s><s>[INST] USER [/INST]
+// Llama 2 chat: <s>[INST] <<SYS>>\nSYSTEM\n<</SYS>>\n\nUSER [/INST] ANSWER </s><s>[INST] USER
+// [/INST]
 const char* kLlama2 = R"({%- if messages and messages[0]['role'] == 'system' %}
 {%- set system = messages[0]['content'] %}
 {%- set turns = messages[1:] %}
@@ -94,11 +95,13 @@ std::shared_ptr<const jinja::Template> compiled(const std::string& text) {
 
 }  // namespace
 
-std::string render_chat_json(const std::string& template_text, const nlohmann::ordered_json& messages,
-                             bool add_generation_prompt, const std::string& bos_token,
-                             const std::string& eos_token, const nlohmann::ordered_json& extra) {
+std::string render_chat_json(const std::string& template_text,
+                             const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                             const std::string& bos_token, const std::string& eos_token,
+                             const nlohmann::ordered_json& extra) {
   if (!messages.is_array()) throw Error("render_chat: messages must be a JSON array");
-  if (!extra.is_null() && !extra.is_object()) throw Error("render_chat: extra must be a JSON object");
+  if (!extra.is_null() && !extra.is_object())
+    throw Error("render_chat: extra must be a JSON object");
   nlohmann::ordered_json vars = nlohmann::ordered_json::object();
   vars["messages"] = messages;
   vars["add_generation_prompt"] = add_generation_prompt;
@@ -129,7 +132,8 @@ const std::string& builtin_chat_template(const std::string& name) {
       {"llama3", kLlama3}, {"chatml", kChatml}, {"llama2", kLlama2}, {"mistral", kMistral}};
   auto it = templates.find(name);
   if (it == templates.end())
-    throw Error("chat template '" + name + "': unknown built-in template (known: chatml, llama2, llama3, mistral)");
+    throw Error("chat template '" + name +
+                "': unknown built-in template (known: chatml, llama2, llama3, mistral)");
   return it->second;
 }
 
@@ -147,11 +151,13 @@ std::string chat_template_from_config(const std::string& tokenizer_config_path) 
   if (it->is_string()) return it->get<std::string>();
   if (it->is_array()) {
     for (const auto& t : *it)
-      if (t.is_object() && t.value("name", "") == "default" && t.contains("template") && t["template"].is_string())
+      if (t.is_object() && t.value("name", "") == "default" && t.contains("template") &&
+          t["template"].is_string())
         return t["template"].get<std::string>();
     throw Error(tokenizer_config_path + ": chat_template: list has no template named \"default\"");
   }
-  throw Error(tokenizer_config_path + ": chat_template: expected a string or a list of {name, template}");
+  throw Error(tokenizer_config_path +
+              ": chat_template: expected a string or a list of {name, template}");
 }
 
 }  // namespace hone

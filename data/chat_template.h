@@ -4,14 +4,13 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
 namespace hone {
 
 struct ChatMessage {
-  std::string role;     // "system", "user", "assistant", "tool", ...
+  std::string role;  // "system", "user", "assistant", "tool", ...
   std::string content;
   // Further fields the template may read (reasoning_content, tool_calls, name, ...), added to
   // the message after role and content; a key named "role" or "content" here replaces them.
@@ -29,10 +28,10 @@ std::string render_chat(const std::string& template_text, const std::vector<Chat
                         const nlohmann::ordered_json& extra = nlohmann::ordered_json::object());
 
 // The same with the messages as JSON (an array of objects), for data read from chat JSONL.
-std::string render_chat_json(const std::string& template_text, const nlohmann::ordered_json& messages,
-                             bool add_generation_prompt, const std::string& bos_token,
-                             const std::string& eos_token,
-                             const nlohmann::ordered_json& extra = nlohmann::ordered_json::object());
+std::string render_chat_json(
+    const std::string& template_text, const nlohmann::ordered_json& messages,
+    bool add_generation_prompt, const std::string& bos_token, const std::string& eos_token,
+    const nlohmann::ordered_json& extra = nlohmann::ordered_json::object());
 
 // Jinja source of a built-in template: "llama3", "chatml", "llama2" or "mistral". Throws
 // hone::Error naming the known ones for any other name.

@@ -2,11 +2,11 @@
 // (with jinja2's whitespace control applied) → AST.
 #pragma once
 
-#include "data/jinja/value.h"
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "data/jinja/value.h"
 
 namespace hone::jinja {
 
@@ -25,14 +25,41 @@ struct Token {
 };
 
 // Throws hone::Error "<name>:line:col: message" on a lexical error.
-std::vector<Token> tokenize(const std::string& source, const Options& opts, const std::string& name);
+std::vector<Token> tokenize(const std::string& source, const Options& opts,
+                            const std::string& name);
 
 enum class NodeKind {
   // expressions
-  Literal, Name, ListLit, DictLit, GetAttr, GetItem, Slice, Call, Filter, Test, Not, Neg, Pos,
-  And, Or, Binary, Compare, Cond,
+  Literal,
+  Name,
+  ListLit,
+  DictLit,
+  GetAttr,
+  GetItem,
+  Slice,
+  Call,
+  Filter,
+  Test,
+  Not,
+  Neg,
+  Pos,
+  And,
+  Or,
+  Binary,
+  Compare,
+  Cond,
   // statements
-  Text, Output, If, For, Set, SetBlock, Macro, Break, Continue, FilterBlock, CallBlock
+  Text,
+  Output,
+  If,
+  For,
+  Set,
+  SetBlock,
+  Macro,
+  Break,
+  Continue,
+  FilterBlock,
+  CallBlock
 };
 
 struct Node;
@@ -42,11 +69,11 @@ using NodePtr = std::unique_ptr<Node>;
 struct Node {
   NodeKind kind;
   int line = 0, col = 0;
-  std::string str;                 // name, attribute, operator, filter/test name, text
-  Value literal;                   // Literal
-  NodePtr a, b, c;                 // operands
-  std::vector<NodePtr> items;      // arguments, list items, dict keys, body
-  std::vector<NodePtr> items2;     // dict values, else-body
+  std::string str;              // name, attribute, operator, filter/test name, text
+  Value literal;                // Literal
+  NodePtr a, b, c;              // operands
+  std::vector<NodePtr> items;   // arguments, list items, dict keys, body
+  std::vector<NodePtr> items2;  // dict values, else-body
   std::vector<std::pair<std::string, NodePtr>> kwargs;
   std::vector<std::string> names;  // for/set targets, macro parameters, compare operators
   bool flag = false;               // negated test; for-loop has else; list literal is a tuple

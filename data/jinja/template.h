@@ -8,13 +8,12 @@
 // "<name>:line:column: message".
 #pragma once
 
-#include "data/jinja/syntax.h"
-#include "data/jinja/value.h"
-
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
+
+#include "data/jinja/syntax.h"
+#include "data/jinja/value.h"
 
 namespace hone::jinja {
 
@@ -33,6 +32,7 @@ class Template {
 };
 
 // Parses and renders in one step.
-std::string render(const std::string& source, const nlohmann::ordered_json& vars, Options opts = {});
+std::string render(const std::string& source, const nlohmann::ordered_json& vars,
+                   Options opts = {});
 
 }  // namespace hone::jinja

@@ -56,12 +56,18 @@ Value Value::tuple(List items) {
 Value Value::from_json(const nlohmann::ordered_json& j) {
   using T = nlohmann::ordered_json::value_t;
   switch (j.type()) {
-    case T::null: return none();
-    case T::boolean: return Value(j.get<bool>());
-    case T::number_integer: return Value(j.get<int64_t>());
-    case T::number_unsigned: return Value(static_cast<int64_t>(j.get<uint64_t>()));
-    case T::number_float: return Value(j.get<double>());
-    case T::string: return Value(j.get<std::string>());
+    case T::null:
+      return none();
+    case T::boolean:
+      return Value(j.get<bool>());
+    case T::number_integer:
+      return Value(j.get<int64_t>());
+    case T::number_unsigned:
+      return Value(static_cast<int64_t>(j.get<uint64_t>()));
+    case T::number_float:
+      return Value(j.get<double>());
+    case T::string:
+      return Value(j.get<std::string>());
     case T::array: {
       List l;
       l.reserve(j.size());
@@ -73,21 +79,29 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
       for (const auto& [k, e] : j.items()) m.set(k, from_json(e));
       return Value(std::move(m));
     }
-    default: return none();
+    default:
+      return none();
   }
 }
 
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::Undefined:
-    case Kind::None: return false;
+    case Kind::None:
+      return false;
     case Kind::Bool:
-    case Kind::Int: return i_ != 0;
-    case Kind::Float: return f_ != 0.0;
-    case Kind::String: return !s_.empty();
-    case Kind::Array: return !list_->empty();
-    case Kind::Object: return map_->size() > 0;
-    case Kind::Callable: return true;
+    case Kind::Int:
+      return i_ != 0;
+    case Kind::Float:
+      return f_ != 0.0;
+    case Kind::String:
+      return !s_.empty();
+    case Kind::Array:
+      return !list_->empty();
+    case Kind::Object:
+      return map_->size() > 0;
+    case Kind::Callable:
+      return true;
   }
   return false;
 }
@@ -135,11 +149,16 @@ std::string py_repr_string(const std::string& s) {
   char q = (has_single && !has_double) ? '"' : '\'';
   std::string out(1, q);
   for (unsigned char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == static_cast<unsigned char>(q)) out += std::string("\\") + q;
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == static_cast<unsigned char>(q))
+      out += std::string("\\") + q;
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
     else if (c < 0x20 || c == 0x7f) {
       char b[8];
       std::snprintf(b, sizeof b, "\\x%02x", c);
@@ -156,13 +175,27 @@ void json_string(std::string& out, const std::string& s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           char b[8];
@@ -185,17 +218,28 @@ void dump(std::string& out, const Value& v, int indent, int depth) {
     case Value::Kind::Undefined:
     case Value::Kind::Callable:
       throw RuntimeFailure{"Object of type " + v.type_name() + " is not JSON serializable"};
-    case Value::Kind::None: out += "null"; return;
-    case Value::Kind::Bool: out += v.as_bool() ? "true" : "false"; return;
-    case Value::Kind::Int: out += std::to_string(v.as_int()); return;
+    case Value::Kind::None:
+      out += "null";
+      return;
+    case Value::Kind::Bool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case Value::Kind::Int:
+      out += std::to_string(v.as_int());
+      return;
     case Value::Kind::Float: {
       double f = v.as_float();
-      if (std::isnan(f)) out += "NaN";
-      else if (std::isinf(f)) out += f > 0 ? "Infinity" : "-Infinity";
-      else out += format_float(f);
+      if (std::isnan(f))
+        out += "NaN";
+      else if (std::isinf(f))
+        out += f > 0 ? "Infinity" : "-Infinity";
+      else
+        out += format_float(f);
       return;
     }
-    case Value::Kind::String: json_string(out, v.as_string()); return;
+    case Value::Kind::String:
+      json_string(out, v.as_string());
+      return;
     case Value::Kind::Array: {
       const auto& l = v.as_list();
       if (l.empty()) {
@@ -239,20 +283,29 @@ void dump(std::string& out, const Value& v, int indent, int depth) {
 
 std::string Value::str() const {
   switch (kind_) {
-    case Kind::Undefined: return "";
-    case Kind::String: return s_;
-    default: return repr();
+    case Kind::Undefined:
+      return "";
+    case Kind::String:
+      return s_;
+    default:
+      return repr();
   }
 }
 
 std::string Value::repr() const {
   switch (kind_) {
-    case Kind::Undefined: return "";
-    case Kind::None: return "None";
-    case Kind::Bool: return i_ ? "True" : "False";
-    case Kind::Int: return std::to_string(i_);
-    case Kind::Float: return format_float(f_);
-    case Kind::String: return py_repr_string(s_);
+    case Kind::Undefined:
+      return "";
+    case Kind::None:
+      return "None";
+    case Kind::Bool:
+      return i_ ? "True" : "False";
+    case Kind::Int:
+      return std::to_string(i_);
+    case Kind::Float:
+      return format_float(f_);
+    case Kind::String:
+      return py_repr_string(s_);
     case Kind::Array: {
       std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) {
@@ -273,7 +326,8 @@ std::string Value::repr() const {
       }
       return out + "}";
     }
-    case Kind::Callable: return "<function>";
+    case Kind::Callable:
+      return "<function>";
   }
   return "";
 }
@@ -286,11 +340,16 @@ std::string Value::to_json(int indent) const {
 
 nlohmann::ordered_json Value::to_json_value() const {
   switch (kind_) {
-    case Kind::None: return nullptr;
-    case Kind::Bool: return as_bool();
-    case Kind::Int: return i_;
-    case Kind::Float: return f_;
-    case Kind::String: return s_;
+    case Kind::None:
+      return nullptr;
+    case Kind::Bool:
+      return as_bool();
+    case Kind::Int:
+      return i_;
+    case Kind::Float:
+      return f_;
+    case Kind::String:
+      return s_;
     case Kind::Array: {
       auto j = nlohmann::ordered_json::array();
       for (const auto& e : *list_) j.push_back(e.to_json_value());
@@ -301,21 +360,31 @@ nlohmann::ordered_json Value::to_json_value() const {
       for (const auto& [k, e] : map_->items()) j[k] = e.to_json_value();
       return j;
     }
-    default: throw RuntimeFailure{"Object of type " + type_name() + " is not JSON serializable"};
+    default:
+      throw RuntimeFailure{"Object of type " + type_name() + " is not JSON serializable"};
   }
 }
 
 std::string Value::type_name() const {
   switch (kind_) {
-    case Kind::Undefined: return "Undefined";
-    case Kind::None: return "NoneType";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::String: return "str";
-    case Kind::Array: return "list";
-    case Kind::Object: return map_->is_namespace ? "Namespace" : "dict";
-    case Kind::Callable: return "function";
+    case Kind::Undefined:
+      return "Undefined";
+    case Kind::None:
+      return "NoneType";
+    case Kind::Bool:
+      return "bool";
+    case Kind::Int:
+      return "int";
+    case Kind::Float:
+      return "float";
+    case Kind::String:
+      return "str";
+    case Kind::Array:
+      return "list";
+    case Kind::Object:
+      return map_->is_namespace ? "Namespace" : "dict";
+    case Kind::Callable:
+      return "function";
   }
   return "?";
 }
@@ -328,8 +397,10 @@ bool operator==(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::Undefined:
-    case Value::Kind::None: return true;
-    case Value::Kind::String: return a.as_string() == b.as_string();
+    case Value::Kind::None:
+      return true;
+    case Value::Kind::String:
+      return a.as_string() == b.as_string();
     case Value::Kind::Array: {
       const auto& x = a.as_list();
       const auto& y = b.as_list();
@@ -349,8 +420,10 @@ bool operator==(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Value::Kind::Callable: return &a.as_function() == &b.as_function();
-    default: return false;
+    case Value::Kind::Callable:
+      return &a.as_function() == &b.as_function();
+    default:
+      return false;
   }
 }
 

@@ -114,9 +114,9 @@ using GgufMetadata = std::vector<std::pair<std::string, GgufValue>>;
 struct GgufTensorInfo {
   std::string name;
   GgmlType type = GgmlType::F32;
-  std::vector<int64_t> ne;       // ggml order: ne[0] is the contiguous (input-feature) dim
-  uint64_t offset = 0;           // into the data section
-  uint64_t nbytes = 0;           // ne product / block × block bytes
+  std::vector<int64_t> ne;        // ggml order: ne[0] is the contiguous (input-feature) dim
+  uint64_t offset = 0;            // into the data section
+  uint64_t nbytes = 0;            // ne product / block × block bytes
   const uint8_t* data = nullptr;  // into the map
   int64_t numel() const;
   Shape shape() const;  // row-major (ne reversed), as hone and PyTorch see it
@@ -126,8 +126,8 @@ struct GgufFile {
   std::string path;
   uint32_t version = 3;
   uint64_t alignment = 32;
-  uint64_t data_offset = 0;  // start of the data section in the file
-  GgufMetadata metadata;     // file order
+  uint64_t data_offset = 0;             // start of the data section in the file
+  GgufMetadata metadata;                // file order
   std::vector<GgufTensorInfo> tensors;  // file order
   std::shared_ptr<MappedFile> map;
 
@@ -165,8 +165,8 @@ void quantize_q8_0(const float* src, uint8_t* dst, int64_t n);
 void dequantize_q8_0(const uint8_t* src, float* dst, int64_t n);
 
 struct GgufTensorOut {
-  std::string name;  // at most 63 bytes (ggml's GGML_MAX_NAME)
-  Tensor values;     // row-major, any float dtype; GGUF dims are the shape reversed
+  std::string name;               // at most 63 bytes (ggml's GGML_MAX_NAME)
+  Tensor values;                  // row-major, any float dtype; GGUF dims are the shape reversed
   GgmlType type = GgmlType::F32;  // F32, F16, BF16 or Q8_0 (the last dim a multiple of 32)
 };
 

@@ -17,9 +17,9 @@ struct GgufTokenizerData {
   std::string model;  // tokenizer.ggml.model: "llama" (SentencePiece) | "gpt2" (byte BPE) | ...
   std::string pre;    // tokenizer.ggml.pre (pre-tokenizer name, e.g. "llama-bpe", "qwen2")
   std::vector<std::string> tokens;
-  std::vector<float> scores;        // empty when absent
+  std::vector<float> scores;         // empty when absent
   std::vector<int32_t> token_types;  // 1 normal, 2 unknown, 3 control, 4 user, 5 unused, 6 byte
-  std::vector<std::string> merges;  // "a b", empty when absent
+  std::vector<std::string> merges;   // "a b", empty when absent
   int64_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;
   std::optional<bool> add_bos, add_eos;
   std::string chat_template;  // "" when absent

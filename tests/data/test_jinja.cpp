@@ -1,12 +1,11 @@
 // The Jinja interpreter behind chat templates, case by case against jinja2's semantics under
 // transformers' environment (trim_blocks, lstrip_blocks, its tojson).
-#include "data/jinja/template.h"
-
-#include "autograd/error.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
+
+#include "autograd/error.h"
+#include "data/jinja/template.h"
 
 namespace hone::jinja {
 namespace {
@@ -31,8 +30,11 @@ TEST(Jinja, TextAndExpressions) {
   EXPECT_EQ(R("plain text"), "plain text");
   EXPECT_EQ(R("{{ 'a' + \"b\" }}{{ 1 + 2 * 3 }}{{ (1 + 2) * 3 }}"), "ab79");
   EXPECT_EQ(R("{{ x }}|{{ x.y }}", {{"x", {{"y", "deep"}}}}), "{'y': 'deep'}|deep");
-  EXPECT_EQ(R("{{ 'it''s' }}{{ '\\n' == '\n' }}"), "its" "True");
-  EXPECT_EQ(R("{{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }} {{ 6 / 3 }}"), "3 -4 2 3.5 1024 2.0");
+  EXPECT_EQ(R("{{ 'it''s' }}{{ '\\n' == '\n' }}"),
+            "its"
+            "True");
+  EXPECT_EQ(R("{{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }} {{ 6 / 3 }}"),
+            "3 -4 2 3.5 1024 2.0");
   EXPECT_EQ(R("{{ 'ab' * 3 }}{{ [1] + [2] }}{{ 1 ~ 'x' ~ none }}"), "ababab[1, 2]1xNone");
   EXPECT_EQ(R("{{ true }} {{ none }} {{ 1.5 }} {{ 1e-5 }} {{ 0.1 + 0.2 }} {{ ['a', 1, none] }}"),
             "True None 1.5 1e-05 0.30000000000000004 ['a', 1, None]");
@@ -53,7 +55,8 @@ TEST(Jinja, WhitespaceControl) {
   // Tags not alone on their line keep the text before them.
   EXPECT_EQ(R("a  {% if true %}b{% endif %}"), "a  b");
   Options raw{false, false, true};
-  EXPECT_EQ(R("{% if true %}\n    yes\n    {% endif %}\n", ojson::object(), raw), "\n    yes\n    \n");
+  EXPECT_EQ(R("{% if true %}\n    yes\n    {% endif %}\n", ojson::object(), raw),
+            "\n    yes\n    \n");
   // Windows newlines are normalised as jinja2 does.
   EXPECT_EQ(R("{% if true %}\r\nx\r\n{% endif %}"), "x\n");
 }
@@ -61,73 +64,98 @@ TEST(Jinja, WhitespaceControl) {
 TEST(Jinja, LoopsAndLoopVariables) {
   ojson v = {{"xs", {"a", "b", "c"}}};
   EXPECT_EQ(R("{% for x in xs %}{{ loop.index }}{{ loop.index0 }}{{ x }}{{ loop.revindex0 }}"
-              "{% if loop.first %}F{% endif %}{% if loop.last %}L{% endif %}/{{ loop.length }} {% endfor %}",
+              "{% if loop.first %}F{% endif %}{% if loop.last %}L{% endif %}/{{ loop.length }} {% "
+              "endfor %}",
               v),
             "10a2F/3 21b1/3 32c0L/3 ");
-  EXPECT_EQ(R("{% for x in xs %}{{ loop.previtem | default('-') }}{{ x }}{{ loop.nextitem | default('-') }} {% endfor %}", v),
+  EXPECT_EQ(R("{% for x in xs %}{{ loop.previtem | default('-') }}{{ x }}{{ loop.nextitem | "
+              "default('-') }} {% endfor %}",
+              v),
             "-ab abc bc- ");
   EXPECT_EQ(R("{% for x in xs if x != 'b' %}{{ x }}{{ loop.index }}{% endfor %}", v), "a1c2");
   EXPECT_EQ(R("{% for x in [] %}x{% else %}empty{% endfor %}"), "empty");
-  EXPECT_EQ(R("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", {{"d", {{"z", 1}, {"a", 2}}}}), "z=1;a=2;");
+  EXPECT_EQ(
+      R("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", {{"d", {{"z", 1}, {"a", 2}}}}),
+      "z=1;a=2;");
   EXPECT_EQ(R("{% for k in d %}{{ k }}{% endfor %}", {{"d", {{"z", 1}, {"a", 2}}}}), "za");
   EXPECT_EQ(R("{% for c in 'añb' %}[{{ c }}]{% endfor %}"), "[a][ñ][b]");
-  EXPECT_EQ(R("{% for i in range(10) %}{% if i == 4 %}{% break %}{% endif %}{% if i is odd %}{% continue %}{% endif %}"
+  EXPECT_EQ(R("{% for i in range(10) %}{% if i == 4 %}{% break %}{% endif %}{% if i is odd %}{% "
+              "continue %}{% endif %}"
               "{{ i }}{% endfor %}"),
             "02");
-  EXPECT_EQ(R("{% for i in range(1, 8, 3) %}{{ i }}{{ loop.cycle('a', 'b') }}{% endfor %}"), "1a4b7a");
+  EXPECT_EQ(R("{% for i in range(1, 8, 3) %}{{ i }}{{ loop.cycle('a', 'b') }}{% endfor %}"),
+            "1a4b7a");
   EXPECT_EQ(R("{% for m in undefined_thing %}x{% endfor %}ok"), "ok");
   // Nested loops see their own `loop`.
-  EXPECT_EQ(R("{% for a in [1, 2] %}{% for b in [1, 2, 3] %}{{ loop.index }}{% endfor %}{{ loop.index }};{% endfor %}"),
+  EXPECT_EQ(R("{% for a in [1, 2] %}{% for b in [1, 2, 3] %}{{ loop.index }}{% endfor %}{{ "
+              "loop.index }};{% endfor %}"),
             "1231;1232;");
 }
 
 TEST(Jinja, ScopingAndNamespace) {
   // `set` inside a loop body does not leak out of it; `if` makes no scope.
-  EXPECT_EQ(R("{% set x = 1 %}{% for i in [1, 2] %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}"), "231");
+  EXPECT_EQ(R("{% set x = 1 %}{% for i in [1, 2] %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}"),
+            "231");
   EXPECT_EQ(R("{% if true %}{% set y = 5 %}{% endif %}{{ y }}"), "5");
   // namespace() attributes are how templates carry state out of a loop.
-  EXPECT_EQ(R("{% set ns = namespace(n=0, seen=false) %}{% for i in [1, 2, 3] %}{% set ns.n = ns.n + i %}"
-              "{% if i == 2 %}{% set ns.seen = true %}{% endif %}{% endfor %}{{ ns.n }} {{ ns.seen }}"),
-            "6 True");
+  EXPECT_EQ(
+      R("{% set ns = namespace(n=0, seen=false) %}{% for i in [1, 2, 3] %}{% set ns.n = ns.n + i %}"
+        "{% if i == 2 %}{% set ns.seen = true %}{% endif %}{% endfor %}{{ ns.n }} {{ ns.seen }}"),
+      "6 True");
   EXPECT_EQ(R("{% set a, b = 1, 2 %}{{ b }}{{ a }}"), "21");
   EXPECT_EQ(R("{% set block %}  inner {{ 1 + 1 }} {% endset %}[{{ block }}]"), "[  inner 2 ]");
-  EXPECT_NE(error_of("{% set x = 1 %}{% set x.attr = 2 %}").find("non-namespace"), std::string::npos);
+  EXPECT_NE(error_of("{% set x = 1 %}{% set x.attr = 2 %}").find("non-namespace"),
+            std::string::npos);
 }
 
 TEST(Jinja, Conditionals) {
   EXPECT_EQ(R("{% if x %}a{% elif y %}b{% else %}c{% endif %}", {{"x", 0}, {"y", "s"}}), "b");
-  EXPECT_EQ(R("{% if x %}a{% elif y %}b{% else %}c{% endif %}", {{"x", ""}, {"y", ojson::array()}}), "c");
-  EXPECT_EQ(R("{{ 'yes' if 1 < 2 else 'no' }}{{ 'yes' if [] else 'no' }}[{{ 'shown' if false }}]"), "yesno[]");
+  EXPECT_EQ(R("{% if x %}a{% elif y %}b{% else %}c{% endif %}", {{"x", ""}, {"y", ojson::array()}}),
+            "c");
+  EXPECT_EQ(R("{{ 'yes' if 1 < 2 else 'no' }}{{ 'yes' if [] else 'no' }}[{{ 'shown' if false }}]"),
+            "yesno[]");
   // and/or return an operand, as in Python.
   EXPECT_EQ(R("{{ 0 or 'b' }}{{ 'a' and 'c' }}{{ '' and 'x' }}{{ none or [] }}"), "bc[]");
   EXPECT_EQ(R("{{ not 1 }}{{ not (1 and 0) }}{{ not none }}"), "FalseTrueTrue");
-  EXPECT_EQ(R("{{ 1 < 2 < 3 }}{{ 3 > 2 > 2 }}{{ 1 == 1.0 }}{{ 'a' < 'b' }}{{ [1, 2] < [1, 3] }}{{ 2 != 2 }}"),
+  EXPECT_EQ(R("{{ 1 < 2 < 3 }}{{ 3 > 2 > 2 }}{{ 1 == 1.0 }}{{ 'a' < 'b' }}{{ [1, 2] < [1, 3] }}{{ "
+              "2 != 2 }}"),
             "TrueFalseTrueTrueTrueFalse");
-  EXPECT_EQ(R("{{ 'ell' in 'hello' }}{{ 2 in [1, 2] }}{{ 'k' in {'k': 1} }}{{ 'z' not in 'abc' }}{{ 3 in [] }}"),
+  EXPECT_EQ(R("{{ 'ell' in 'hello' }}{{ 2 in [1, 2] }}{{ 'k' in {'k': 1} }}{{ 'z' not in 'abc' "
+              "}}{{ 3 in [] }}"),
             "TrueTrueTrueTrueFalse");
 }
 
 TEST(Jinja, UndefinedBehavesLikeJinja) {
-  EXPECT_EQ(R("[{{ nothing }}]{% if nothing %}x{% endif %}{{ nothing is defined }}{{ nothing is undefined }}"),
+  EXPECT_EQ(R("[{{ nothing }}]{% if nothing %}x{% endif %}{{ nothing is defined }}{{ nothing is "
+              "undefined }}"),
             "[]FalseTrue");
-  EXPECT_EQ(R("{{ d.missing is defined }}{{ d.k is defined }}[{{ d.missing }}]{{ d['k'] }}", {{"d", {{"k", 1}}}}),
+  EXPECT_EQ(R("{{ d.missing is defined }}{{ d.k is defined }}[{{ d.missing }}]{{ d['k'] }}",
+              {{"d", {{"k", 1}}}}),
             "FalseTrue[]1");
-  EXPECT_EQ(R("{{ nothing | length }}{{ nothing | default('dflt') }}{{ [1][5] is defined }}"), "0dfltFalse");
+  EXPECT_EQ(R("{{ nothing | length }}{{ nothing | default('dflt') }}{{ [1][5] is defined }}"),
+            "0dfltFalse");
   EXPECT_NE(error_of("{{ nothing.attr }}").find("'nothing' is undefined"), std::string::npos);
   EXPECT_NE(error_of("{{ nothing + 'x' }}").find("'nothing' is undefined"), std::string::npos);
 }
 
 TEST(Jinja, Filters) {
-  EXPECT_EQ(R("{{ 'abc' | length }}{{ 'añb' | length }}{{ [1, 2] | length }}{{ {'a': 1} | count }}"), "3321");
+  EXPECT_EQ(
+      R("{{ 'abc' | length }}{{ 'añb' | length }}{{ [1, 2] | length }}{{ {'a': 1} | count }}"),
+      "3321");
   EXPECT_EQ(R("[{{ '  x y \n' | trim }}][{{ 'xxaxx' | trim('x') }}]"), "[x y][a]");
-  EXPECT_EQ(R("{{ 'Ab' | upper }}{{ 'Ab' | lower }}{{ 'hello world' | title }}{{ 'hELLO' | capitalize }}"),
+  EXPECT_EQ(R("{{ 'Ab' | upper }}{{ 'Ab' | lower }}{{ 'hello world' | title }}{{ 'hELLO' | "
+              "capitalize }}"),
             "ABabHello WorldHello");
   EXPECT_EQ(R("{{ 'a-b-c' | replace('-', '+') }}{{ 'a-b-c' | replace('-', '', 1) }}"), "a+b+cab-c");
-  EXPECT_EQ(R("{{ [1, 2, 3] | join(', ') }}|{{ ['a', 'b'] | join }}|{{ ms | join('/', attribute='r') }}",
-              {{"ms", {{{"r", "u"}}, {{"r", "a"}}}}}),
-            "1, 2, 3|ab|u/a");
-  EXPECT_EQ(R("{{ [4, 5, 6] | first }}{{ [4, 5, 6] | last }}{{ 'xyz' | first }}{{ [] | first is defined }}"), "46xFalse");
-  EXPECT_EQ(R("{{ x | default('d') }}{{ '' | default('d') }}{{ '' | default('d', true) }}{{ 0 | d(5, boolean=true) }}"),
+  EXPECT_EQ(
+      R("{{ [1, 2, 3] | join(', ') }}|{{ ['a', 'b'] | join }}|{{ ms | join('/', attribute='r') }}",
+        {{"ms", {{{"r", "u"}}, {{"r", "a"}}}}}),
+      "1, 2, 3|ab|u/a");
+  EXPECT_EQ(R("{{ [4, 5, 6] | first }}{{ [4, 5, 6] | last }}{{ 'xyz' | first }}{{ [] | first is "
+              "defined }}"),
+            "46xFalse");
+  EXPECT_EQ(R("{{ x | default('d') }}{{ '' | default('d') }}{{ '' | default('d', true) }}{{ 0 | "
+              "d(5, boolean=true) }}"),
             "dd5");
   EXPECT_EQ(R("{% for k, v in {'b': 1, 'a': 2} | items %}{{ k }}{{ v }}{% endfor %}"
               "{% for k, v in {'b': 1, 'a': 2} | dictsort %}{{ k }}{{ v }}{% endfor %}"),
@@ -135,39 +163,54 @@ TEST(Jinja, Filters) {
   EXPECT_EQ(R("{{ ms | selectattr('role', 'equalto', 'user') | map(attribute='c') | list }}"
               "{{ ms | rejectattr('role', 'eq', 'user') | map(attribute='c') | join }}"
               "{{ ms | selectattr('flag') | list | length }}",
-              {{"ms", {{{"role", "user"}, {"c", "1"}}, {{"role", "bot"}, {"c", "2"}, {"flag", true}}, {{"role", "user"}, {"c", "3"}}}}}),
+              {{"ms",
+                {{{"role", "user"}, {"c", "1"}},
+                 {{"role", "bot"}, {"c", "2"}, {"flag", true}},
+                 {{"role", "user"}, {"c", "3"}}}}}),
             "['1', '3']21");
-  EXPECT_EQ(R("{{ [1, 2, 3, 4] | select('odd') | list }}{{ [1, 2, 3, 4] | reject('divisibleby', 2) | list }}"
+  EXPECT_EQ(R("{{ [1, 2, 3, 4] | select('odd') | list }}{{ [1, 2, 3, 4] | reject('divisibleby', 2) "
+              "| list }}"
               "{{ ['a', 'B'] | map('upper') | list }}"),
             "[1, 3][1, 3]['A', 'B']");
-  EXPECT_EQ(R("{{ [3, 1, 2] | sort }}{{ [3, 1, 2] | sort(reverse=true) }}{{ [1, 2, 1, 3] | unique | list }}"
+  EXPECT_EQ(R("{{ [3, 1, 2] | sort }}{{ [3, 1, 2] | sort(reverse=true) }}{{ [1, 2, 1, 3] | unique "
+              "| list }}"
               "{{ [1, 2, 3] | reverse | list }}{{ 'abc' | reverse }}"),
             "[1, 2, 3][3, 2, 1][1, 2, 3][3, 2, 1]cba");
-  EXPECT_EQ(R("{{ '42' | int + 1 }}{{ 'x' | int }}{{ 3.9 | int }}{{ '2.5' | float }}{{ -3 | abs }}{{ 2.567 | round(2) }}"
+  EXPECT_EQ(R("{{ '42' | int + 1 }}{{ 'x' | int }}{{ 3.9 | int }}{{ '2.5' | float }}{{ -3 | abs "
+              "}}{{ 2.567 | round(2) }}"
               "{{ [1, 2, 3] | sum }}{{ [4, 2, 9] | max }}{{ [4, 2, 9] | min }}"),
             "43032.532.57692");
-  EXPECT_EQ(R("{{ 'a\nb\n\nc' | indent(2) }}|{{ 'a\nb' | indent(2, true) }}"), "a\n  b\n\n  c|  a\n  b");
+  EXPECT_EQ(R("{{ 'a\nb\n\nc' | indent(2) }}|{{ 'a\nb' | indent(2, true) }}"),
+            "a\n  b\n\n  c|  a\n  b");
   EXPECT_EQ(R("{{ 5 | string + '!' }}{{ '<a>' | e }}{{ '<a>' | safe }}"), "5!&lt;a&gt;<a>");
   EXPECT_EQ(R("{% filter upper %}shout {{ 'this' }}{% endfilter %}"), "SHOUT THIS");
-  EXPECT_NE(error_of("{{ 1 | frobnicate }}").find("no filter named 'frobnicate'"), std::string::npos);
+  EXPECT_NE(error_of("{{ 1 | frobnicate }}").find("no filter named 'frobnicate'"),
+            std::string::npos);
 }
 
 TEST(Jinja, ToJsonMatchesTransformers) {
   // json.dumps(ensure_ascii=False) with default separators; insertion order kept.
-  ojson v = ojson::parse(R"({"t": {"name": "f", "b": [1, 2.0, true, null], "s": "é \"q\" \n\\ 🦙", "e": {}, "l": []}})");
-  EXPECT_EQ(R("{{ t | tojson }}", v),
-            R"({"name": "f", "b": [1, 2.0, true, null], "s": "é \"q\" \n\\ 🦙", "e": {}, "l": []})");
-  EXPECT_EQ(R("{{ {'a': [1, {'b': 2}]} | tojson(indent=2) }}"), "{\n  \"a\": [\n    1,\n    {\n      \"b\": 2\n    }\n  ]\n}");
+  ojson v = ojson::parse(
+      R"({"t": {"name": "f", "b": [1, 2.0, true, null], "s": "é \"q\" \n\\ 🦙", "e": {}, "l": []}})");
+  EXPECT_EQ(
+      R("{{ t | tojson }}", v),
+      R"({"name": "f", "b": [1, 2.0, true, null], "s": "é \"q\" \n\\ 🦙", "e": {}, "l": []})");
+  EXPECT_EQ(R("{{ {'a': [1, {'b': 2}]} | tojson(indent=2) }}"),
+            "{\n  \"a\": [\n    1,\n    {\n      \"b\": 2\n    }\n  ]\n}");
   EXPECT_EQ(R("{{ '\x01' | tojson }}"), "\"\\u0001\"");
 }
 
 TEST(Jinja, Tests) {
-  EXPECT_EQ(R("{{ 'a' is string }}{{ 1 is string }}{{ 1 is number }}{{ 1.5 is number }}{{ 1 is integer }}"
-              "{{ 1.5 is float }}{{ {} is mapping }}{{ [] is mapping }}{{ [] is iterable }}{{ 'x' is iterable }}"
-              "{{ 1 is iterable }}{{ none is none }}{{ 0 is none }}"),
-            "TrueFalseTrueTrueTrueTrueTrueFalseTrueTrueFalseTrueFalse");
-  EXPECT_EQ(R("{{ x is false }}{{ x is true }}{{ x is boolean }}{{ 0 is false }}", {{"x", false}}), "TrueFalseTrueFalse");
-  EXPECT_EQ(R("{{ 6 is divisibleby 3 }}{{ 7 is divisibleby(3) }}{{ 3 is odd }}{{ 3 is even }}{{ 2 is in [1, 2] }}"
+  EXPECT_EQ(
+      R("{{ 'a' is string }}{{ 1 is string }}{{ 1 is number }}{{ 1.5 is number }}{{ 1 is integer }}"
+        "{{ 1.5 is float }}{{ {} is mapping }}{{ [] is mapping }}{{ [] is iterable }}{{ 'x' is "
+        "iterable }}"
+        "{{ 1 is iterable }}{{ none is none }}{{ 0 is none }}"),
+      "TrueFalseTrueTrueTrueTrueTrueFalseTrueTrueFalseTrueFalse");
+  EXPECT_EQ(R("{{ x is false }}{{ x is true }}{{ x is boolean }}{{ 0 is false }}", {{"x", false}}),
+            "TrueFalseTrueFalse");
+  EXPECT_EQ(R("{{ 6 is divisibleby 3 }}{{ 7 is divisibleby(3) }}{{ 3 is odd }}{{ 3 is even }}{{ 2 "
+              "is in [1, 2] }}"
               "{{ 'a' is eq 'a' }}{{ x is not none }}{{ x is not defined }}",
               {{"x", 1}}),
             "TrueFalseTrueFalseTrueTrueTrueFalse");
@@ -176,37 +219,46 @@ TEST(Jinja, Tests) {
 }
 
 TEST(Jinja, StringMethods) {
-  EXPECT_EQ(R("{{ s.startswith('<tool') }}{{ s.endswith('>') }}{{ s.startswith(('x', '<')) }}{{ s.endswith('z') }}",
+  EXPECT_EQ(R("{{ s.startswith('<tool') }}{{ s.endswith('>') }}{{ s.startswith(('x', '<')) }}{{ "
+              "s.endswith('z') }}",
               {{"s", "<tool_response>"}}),
             "TrueTrueTrueFalse");
-  EXPECT_EQ(R("{{ 'a</think>b</think>c'.split('</think>') }}{{ 'a,b,c'.split(',', 1) }}{{ '  a  b \n'.split() }}"
+  EXPECT_EQ(R("{{ 'a</think>b</think>c'.split('</think>') }}{{ 'a,b,c'.split(',', 1) }}{{ '  a  b "
+              "\n'.split() }}"
               "{{ 'a b c'.split(none, 1) }}"),
             "['a', 'b', 'c']['a', 'b,c']['a', 'b']['a', 'b c']");
-  EXPECT_EQ(R("[{{ '\n\nx\n'.strip('\n') }}][{{ '\n x '.lstrip() }}][{{ 'x\n\n'.rstrip('\n') }}][{{ 'abcxcba'.strip('ab') }}]"
+  EXPECT_EQ(R("[{{ '\n\nx\n'.strip('\n') }}][{{ '\n x '.lstrip() }}][{{ 'x\n\n'.rstrip('\n') "
+              "}}][{{ 'abcxcba'.strip('ab') }}]"
               "[{{ '\u3000x\u00a0'.strip() }}][{{ 'ééxé'.lstrip('é') }}]"),
             "[x][x ][x][cxc][x][xé]");
-  EXPECT_EQ(R("{{ 'Hello'.upper() }}{{ 'Hello'.lower() }}{{ 'a.b'.replace('.', '::') }}{{ ', '.join(['x', 'y']) }}"
+  EXPECT_EQ(R("{{ 'Hello'.upper() }}{{ 'Hello'.lower() }}{{ 'a.b'.replace('.', '::') }}{{ ', "
+              "'.join(['x', 'y']) }}"
               "{{ 'banana'.find('n') }}{{ 'banana'.count('a') }}{{ 'hello world'.title() }}"),
             "HELLOhelloa::bx, y23Hello World");
-  EXPECT_EQ(R("{{ d.get('a') }}{{ d.get('z', 'dflt') }}{{ d.get('z') }}{{ d.keys() | list }}{{ d.values() | list }}",
+  EXPECT_EQ(R("{{ d.get('a') }}{{ d.get('z', 'dflt') }}{{ d.get('z') }}{{ d.keys() | list }}{{ "
+              "d.values() | list }}",
               {{"d", {{"a", 1}, {"b", 2}}}}),
             "1dfltNone['a', 'b'][1, 2]");
 }
 
 TEST(Jinja, Slicing) {
   ojson v = {{"xs", {0, 1, 2, 3, 4, 5}}};
-  EXPECT_EQ(R("{{ xs[::-1] }}{{ xs[1:3] }}{{ xs[:-2] }}{{ xs[-2:] }}{{ xs[::2] }}{{ xs[5:1:-2] }}{{ xs[10:] }}"
+  EXPECT_EQ(R("{{ xs[::-1] }}{{ xs[1:3] }}{{ xs[:-2] }}{{ xs[-2:] }}{{ xs[::2] }}{{ xs[5:1:-2] "
+              "}}{{ xs[10:] }}"
               "{{ xs[-100:2] }}{{ xs[:] }}",
               v),
             "[5, 4, 3, 2, 1, 0][1, 2][0, 1, 2, 3][4, 5][0, 2, 4][5, 3][][0, 1][0, 1, 2, 3, 4, 5]");
-  EXPECT_EQ(R("{{ 'hello'[1:4] }}{{ 'hello'[::-1] }}{{ '日本語'[1:] }}{{ '日本語'[::-1] }}{{ 'abc'[-1] }}"),
+  EXPECT_EQ(R("{{ 'hello'[1:4] }}{{ 'hello'[::-1] }}{{ '日本語'[1:] }}{{ '日本語'[::-1] }}{{ "
+              "'abc'[-1] }}"),
             "ellolleh本語語本日c");
-  EXPECT_EQ(R("{% for m in xs[::-1] %}{{ loop.index0 }}{{ m }}{% endfor %}", {{"xs", {"a", "b"}}}), "0b1a");
+  EXPECT_EQ(R("{% for m in xs[::-1] %}{{ loop.index0 }}{{ m }}{% endfor %}", {{"xs", {"a", "b"}}}),
+            "0b1a");
   EXPECT_NE(error_of("{{ [1][::0] }}").find("slice step cannot be zero"), std::string::npos);
 }
 
 TEST(Jinja, MacrosRawAndComments) {
-  EXPECT_EQ(R("{% macro tag(name, cls='x') %}<{{ name }} {{ cls }}>{% endmacro %}{{ tag('a') }}{{ tag('b', cls='y') }}"
+  EXPECT_EQ(R("{% macro tag(name, cls='x') %}<{{ name }} {{ cls }}>{% endmacro %}{{ tag('a') }}{{ "
+              "tag('b', cls='y') }}"
               "{{ tag(name='c') }}"),
             "<a x><b y><c x>");
   EXPECT_EQ(R("{% raw %}{{ not rendered }}{% endraw %}"), "{{ not rendered }}");
@@ -217,15 +269,17 @@ TEST(Jinja, MacrosRawAndComments) {
 TEST(Jinja, GlobalsAndCallables) {
   EXPECT_EQ(R("{{ range(3) | list }}{{ dict(a=1) }}"), "[0, 1, 2]{'a': 1}");
   // Tuples print as Python's; items() and dictsort give tuples.
-  EXPECT_EQ(R("{{ (1, 2) }}{{ () }}{{ (1,) }}{{ {'b': 1} | dictsort }}{{ {'a': 1}.items() | list }}"),
-            "(1, 2)()(1,)[('b', 1)][('a', 1)]");
+  EXPECT_EQ(
+      R("{{ (1, 2) }}{{ () }}{{ (1,) }}{{ {'b': 1} | dictsort }}{{ {'a': 1}.items() | list }}"),
+      "(1, 2)()(1,)[('b', 1)][('a', 1)]");
   EXPECT_EQ(R("{{ strftime_now('%Y') | length }}"), "4");
 }
 
 TEST(Jinja, SyntaxErrorsSayLineAndColumn) {
   EXPECT_EQ(error_of("line one\n{% if x %}\n  {{ 1 + }}\n{% endif %}"),
             "template:3:10: unexpected '}}'");
-  EXPECT_EQ(error_of("{% for x in y %}no end"), "template:1:23: unexpected end of template; expected 'else' or 'endfor'");
+  EXPECT_EQ(error_of("{% for x in y %}no end"),
+            "template:1:23: unexpected end of template; expected 'else' or 'endfor'");
   EXPECT_EQ(error_of("ab\n {% frob %}"), "template:2:5: unknown tag 'frob'");
   EXPECT_EQ(error_of("{{ 'unterminated }}"), "template:1:4: unterminated string literal");
   EXPECT_EQ(error_of("{# never closed"), "template:1:1: unclosed comment");
@@ -236,7 +290,8 @@ TEST(Jinja, SyntaxErrorsSayLineAndColumn) {
 TEST(Jinja, RuntimeErrorsSayLineAndColumn) {
   EXPECT_EQ(error_of("ok\n{% if true %}{{ raise_exception('Roles must alternate') }}{% endif %}"),
             "template:2:17: raise_exception: Roles must alternate");
-  EXPECT_EQ(error_of("{{ 1 + 'a' }}"), "template:1:6: unsupported operand type(s) for +: 'int' and 'str'");
+  EXPECT_EQ(error_of("{{ 1 + 'a' }}"),
+            "template:1:6: unsupported operand type(s) for +: 'int' and 'str'");
   EXPECT_EQ(error_of("{{ 1 / 0 }}"), "template:1:6: division by zero");
   EXPECT_EQ(error_of("{{ 5 in 7 }}"), "template:1:6: argument of type 'int' is not iterable");
   // The template name given by the caller appears in messages.

@@ -152,7 +152,8 @@ TEST_F(Malformed, TensorOffsetPastTheEnd) {
   Bytes b = header(1, 0);
   tensor_info(b, "w", {8}, 0, 64);
   b.pad().raw(std::string(32, '\0'));
-  expect_error(b.s, "tensor \"w\": data [64, +32) runs past the end of the data section (32 bytes)");
+  expect_error(b.s,
+               "tensor \"w\": data [64, +32) runs past the end of the data section (32 bytes)");
   Bytes h = header(1, 0);
   tensor_info(h, "w", {8}, 0, UINT64_MAX - 31);
   h.pad().raw(std::string(32, '\0'));
@@ -221,8 +222,9 @@ TEST_F(Malformed, UnsupportedTypeIsNamedOnConversion) {
     ADD_FAILURE();
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
-              path + ": tensor \"w\": type Q4_K is not supported yet (supported: F32, F16, BF16, "
-                     "Q8_0, Q4_0)");
+              path +
+                  ": tensor \"w\": type Q4_K is not supported yet (supported: F32, F16, BF16, "
+                  "Q8_0, Q4_0)");
   }
 }
 
