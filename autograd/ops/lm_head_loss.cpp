@@ -35,6 +35,25 @@ void gather_rows(const T* X, int64_t C, const int64_t* rows, int64_t n, T* xb) {
 // Logits held at once: (rows of a chunk) × (rows of a W tile) <= this many elements (16 MB f32).
 constexpr int64_t kScratchElems = int64_t{1} << 22;
 
+// The walk both passes share: for each tile [o0, o1) of W's rows (converted once when W is not
+// stored in T) and each chunk [r0, r0 + n) of the gathered rows xb (count, C), the logits
+// S (n, o1 − o0) = xb[r0 : r0 + n]·W_tileᵀ, then fn(o0, o1, W_tile, r0, n, S).
+template <class T, class F>
+void for_logit_blocks(const Tensor& W, int64_t V, int64_t C, const T* xb, int64_t count,
+                      int64_t chunk, int64_t tile, T* S, const F& fn) {
+  for_weight_blocks<T>(
+      W, V, C,
+      [&](int64_t o0, int64_t o1, const T* Wb) {
+        for (int64_t r0 = 0; r0 < count; r0 += chunk) {
+          const int64_t n = std::min(chunk, count - r0);
+          kernels::gemm<T>(false, true, n, o1 - o0, C, T(1), xb + r0 * C, C, Wb, C, T(0), S,
+                           o1 - o0);
+          fn(o0, o1, Wb, r0, n, S);
+        }
+      },
+      tile);
+}
+
 }  // namespace
 
 Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector<int32_t>& targets,
@@ -82,30 +101,24 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
     std::vector<T> S(static_cast<size_t>(count ? chunk * tile : 0));
     std::vector<T> m(static_cast<size_t>(count), -std::numeric_limits<T>::infinity());
     std::vector<T> sum(static_cast<size_t>(count), T(0)), at_target(static_cast<size_t>(count));
-    for_weight_blocks<T>(
-        w.value(), V, C,
-        [&](int64_t o0, int64_t o1, const T* Wb) {
-          const int64_t vb = o1 - o0;
-          for (int64_t r0 = 0; r0 < count; r0 += chunk) {
-            const int64_t n = std::min(chunk, count - r0);
-            kernels::gemm<T>(false, true, n, vb, C, T(1), xb.data() + r0 * C, C, Wb, C, T(0),
-                             S.data(), vb);
-            kernels::parallel_rows(n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
-              for (int64_t i = lo; i < hi; ++i) {
-                T* row = S.data() + i * vb;
-                const int64_t r = r0 + i;
-                const int32_t tg = (*tgt)[r];
-                if (tg >= o0 && tg < o1) at_target[r] = row[tg - o0];
-                const T mt = kernels::row_max(row, vb);
-                const T mn = std::max(m[r], mt);
-                kernels::exp_shifted(row, vb, mn, row);
-                sum[r] = sum[r] * std::exp(m[r] - mn) + kernels::row_sum(row, vb);
-                m[r] = mn;
-              }
-            });
-          }
-        },
-        tile);
+    for_logit_blocks<T>(w.value(), V, C, xb.data(), count, chunk, tile, S.data(),
+                        [&](int64_t o0, int64_t o1, const T*, int64_t r0, int64_t n, T* Sb) {
+                          const int64_t vb = o1 - o0;
+                          kernels::parallel_rows(
+                              n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
+                                for (int64_t i = lo; i < hi; ++i) {
+                                  T* row = Sb + i * vb;
+                                  const int64_t r = r0 + i;
+                                  const int32_t tg = (*tgt)[r];
+                                  if (tg >= o0 && tg < o1) at_target[r] = row[tg - o0];
+                                  const T mt = kernels::row_max(row, vb);
+                                  const T mn = std::max(m[r], mt);
+                                  kernels::exp_shifted(row, vb, mn, row);
+                                  sum[r] = sum[r] * std::exp(m[r] - mn) + kernels::row_sum(row, vb);
+                                  m[r] = mn;
+                                }
+                              });
+                        });
     T* L = lse.data<T>();
     double total = 0;  // sequential, in double, in row order: as cross_entropy sums
     for (int64_t r = 0; r < count; ++r) {
@@ -131,32 +144,26 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
         // Per tile of W (converted once): each chunk's logits, turned in place into
         // (softmax − onehot)·scale with the saved lse, then dxb += dlogits·W_tile and
         // dW_tile += dlogitsᵀ·xb.
-        for_weight_blocks<T>(
-            w.value(), V, C,
-            [&](int64_t o0, int64_t o1, const T* Wb) {
+        for_logit_blocks<T>(
+            w.value(), V, C, xb.data(), count, chunk, tile, g.data(),
+            [&](int64_t o0, int64_t o1, const T* Wb, int64_t r0, int64_t n, T* gb) {
               const int64_t vb = o1 - o0;
-              for (int64_t r0 = 0; r0 < count; r0 += chunk) {
-                const int64_t n = std::min(chunk, count - r0);
-                const T* xr = xb.data() + r0 * C;
-                kernels::gemm<T>(false, true, n, vb, C, T(1), xr, C, Wb, C, T(0), g.data(), vb);
-                kernels::parallel_rows(n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
-                  for (int64_t i = lo; i < hi; ++i) {
-                    T* row = g.data() + i * vb;
-                    kernels::exp_shifted(row, vb, L[r0 + i], row);
-                    for (int64_t j = 0; j < vb; ++j) row[j] *= scale;
-                    const int32_t tg = (*tgt)[r0 + i];
-                    if (tg >= o0 && tg < o1) row[tg - o0] -= scale;
-                  }
-                });
-                if (!dxb.empty())
-                  kernels::gemm<T>(false, false, n, C, vb, T(1), g.data(), vb, Wb, C, T(1),
-                                   dxb.data() + r0 * C, C);
-                if (dW)  // dW rows [o0, o1) += dlogitsᵀ (vb, n) · xb (n, C)
-                  kernels::gemm<T>(true, false, vb, C, n, T(1), g.data(), vb, xr, C, T(1),
-                                   dW + o0 * C, C);
-              }
-            },
-            tile);
+              const T* xr = xb.data() + r0 * C;
+              kernels::parallel_rows(n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
+                for (int64_t i = lo; i < hi; ++i) {
+                  T* row = gb + i * vb;
+                  kernels::exp_shifted(row, vb, L[r0 + i], row);
+                  for (int64_t j = 0; j < vb; ++j) row[j] *= scale;
+                  const int32_t tg = (*tgt)[r0 + i];
+                  if (tg >= o0 && tg < o1) row[tg - o0] -= scale;
+                }
+              });
+              if (!dxb.empty())
+                kernels::gemm<T>(false, false, n, C, vb, T(1), gb, vb, Wb, C, T(1),
+                                 dxb.data() + r0 * C, C);
+              if (dW)  // dW rows [o0, o1) += dlogitsᵀ (vb, n) · xb (n, C)
+                kernels::gemm<T>(true, false, vb, C, n, T(1), gb, vb, xr, C, T(1), dW + o0 * C, C);
+            });
         if (!dxb.empty()) {  // scattered into dX's rows
           T* dX = t->grad(x).data<T>();
           kernels::parallel_rows(count, kernels::grain_for(C), [&](int64_t lo, int64_t hi) {
