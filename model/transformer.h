@@ -44,6 +44,7 @@ class Transformer {
   // Qwen2.5-0.5B / Llama-3.2-1B at 512 tokens), so it is worth it only when they are really big.
   static constexpr int64_t kFusedLossBytes = int64_t{1} << 30;
   void set_fused_loss_bytes(int64_t bytes) { fused_loss_bytes_ = bytes; }
+  int64_t fused_loss_bytes() const { return fused_loss_bytes_; }
   // Activation checkpointing: in training, each block keeps only its input (N, C); backward
   // re-runs the block's forward on a local tape before its backward. Gradients are bitwise the
   // same as without it; it costs one more forward of the blocks.

@@ -235,6 +235,7 @@ PlanSpec plan_spec_for(const RecipeConfig& cfg) {
   s.batch = cfg.training.batch_size;
   s.seq = cfg.data.seq_len;
   s.checkpointing = cfg.training.activation_checkpointing;
+  s.fused_loss_bytes = cfg.training.fused_loss_bytes();
   s.optimizer_states = cfg.optimizer.name == "adamw" ? 2 : (cfg.optimizer.momentum != 0 ? 1 : 0);
   s.threads = cfg.training.threads > 0 ? cfg.training.threads : tbb::info::default_concurrency();
   // The driver adds HDF5's checkpoint writer, evaluation and the tokenized corpus to what the
@@ -317,6 +318,11 @@ void check_plan_fits(const RecipeConfig& cfg, const PlanSpec& spec, int64_t avai
     PlanSpec a = spec;
     a.checkpointing = true;
     option("training.activation_checkpointing=true", a);
+  }
+  if (!p.fused_head) {
+    PlanSpec a = spec;
+    a.fused_loss_bytes = 0;
+    option("training.fused_lm_head=true", a);
   }
   for (DType d : {DType::BF16, DType::Q8_0, DType::Q4_0})
     if (dtype_nbytes(d, 64) < dtype_nbytes(spec.weight_dtype, 64)) {

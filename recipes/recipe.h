@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -52,6 +53,16 @@ struct TrainingRecipe {
   // Keep only each block's input in forward and recompute the block in backward: activation
   // memory of one block instead of all, for one more forward. Gradients are unchanged.
   bool activation_checkpointing = false;
+  // The LM head and the cross-entropy fused and tiled, so the (tokens × vocab) logits never
+  // exist, for one more head product in backward: "auto" from 1 GiB of logits, "true" always,
+  // "false" never.
+  std::string fused_lm_head = "auto";
+  // Logit bytes from which the head is fused (Transformer::set_fused_loss_bytes): 0 = always.
+  int64_t fused_loss_bytes() const {
+    return fused_lm_head == "true"    ? 0
+           : fused_lm_head == "false" ? std::numeric_limits<int64_t>::max()
+                                      : int64_t{1} << 30;  // Transformer::kFusedLossBytes
+  }
   bool operator==(const TrainingRecipe&) const = default;
 };
 

@@ -146,7 +146,12 @@ const std::vector<Section>& schema() {
             "threads", [](RecipeConfig & c) -> auto& { return c.training.threads; }),
         bool_field(
             "activation_checkpointing",
-            [](RecipeConfig & c) -> auto& { return c.training.activation_checkpointing; })}},
+            [](RecipeConfig & c) -> auto& { return c.training.activation_checkpointing; }),
+        {"fused_lm_head",
+         [](RecipeConfig& c, const YAML::Node& n, const Reader& r) {
+           // A YAML boolean reads as its text: true / false, like "auto", are kept as written.
+           if (auto v = r.string(n)) c.training.fused_lm_head = *v;
+         }}}},
       {"optimizer",
        {string_field(
             "name", [](RecipeConfig & c) -> auto& { return c.optimizer.name; }),
@@ -312,6 +317,7 @@ void validate(const RecipeConfig& c, Diagnostics& d) {
         "must be >= 0, 0 or none = off (got " + num(t.grad_clip) + ")");
   check(t.threads >= 0, "training.threads",
         "must be >= 0, 0 = all cores (got " + inum(t.threads) + ")");
+  one_of(d, "training.fused_lm_head", t.fused_lm_head, {"auto", "true", "false"});
 
   const auto& o = c.optimizer;
   one_of(d, "optimizer.name", o.name, {"adamw", "sgd"});

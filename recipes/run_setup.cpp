@@ -48,6 +48,7 @@ void load_base(Run& run) {
   run.model = std::make_unique<Transformer>(files.config, files.tensors,
                                             weight_dtype_from(cfg.model.dtype));
   run.model->set_activation_checkpointing(cfg.training.activation_checkpointing);
+  run.model->set_fused_loss_bytes(cfg.training.fused_loss_bytes());
   try {
     run.tokenizer = tokenizer_for_model(cfg.model.path, cfg.model.tokenizer);
   } catch (const Error& e) {

@@ -12,6 +12,8 @@
 #include "model/shapes.h"
 #include "model/transformer.h"
 #include "recipes/plan.h"
+#include "recipes/recipe.h"
+#include "recipes/run_setup.h"
 #include "tiny_model.h"
 #include "tmpdir.h"
 
@@ -106,6 +108,22 @@ TEST(Plan, PlanPrintsEveryTerm) {
   for (const char* term : {"weights", "adapters", "optimizer state", "activations", "lm head",
                            "predicted peak", "available", "s/step"})
     EXPECT_NE(r.out.find(term), std::string::npos) << term << "\n" << r.out;
+  // The quickstart's logits are small: unfused unless the recipe asks.
+  EXPECT_NE(r.out.find("logits + grad"), std::string::npos) << r.out;
+  auto fused = test::run_hone("plan " + kRecipe + " training.fused_lm_head=true");
+  ASSERT_EQ(fused.status, 0) << fused.out;
+  EXPECT_NE(fused.out.find("fused with the loss"), std::string::npos) << fused.out;
+}
+
+TEST(Plan, MemoryKeysReachTheModelTrainLoads) {
+  for (const char* mode : {"auto", "true", "false"}) {
+    hone::Run run;
+    run.cfg = load_recipe(kRecipe, {std::string("training.fused_lm_head=") + mode,
+                                    "training.activation_checkpointing=true"});
+    load_base(run);
+    EXPECT_EQ(run.model->fused_loss_bytes(), run.cfg.training.fused_loss_bytes()) << mode;
+    EXPECT_TRUE(run.model->activation_checkpointing());
+  }
 }
 
 TEST(Plan, TrainRefusesARunThatDoesNotFit) {
@@ -116,6 +134,7 @@ TEST(Plan, TrainRefusesARunThatDoesNotFit) {
   EXPECT_NE(r.out.find("quickstart.yaml: predicted peak memory"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("exceeds the 20.0 MiB available"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("training.activation_checkpointing=true"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("training.fused_lm_head=true"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("data.seq_len=128"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("training.batch_size=4"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(out)) << "a refused run must write nothing";
@@ -156,6 +175,7 @@ TEST(Plan, PredictionWithin15PercentOfMeasuredPeak) {
   expect_prediction_close("");
   expect_prediction_close("training.activation_checkpointing=true model.dtype=q4_0");
   expect_prediction_close("model.dtype=bf16 data.seq_len=128");
+  expect_prediction_close("training.fused_lm_head=true model.dtype=q8_0");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -301,6 +302,24 @@ TEST(RecipeErrors, WrongTypes) {
   // Integers written in exponent form are still integers.
   EXPECT_EQ(parse(std::string(kMinimal) + "training:\n  max_steps: 1e3\n").training.max_steps,
             1000);
+}
+
+TEST(RecipeParse, FusedLmHeadModes) {
+  auto mode = [](const std::string& v) {
+    return parse(std::string(kMinimal) + "training:\n  fused_lm_head: " + v + "\n").training;
+  };
+  EXPECT_EQ(parse(kMinimal).training.fused_lm_head, "auto");
+  EXPECT_EQ(parse(kMinimal).training.fused_loss_bytes(), int64_t{1} << 30);
+  EXPECT_EQ(mode("true").fused_loss_bytes(), 0);
+  EXPECT_EQ(mode("false").fused_loss_bytes(), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(mode("auto").fused_lm_head, "auto");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "training:\n  fused_lm_head: sometimes\n"),
+            "recipe.yaml: training.fused_lm_head: must be one of auto, true, false (got "
+            "\"sometimes\")");
+  // Round trip through the resolved YAML.
+  RecipeConfig c = parse(std::string(kMinimal) + "training:\n  fused_lm_head: true\n");
+  RecipeConfig back = hone::parse_recipe(hone::to_yaml(c), "resolved.yaml", "/elsewhere", {});
+  EXPECT_EQ(back.training.fused_lm_head, "true");
 }
 
 TEST(RecipeErrors, OutOfRange) {
