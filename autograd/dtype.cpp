@@ -129,6 +129,16 @@ uint16_t f32_to_f16(float f) {
 namespace {
 
 #if defined(__AVX512F__) && defined(__F16C__)
+// One Q8_0/Q4_0 block's 32 values: its leading f16 scale times the codes lo (values 0–15) and hi
+// (16–31), as 32-bit integers.
+inline void store_block(const uint8_t* blk, __m512i lo, __m512i hi, float* dst) {
+  uint16_t dh;
+  std::memcpy(&dh, blk, 2);
+  const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
+  _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d));
+  _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d));
+}
+
 // Weight conversion runs twice per training step for every frozen projection (forward and input
 // gradient), so BF16/F16/Q8_0 → f32 get 16-lane versions. Each lane does exactly what the
 // scalar code does (a shift, the exact f16 widening, float(q)·d), so results are bitwise equal.
@@ -157,14 +167,10 @@ size_t convert_to_f32_simd(const void* src, DType from, float* dst, size_t n) {
       auto* s = static_cast<const uint8_t*>(src);
       for (size_t b = 0; b < n / kernels::kQBlock; ++b) {
         const uint8_t* blk = s + b * kernels::kQ8Bytes;
-        uint16_t dh;
-        std::memcpy(&dh, blk, 2);
-        const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-        const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
-        const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
-        _mm512_storeu_ps(dst + b * kernels::kQBlock, _mm512_mul_ps(lo, d));
-        _mm512_storeu_ps(dst + b * kernels::kQBlock + 16, _mm512_mul_ps(hi, d));
+        store_block(blk, _mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)),
+                    _mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)),
+                    dst + b * kernels::kQBlock);
       }
       return n / kernels::kQBlock * kernels::kQBlock;
     }
@@ -174,16 +180,12 @@ size_t convert_to_f32_simd(const void* src, DType from, float* dst, size_t n) {
       const __m512i eight = _mm512_set1_epi32(8);
       for (size_t b = 0; b < n / kernels::kQBlock; ++b) {
         const uint8_t* blk = s + b * kernels::kQ4Bytes;
-        uint16_t dh;
-        std::memcpy(&dh, blk, 2);
-        const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
         const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
         // Byte j: value j in the low nibble, value j + 16 in the high one.
-        const __m512i lo = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(c, low4)), eight);
-        const __m512i hi = _mm512_sub_epi32(
-            _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(c, 4), low4)), eight);
-        _mm512_storeu_ps(dst + b * kernels::kQBlock, _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d));
-        _mm512_storeu_ps(dst + b * kernels::kQBlock + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d));
+        store_block(blk, _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(c, low4)), eight),
+                    _mm512_sub_epi32(
+                        _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(c, 4), low4)), eight),
+                    dst + b * kernels::kQBlock);
       }
       return n / kernels::kQBlock * kernels::kQBlock;
     }
