@@ -10,6 +10,7 @@
 
 #include "lora/lora.h"
 #include "model/config.h"
+#include "model/transformer.h"
 
 namespace hone {
 
@@ -26,7 +27,7 @@ struct PlanSpec {
   bool checkpointing = false;
   int optimizer_states = 2;  // per trainable parameter: AdamW 2 (m, v), SGD 1 with momentum
   int threads = 1;
-  int64_t fused_loss_bytes = int64_t{1} << 30;  // Transformer::kFusedLossBytes
+  int64_t fused_loss_bytes = Transformer::kFusedLossBytes;
   int64_t runtime_bytes = 0;  // the process before any model memory (libraries, BLAS buffers)
 };
 

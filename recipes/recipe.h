@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -58,11 +57,7 @@ struct TrainingRecipe {
   // "false" never.
   std::string fused_lm_head = "auto";
   // Logit bytes from which the head is fused (Transformer::set_fused_loss_bytes): 0 = always.
-  int64_t fused_loss_bytes() const {
-    return fused_lm_head == "true"    ? 0
-           : fused_lm_head == "false" ? std::numeric_limits<int64_t>::max()
-                                      : int64_t{1} << 30;  // Transformer::kFusedLossBytes
-  }
+  int64_t fused_loss_bytes() const;
   bool operator==(const TrainingRecipe&) const = default;
 };
 

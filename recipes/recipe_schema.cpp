@@ -1,8 +1,10 @@
 // The recipe's keys: how each is read (the table), the defaults derived from other keys, and the
 // rules on the final values. The defaults themselves live in recipe.h's member initialisers.
 #include <algorithm>
+#include <limits>
 
 #include "data/instruct_dataset.h"
+#include "model/transformer.h"
 #include "recipes/recipe_parse.h"
 
 namespace hone::recipe_detail {
@@ -371,3 +373,13 @@ void derive_defaults(RecipeConfig& c, const Diagnostics& d) {
 }
 
 }  // namespace hone::recipe_detail
+
+namespace hone {
+
+int64_t TrainingRecipe::fused_loss_bytes() const {
+  if (fused_lm_head == "true") return 0;
+  if (fused_lm_head == "false") return std::numeric_limits<int64_t>::max();
+  return Transformer::kFusedLossBytes;  // auto
+}
+
+}  // namespace hone

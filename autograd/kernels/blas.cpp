@@ -67,12 +67,11 @@ template <class T, class Call>
 void split_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
                 const T* B, int64_t ldb, T* C, int64_t ldc, const Call& call) {
   (void)g_single;
-  const int threads = split_threads();
+  const int threads = gemm_threads(M, N, K);
   const bool by_rows = M >= N;
   const int64_t len = by_rows ? M : N;
   const int64_t parts = std::min<int64_t>(threads, (len + kSplitAlign - 1) / kSplitAlign);
-  if (parts <= 1 ||
-      static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) < kSplitWork) {
+  if (parts <= 1) {
     call(M, N, A, B, C);
     return;
   }
@@ -177,6 +176,11 @@ void set_blas_threads(int n) {
 
 int blas_threads() {
   return split_threads();
+}
+
+int gemm_threads(int64_t M, int64_t N, int64_t K) {
+  const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  return work < kSplitWork ? 1 : split_threads();
 }
 
 void set_gemm_split(bool on) {

@@ -28,6 +28,9 @@ void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alp
 // row or column blocks, one per TBB worker, so only one thread pool ever runs.
 void set_blas_threads(int n);
 int blas_threads();
+// Threads a product of M·N·K multiply-adds is split over: 1 below the size where splitting
+// costs more than it saves, else blas_threads(). For kernels that split a product themselves.
+int gemm_threads(int64_t M, int64_t N, int64_t K);
 // Off: products go to OpenBLAS whole, threaded by OpenBLAS's own pool (blas_threads() threads).
 // For measuring the peak both ways (bench_sgemm_peak); hone itself always splits.
 void set_gemm_split(bool on);

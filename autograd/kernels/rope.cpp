@@ -63,11 +63,14 @@ void rope_apply(int64_t N, int64_t H, int64_t D, const T* x, const int32_t* pos,
     T* cos_a = cs.data();
     T* sin_a = cs.data() + half;
     for (int64_t n = lo; n < hi; ++n) {
-      for (int64_t i = 0; i < half; ++i) {
-        if (table) {
-          cos_a[i] = table[pos[n] * 2 * half + i];
-          sin_a[i] = sign * table[pos[n] * 2 * half + half + i];
-        } else {
+      if (table) {
+        const T* row = table + pos[n] * 2 * half;  // cos, then sin
+        for (int64_t i = 0; i < half; ++i) {
+          cos_a[i] = row[i];
+          sin_a[i] = sign * row[half + i];
+        }
+      } else {
+        for (int64_t i = 0; i < half; ++i) {
           const double a = static_cast<double>(pos[n]) * inv_freq[i];
           cos_a[i] = static_cast<T>(std::cos(a));
           sin_a[i] = sign * static_cast<T>(std::sin(a));

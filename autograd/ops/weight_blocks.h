@@ -1,6 +1,8 @@
-// Frozen weights stored as BF16/F16/Q8_0/Q4_0 reach gemm in the compute dtype through this:
-// converted tile by tile of rows into one reusable per-thread buffer (shared by linear and the
-// fused LM-head loss), so no op ever holds a whole converted copy of a large weight.
+// Frozen weights stored as BF16/F16/Q8_0/Q4_0 reach gemm in the compute dtype through this,
+// converted tile by tile into reusable per-thread buffers, so no op ever holds a whole converted
+// copy of a large weight: projections (linear_parts.h) convert each thread's own part of a tile
+// (converted_xwt / converted_dyw); the fused LM-head loss converts whole tiles of rows
+// (for_weight_blocks).
 #pragma once
 
 #include <algorithm>
@@ -20,6 +22,22 @@ constexpr int64_t kWorkspaceElems = int64_t{1} << 22;
 
 template <class T>
 constexpr DType dtype_of = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+
+// Converts rows [o0, o1) × columns [c0, c1) of W (out, in) into dst (o1 − o0, c1 − c0).
+// Q8_0/Q4_0 need c0 and c1 on block boundaries (multiples of 32) or c1 == in.
+template <class T>
+void convert_weight_part(const Tensor& W, int64_t in, int64_t o0, int64_t o1, int64_t c0,
+                         int64_t c1, T* dst) {
+  const char* src = static_cast<const char*>(W.raw());
+  const int64_t w = c1 - c0;
+  for (int64_t o = o0; o < o1; ++o) {
+    const void* s = src + dtype_nbytes(W.dtype(), o * in + c0);
+    if constexpr (std::is_same_v<T, float>)
+      convert_to_f32(s, W.dtype(), dst + (o - o0) * w, static_cast<size_t>(w));
+    else
+      convert_to_f64(s, W.dtype(), dst + (o - o0) * w, static_cast<size_t>(w));
+  }
+}
 
 // Calls fn(o0, o1, W_rows) for row blocks [o0, o1) of W (out, in) as T. A W already in T is
 // one block with no copy (or blocks of max_rows); otherwise rows are converted into a reusable
@@ -46,36 +64,13 @@ void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
     if (even <= rows) rows = even;
   }
   if (ws.size() < static_cast<size_t>(rows * in)) ws.resize(static_cast<size_t>(rows * in));
-  const char* src = static_cast<const char*>(W.raw());
   for (int64_t o0 = 0; o0 < out; o0 += rows) {
     const int64_t o1 = std::min(out, o0 + rows);
     T* dst = ws.data();
     kernels::parallel_rows(o1 - o0, kernels::grain_for(in), [&](int64_t lo, int64_t hi) {
-      // Q8_0/Q4_0 rows hold whole blocks (in % 32 == 0), so a row starts at a block.
-      const void* s = src + dtype_nbytes(W.dtype(), (o0 + lo) * in);
-      const size_t n = static_cast<size_t>((hi - lo) * in);
-      if constexpr (std::is_same_v<T, float>)
-        convert_to_f32(s, W.dtype(), dst + lo * in, n);
-      else
-        convert_to_f64(s, W.dtype(), dst + lo * in, n);
+      convert_weight_part<T>(W, in, o0 + lo, o0 + hi, 0, in, dst + lo * in);
     });
     fn(o0, o1, static_cast<const T*>(dst));
-  }
-}
-
-// Converts rows [o0, o1) × columns [c0, c1) of W (out, in) into dst (o1 − o0, c1 − c0).
-// Q8_0/Q4_0 need c0 and c1 on block boundaries (multiples of 32) or c1 == in.
-template <class T>
-void convert_weight_part(const Tensor& W, int64_t in, int64_t o0, int64_t o1, int64_t c0,
-                         int64_t c1, T* dst) {
-  const char* src = static_cast<const char*>(W.raw());
-  const int64_t w = c1 - c0;
-  for (int64_t o = o0; o < o1; ++o) {
-    const void* s = src + dtype_nbytes(W.dtype(), o * in + c0);
-    if constexpr (std::is_same_v<T, float>)
-      convert_to_f32(s, W.dtype(), dst + (o - o0) * w, static_cast<size_t>(w));
-    else
-      convert_to_f64(s, W.dtype(), dst + (o - o0) * w, static_cast<size_t>(w));
   }
 }
 
@@ -90,13 +85,6 @@ struct WeightParts {
         count(std::max<int64_t>(1, std::min<int64_t>(threads, blocks))) {}
   int64_t lo(int64_t i) const { return std::min(len, blocks * i / count * align); }
 };
-
-// Threads for a product of M·N·K multiply-adds: 1 below the size where splitting costs more
-// than it saves (as kernels::gemm decides for its own split).
-inline int weight_threads(int64_t M, int64_t N, int64_t K) {
-  const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  return work < double{1 << 20} ? 1 : kernels::blas_threads();
-}
 
 // The calling thread's buffer of at least n elements for converted parts of W (one per thread,
 // shared by every product below).
@@ -124,7 +112,7 @@ void for_parts(int64_t count, const F& body) {
 // Y (N, out) = X (N, in)·Wᵀ + beta·Y.
 template <class T>
 void converted_xwt(const Tensor& W, int64_t out, int64_t in, const T* X, int64_t N, T beta, T* Y) {
-  const int threads = weight_threads(N, out, in);
+  const int threads = kernels::gemm_threads(N, out, in);
   const int64_t tile = std::max<int64_t>(16 * threads, kWorkspaceElems / std::max<int64_t>(in, 1));
   for (int64_t t0 = 0; t0 < out; t0 += tile) {
     const WeightParts parts(std::min(out, t0 + tile) - t0, 16, threads);
@@ -146,7 +134,7 @@ void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_
     if (beta == T(0)) std::fill(dX, dX + N * in, T(0));
     return;
   }
-  const int threads = weight_threads(N, out, in);
+  const int threads = kernels::gemm_threads(N, out, in);
   // Column parts start on block boundaries of a quantized W.
   const WeightParts parts(in, is_quantized(W.dtype()) ? 32 : 16, threads);
   const int64_t width = parts.lo(1) - parts.lo(0);
