@@ -112,9 +112,9 @@ def main(path, peak_override=None):
         print(f"| {m} | " + " | ".join(cols) + " |")
     if extra:
         print("\nhone in other set-ups (same run):\n")
-        print("| config | base | activation checkpointing | s/step | tok/s | MFU | peak RSS |"
-              " planned | planned / measured | RSS / torch tuned fp32 |")
-        print("|---" * 10 + "|")
+        print("| config | base | activation checkpointing | fused LM head | s/step | tok/s | MFU |"
+              " peak RSS | planned | planned / measured | RSS / torch tuned fp32 |")
+        print("|---" * 11 + "|")
         def torch_rss(model, kib):
             t = best.get(model, {}).get("torch-tuned-fp32")
             return f"{kib / t['peak_rss_kib']:.2f}" if t else "–"
@@ -123,7 +123,8 @@ def main(path, peak_override=None):
             fpt, _ = flops_per_token(r["model"], r.get("seq", 512), r.get("rank", 16))
             mfu = r["tokens_per_s"] * fpt / 1e9 / peak * 100 if peak else 0
             print(f"| {r['model']} | {r.get('weight_dtype', 'f32')} | "
-                  f"{'on' if r.get('checkpointing') else 'off'} | {r['sec_per_step']:.2f} | "
+                  f"{'on' if r.get('checkpointing') else 'off'} | "
+                  f"{'on' if r.get('fused_head') else 'off'} | {r['sec_per_step']:.2f} | "
                   f"{r['tokens_per_s']:.1f} | {mfu:.0f}% | {r['peak_rss_kib'] / 1048576:.2f} GiB | "
                   f"{r['plan_peak_rss_kib'] / 1048576:.2f} GiB | "
                   f"{r['plan_peak_rss_kib'] / r['peak_rss_kib']:.3f} | "
