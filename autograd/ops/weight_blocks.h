@@ -1,6 +1,6 @@
 // Frozen weights stored as BF16/F16/Q8_0/Q4_0 reach gemm in the compute dtype through this,
 // converted tile by tile into reusable per-thread buffers, so no op ever holds a whole converted
-// copy of a large weight: projections (linear_parts.h) convert each thread's own part of a tile
+// copy of a large weight: projections (linear_parts.h) convert the part of W each task multiplies
 // (converted_xwt / converted_dyw); the fused LM-head loss converts whole tiles of rows
 // (for_weight_blocks).
 #pragma once
@@ -74,17 +74,30 @@ void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
   }
 }
 
-// Balanced parts of [0, len) in multiples of `align`, at most one per thread: part i is
-// [lo(i), lo(i + 1)).
+// Balanced parts of [0, len) in multiples of `align`: part i is [lo(i), lo(i + 1)).
 struct WeightParts {
   int64_t len, align, blocks, count;
-  WeightParts(int64_t len_, int64_t align_, int threads)
+  WeightParts(int64_t len_, int64_t align_, int64_t parts)
       : len(len_),
         align(align_),
         blocks((len_ + align_ - 1) / align_),
-        count(std::max<int64_t>(1, std::min<int64_t>(threads, blocks))) {}
+        count(std::max<int64_t>(1, std::min<int64_t>(parts, blocks))) {}
   int64_t lo(int64_t i) const { return std::min(len, blocks * i / count * align); }
 };
+
+// Parts narrower than this cost more in gemm's re-packing of the shared operand than they win.
+constexpr int64_t kMinPart = 512;
+
+// Parts of [0, len) for `threads` threads when one part may be at most `cap` long: a multiple
+// of the thread count, and up to four per thread while each stays kMinPart long, because the
+// threads take parts as they finish: on this shared host one core is often slowed for a while,
+// and with one part per thread the other waited for it (4-5% of a Llama-3.2-1B step).
+inline WeightParts balanced_parts(int64_t len, int64_t align, int threads, int64_t cap) {
+  const int64_t t = std::max(threads, 1);
+  const int64_t fit = (len + t * cap - 1) / (t * std::max<int64_t>(cap, 1));
+  const int64_t balance = std::min<int64_t>(4, len / (t * kMinPart));
+  return WeightParts(len, align, t * std::max<int64_t>({1, fit, balance}));
+}
 
 // The calling thread's buffer of at least n elements for converted parts of W (one per thread,
 // shared by every product below).
@@ -95,38 +108,45 @@ T* weight_scratch(int64_t n) {
   return ws.data();
 }
 
-// Runs body(i) for parts 0..count−1, one task per part (inline when there is one).
+// Runs body(i) for parts 0..count−1, one task per part, taken by whichever thread is free
+// (inline when there is one). Which thread runs a part never changes what it computes.
 template <class F>
 void for_parts(int64_t count, const F& body) {
   if (count == 1) return body(int64_t{0});
-  tbb::parallel_for(int64_t{0}, count, body, tbb::static_partitioner());
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, count, 1),
+      [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t i = r.begin(); i < r.end(); ++i) body(i);
+      },
+      tbb::simple_partitioner());
 }
 
-// Products with a frozen W that is not stored in T, split so that each thread converts exactly
-// the part of W it multiplies into its own buffer and multiplies it at once: the converted part
-// is still in that core's cache, and there is one parallel phase per tile instead of a
-// conversion phase followed by a product phase. The split is along W's rows (forward) or
-// columns (input gradient), never along the summed dimension, so every element of the result
-// is the same sum as with one whole product.
+// Products with a frozen W that is not stored in T, split so that each task converts exactly
+// the part of W it multiplies into its thread's buffer and multiplies it at once: one parallel
+// phase per product instead of a conversion phase followed by a product phase. The split is
+// along W's rows (forward) or columns (input gradient), never along the summed dimension, and
+// the parts depend only on the sizes and the thread count, so every element of the result is
+// the same sum whichever thread computes it.
 //
 // Y (N, out) = X (N, in)·Wᵀ + beta·Y.
 template <class T>
 void converted_xwt(const Tensor& W, int64_t out, int64_t in, const T* X, int64_t N, T beta, T* Y) {
   const int threads = kernels::gemm_threads(N, out, in);
-  const int64_t tile = std::max<int64_t>(16 * threads, kWorkspaceElems / std::max<int64_t>(in, 1));
-  for (int64_t t0 = 0; t0 < out; t0 += tile) {
-    const WeightParts parts(std::min(out, t0 + tile) - t0, 16, threads);
-    for_parts(parts.count, [&](int64_t i) {
-      const int64_t o0 = t0 + parts.lo(i), o1 = t0 + parts.lo(i + 1);
-      if (o0 >= o1) return;
-      T* ws = weight_scratch<T>((o1 - o0) * in);
-      convert_weight_part<T>(W, in, o0, o1, 0, in, ws);
-      kernels::gemm_serial<T>(false, true, N, o1 - o0, in, T(1), X, in, ws, in, beta, Y + o0, out);
-    });
-  }
+  // Rows of W one thread's buffer holds (16-row multiples: OpenBLAS's micro-tiles).
+  const int64_t cap =
+      std::max<int64_t>(16, kWorkspaceElems / threads / std::max<int64_t>(in, 1) / 16 * 16);
+  const WeightParts parts = balanced_parts(out, 16, threads, cap);
+  for_parts(parts.count, [&](int64_t i) {
+    const int64_t o0 = parts.lo(i), o1 = parts.lo(i + 1);
+    if (o0 >= o1) return;
+    T* ws = weight_scratch<T>((o1 - o0) * in);
+    convert_weight_part<T>(W, in, o0, o1, 0, in, ws);
+    kernels::gemm_serial<T>(false, true, N, o1 - o0, in, T(1), X, in, ws, in, beta, Y + o0, out);
+  });
 }
 
-// dX (N, in) = dY (N, out)·W + beta·dX.
+// dX (N, in) = dY (N, out)·W + beta·dX. Each task owns columns [c0, c1) of dX and walks W's rows
+// in tiles that fit its buffer, adding tile by tile in order.
 template <class T>
 void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_t N, T beta,
                    T* dX) {
@@ -136,21 +156,19 @@ void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_
   }
   const int threads = kernels::gemm_threads(N, out, in);
   // Column parts start on block boundaries of a quantized W.
-  const WeightParts parts(in, is_quantized(W.dtype()) ? 32 : 16, threads);
-  const int64_t width = parts.lo(1) - parts.lo(0);
-  const int64_t tile =
-      std::max<int64_t>(16, kWorkspaceElems / threads / std::max<int64_t>(width, 1));
-  for (int64_t t0 = 0; t0 < out; t0 += tile) {
-    const int64_t t1 = std::min(out, t0 + tile);
-    for_parts(parts.count, [&](int64_t i) {
-      const int64_t c0 = parts.lo(i), c1 = parts.lo(i + 1);
-      if (c0 >= c1) return;
+  const WeightParts parts = balanced_parts(in, is_quantized(W.dtype()) ? 32 : 16, threads, in);
+  for_parts(parts.count, [&](int64_t i) {
+    const int64_t c0 = parts.lo(i), c1 = parts.lo(i + 1);
+    if (c0 >= c1) return;
+    const int64_t tile = std::max<int64_t>(16, kWorkspaceElems / threads / (c1 - c0));
+    for (int64_t t0 = 0; t0 < out; t0 += tile) {
+      const int64_t t1 = std::min(out, t0 + tile);
       T* ws = weight_scratch<T>((t1 - t0) * (c1 - c0));
       convert_weight_part<T>(W, in, t0, t1, c0, c1, ws);
       kernels::gemm_serial<T>(false, false, N, c1 - c0, t1 - t0, T(1), dY + t0, out, ws, c1 - c0,
                               t0 == 0 ? beta : T(1), dX + c0, in);
-    });
-  }
+    }
+  });
 }
 
 }  // namespace hone::ops_detail

@@ -180,16 +180,18 @@ TEST(TensorQuant, BlockAccountingSlicesViewsAndConversions) {
 }
 
 TEST(OpsLinearQuant, FrozenQuantizedWeightEqualsDequantizedF32OnOddSizes) {
-  // Products from 2^20 multiply-adds are split over the threads, each converting its own rows
+  // Products from 2^20 multiply-adds are split into parts, each task converting its own rows
   // (forward) or 32-aligned columns (input gradient) of W: 8 rows cannot be split, 160 columns
-  // split unevenly (64 + 96). The last case exceeds the 4M-element conversion workspace, so W
-  // also goes in two tiles of rows.
+  // split unevenly (64 + 96). With 2 threads, 2100 rows and 2080 columns go in four parts (two
+  // per thread, taken as threads free up); 1100 × 4000 exceeds the 4M-element conversion
+  // workspace, so its parts are also bounded by the buffer (rows) and tiled (columns).
   struct Case {
     int64_t N, out, in;
   };
   double worst = 0;
   for (Case c : {Case{1, 1, 32}, Case{7, 9, 64}, Case{3, 33, 96}, Case{600, 8, 320},
-                 Case{300, 50, 160}, Case{5, 1100, 4000}})
+                 Case{300, 50, 160}, Case{5, 1100, 4000}, Case{16, 2100, 64},
+                 Case{6, 100, 2080}})
     for (DType t : kTypes) {
       Var wq(randf({c.out, c.in}, 81, 0.1).to(t));
       Var wf(wq.value().to(DType::F32));
@@ -203,6 +205,13 @@ TEST(OpsLinearQuant, FrozenQuantizedWeightEqualsDequantizedF32OnOddSizes) {
       t2.backward_from(y2, dy);
       const double ex = max_abs_diff(x1.grad(), x2.grad()) / std::max(1.0, max_abs(x2.grad()));
       EXPECT_LE(ex, 1e-6) << dtype_name(t) << " " << c.out << "x" << c.in;
+      // Whichever thread takes a part, it computes the same sums: bitwise the same again.
+      Var x3(x1.value().clone(), true);
+      Tape t3;
+      Var y3 = linear(&t3, x3, wq);
+      t3.backward_from(y3, dy);
+      EXPECT_EQ(max_abs_diff(y3.value(), y1.value()), 0.0);
+      EXPECT_EQ(max_abs_diff(x3.grad(), x1.grad()), 0.0);
       worst = std::max({worst, ey, ex});
       EXPECT_FALSE(wq.has_grad());
       // F64 compute dequantizes into doubles: the same as the f32 values widened.
