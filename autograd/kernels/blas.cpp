@@ -61,8 +61,9 @@ constexpr double kSplitWork = 1 << 20;
 // Row/column blocks are multiples of this (OpenBLAS's AVX-512 micro-tiles are 16 wide).
 constexpr int64_t kSplitAlign = 16;
 
-// C (M, N) = alpha·op(A)·op(B) + beta·C, split along the larger of M and N into one block per
-// thread. No split runs along K, so every element is the same sum whatever the partition.
+// C (M, N) = alpha·op(A)·op(B) + beta·C, split along the larger of M and N into split_parts
+// blocks, each taken by whichever thread is free. No split runs along K, and the blocks depend
+// only on the sizes and the thread count, so every element is the same sum whoever computes it.
 template <class T, class Call>
 void split_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
                 const T* B, int64_t ldb, T* C, int64_t ldc, const Call& call) {
@@ -70,7 +71,8 @@ void split_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, i
   const int threads = gemm_threads(M, N, K);
   const bool by_rows = M >= N;
   const int64_t len = by_rows ? M : N;
-  const int64_t parts = std::min<int64_t>(threads, (len + kSplitAlign - 1) / kSplitAlign);
+  const int64_t parts =
+      std::min<int64_t>(split_parts(len, threads), (len + kSplitAlign - 1) / kSplitAlign);
   if (parts <= 1) {
     call(M, N, A, B, C);
     return;
@@ -87,7 +89,7 @@ void split_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, i
         else  // columns [lo, hi) of C and of op(B)
           call(M, hi - lo, A, tb ? B + lo * ldb : B + lo, C + lo);
       },
-      tbb::static_partitioner());
+      tbb::simple_partitioner());
 }
 
 }  // namespace
@@ -181,6 +183,12 @@ int blas_threads() {
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   return work < kSplitWork ? 1 : split_threads();
+}
+
+int64_t split_parts(int64_t len, int threads) {
+  constexpr int64_t kMinPart = 512;
+  if (threads <= 1) return 1;
+  return threads * std::max<int64_t>(1, std::min<int64_t>(4, len / (threads * kMinPart)));
 }
 
 void set_gemm_split(bool on) {

@@ -31,6 +31,12 @@ int blas_threads();
 // Threads a product of M·N·K multiply-adds is split over: 1 below the size where splitting
 // costs more than it saves, else blas_threads(). For kernels that split a product themselves.
 int gemm_threads(int64_t M, int64_t N, int64_t K);
+// Parts a product split over `threads` threads goes in along a dimension of length `len`: a
+// multiple of the thread count, up to four per thread while each part stays 512 long (narrower
+// parts cost more in re-packing the shared operand than they win). Threads take parts as they
+// finish: on a shared host one core is often slowed for a while, and with one part per thread
+// the other waited for it (5-8% of a Llama-3.2-1B step).
+int64_t split_parts(int64_t len, int threads);
 // Off: products go to OpenBLAS whole, threaded by OpenBLAS's own pool (blas_threads() threads).
 // For measuring the peak both ways (bench_sgemm_peak); hone itself always splits.
 void set_gemm_split(bool on);

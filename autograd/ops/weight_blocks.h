@@ -85,18 +85,13 @@ struct WeightParts {
   int64_t lo(int64_t i) const { return std::min(len, blocks * i / count * align); }
 };
 
-// Parts narrower than this cost more in gemm's re-packing of the shared operand than they win.
-constexpr int64_t kMinPart = 512;
-
-// Parts of [0, len) for `threads` threads when one part may be at most `cap` long: a multiple
-// of the thread count, and up to four per thread while each stays kMinPart long, because the
-// threads take parts as they finish: on this shared host one core is often slowed for a while,
-// and with one part per thread the other waited for it (4-5% of a Llama-3.2-1B step).
+// Parts of [0, len) for `threads` threads when one part may be at most `cap` long: gemm's
+// split (kernels::split_parts, taken by whichever thread is free), or more, a multiple of the
+// thread count, when parts that long would not fit.
 inline WeightParts balanced_parts(int64_t len, int64_t align, int threads, int64_t cap) {
   const int64_t t = std::max(threads, 1);
   const int64_t fit = (len + t * cap - 1) / (t * std::max<int64_t>(cap, 1));
-  const int64_t balance = std::min<int64_t>(4, len / (t * kMinPart));
-  return WeightParts(len, align, t * std::max<int64_t>({1, fit, balance}));
+  return WeightParts(len, align, std::max(kernels::split_parts(len, threads), t * fit));
 }
 
 // The calling thread's buffer of at least n elements for converted parts of W (one per thread,

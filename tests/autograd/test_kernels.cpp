@@ -71,6 +71,37 @@ TEST(KernelBlas, GemmMatchesReferenceAllTransposesStrided) {
           }
 }
 
+TEST(KernelBlas, SplitProductsMatchReferenceAndRepeatBitwise) {
+  // Up to four parts per thread while each stays 512 long, always a multiple of the threads.
+  EXPECT_EQ(split_parts(100000, 1), 1);
+  EXPECT_EQ(split_parts(1023, 2), 2);
+  EXPECT_EQ(split_parts(2100, 2), 4);
+  EXPECT_EQ(split_parts(100000, 2), 8);
+  EXPECT_EQ(split_parts(10, 3), 3);
+  // From 2^20 multiply-adds gemm splits C by rows (M >= N) or columns into those parts, which
+  // threads take as they free up: with 2 threads, 2100 rows or columns go in four uneven parts.
+  struct Case {
+    int64_t M, N, K;
+  };
+  for (Case c : {Case{2100, 20, 30}, Case{20, 2100, 30}, Case{1100, 37, 31}})
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        int64_t lda = (ta ? c.M : c.K) + 1, ldb = (tb ? c.K : c.N) + 2, ldc = c.N + 3;
+        auto A = randn(size_t((ta ? c.K : c.M) * lda), 4);
+        auto B = randn(size_t((tb ? c.N : c.K) * ldb), 5);
+        auto C0 = randn(size_t(c.M * ldc), 6);
+        auto C1 = C0, C2 = C0;
+        gemm<float>(ta, tb, c.M, c.N, c.K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, C0.data(),
+                    ldc);
+        gemm<float>(ta, tb, c.M, c.N, c.K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, C2.data(),
+                    ldc);
+        gemm_ref<float>(ta, tb, c.M, c.N, c.K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f,
+                        C1.data(), ldc);
+        ASSERT_LT(max_rel(C0, C1), 1e-5) << "ta=" << ta << " tb=" << tb << " M=" << c.M;
+        ASSERT_EQ(C0, C2) << "the same parts, whoever runs them, give the same bits";
+      }
+}
+
 TEST(KernelBlas, GemmDoubleAndBetaZeroIgnoresGarbage) {
   int64_t M = 5, N = 3, K = 7;
   std::vector<double> A(M * K), B(K * N), C(M * N, std::nan("")), R(M * N, 0);
