@@ -56,14 +56,25 @@ void axpy(int64_t n, T s, const T* dy, T* dx) {
   });
 }
 
+// d[i] = v into a fresh buffer, else d[i] += v (the flag is loop-invariant: GCC unswitches it).
 template <class T>
-void mul_bwd(int64_t n, const T* a, const T* b, const T* dy, T* da, T* db) {
+inline void put(T* d, int64_t i, T v, bool store) {
+  if (store)
+    d[i] = v;
+  else
+    d[i] += v;
+}
+
+template <class T>
+void mul_bwd(int64_t n, const T* a, const T* b, const T* dy, T* da, T* db, bool store_a,
+             bool store_b) {
   parallel_rows(n, kGrain, [&](int64_t lo, int64_t hi) {
-    // Read both inputs before writing: da may alias db when a and b are the same Var.
+    // Read both inputs before writing: da may alias db when a and b are the same Var (then the
+    // first write may store, the second adds).
     for (int64_t i = lo; i < hi; ++i) {
       T ga = dy[i] * b[i], gb = dy[i] * a[i];
-      if (da) da[i] += ga;
-      if (db) db[i] += gb;
+      if (da) put(da, i, ga, store_a);
+      if (db) put(db, i, gb, store_b);
     }
   });
 }
@@ -90,14 +101,15 @@ void swiglu_fwd(int64_t n, const T* gate, const T* up, T* y) {
 }
 
 template <class T>
-void swiglu_bwd(int64_t n, const T* gate, const T* up, const T* dy, T* dgate, T* dup) {
+void swiglu_bwd(int64_t n, const T* gate, const T* up, const T* dy, T* dgate, T* dup,
+                bool store_gate, bool store_up) {
   parallel_rows(n, kGrain, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) {
       T g = gate[i], s = sigmoid(g);
       T gg = dy[i] * up[i] * s * (T(1) + g * (T(1) - s));
       T gu = dy[i] * g * s;
-      if (dgate) dgate[i] += gg;
-      if (dup) dup[i] += gu;
+      if (dgate) put(dgate, i, gg, store_gate);
+      if (dup) put(dup, i, gu, store_up);
     }
   });
 }
@@ -130,19 +142,19 @@ void swiglu_bwd_ref(int64_t n, const T* gate, const T* up, const T* dy, T* dgate
   }
 }
 
-#define HONE_INST(T)                                                          \
-  template void add_fwd<T>(int64_t, const T*, const T*, T*);                  \
-  template void mul_fwd<T>(int64_t, const T*, const T*, T*);                  \
-  template void scale_fwd<T>(int64_t, T, const T*, T*);                       \
-  template void axpy<T>(int64_t, T, const T*, T*);                            \
-  template void mul_bwd<T>(int64_t, const T*, const T*, const T*, T*, T*);    \
-  template void silu_fwd<T>(int64_t, const T*, T*);                           \
-  template void silu_bwd<T>(int64_t, const T*, const T*, T*);                 \
-  template void swiglu_fwd<T>(int64_t, const T*, const T*, T*);               \
-  template void swiglu_bwd<T>(int64_t, const T*, const T*, const T*, T*, T*); \
-  template void silu_fwd_ref<T>(int64_t, const T*, T*);                       \
-  template void silu_bwd_ref<T>(int64_t, const T*, const T*, T*);             \
-  template void swiglu_fwd_ref<T>(int64_t, const T*, const T*, T*);           \
+#define HONE_INST(T)                                                                      \
+  template void add_fwd<T>(int64_t, const T*, const T*, T*);                              \
+  template void mul_fwd<T>(int64_t, const T*, const T*, T*);                              \
+  template void scale_fwd<T>(int64_t, T, const T*, T*);                                   \
+  template void axpy<T>(int64_t, T, const T*, T*);                                        \
+  template void mul_bwd<T>(int64_t, const T*, const T*, const T*, T*, T*, bool, bool);    \
+  template void silu_fwd<T>(int64_t, const T*, T*);                                       \
+  template void silu_bwd<T>(int64_t, const T*, const T*, T*);                             \
+  template void swiglu_fwd<T>(int64_t, const T*, const T*, T*);                           \
+  template void swiglu_bwd<T>(int64_t, const T*, const T*, const T*, T*, T*, bool, bool); \
+  template void silu_fwd_ref<T>(int64_t, const T*, T*);                                   \
+  template void silu_bwd_ref<T>(int64_t, const T*, const T*, T*);                         \
+  template void swiglu_fwd_ref<T>(int64_t, const T*, const T*, T*);                       \
   template void swiglu_bwd_ref<T>(int64_t, const T*, const T*, const T*, T*, T*);
 HONE_INST(float)
 HONE_INST(double)

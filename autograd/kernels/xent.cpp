@@ -34,16 +34,24 @@ void xent_fwd(int64_t N, int64_t V, const T* logits, const int32_t* targets, int
 
 template <class T>
 void xent_bwd(int64_t N, int64_t V, const T* logits, const int32_t* targets, int32_t ignore_index,
-              const T* lse, T scale, T* dlogits) {
+              const T* lse, T scale, T* dlogits, bool store) {
   parallel_rows(N, grain_for(V), [&](int64_t lo, int64_t hi) {
     for (int64_t n = lo; n < hi; ++n) {
-      if (targets[n] == ignore_index) continue;
-      const T* row = logits + n * V;
       T* d = dlogits + n * V;
-      thread_local std::vector<T> e;
-      if (e.size() < static_cast<size_t>(V)) e.resize(static_cast<size_t>(V));
-      exp_shifted(row, V, lse[n], e.data());
-      for (int64_t j = 0; j < V; ++j) d[j] += e[j] * scale;
+      if (targets[n] == ignore_index) {
+        if (store) std::fill(d, d + V, T(0));
+        continue;
+      }
+      const T* row = logits + n * V;
+      if (store) {  // exp straight into the row, then scaled in place
+        exp_shifted(row, V, lse[n], d);
+        for (int64_t j = 0; j < V; ++j) d[j] *= scale;
+      } else {
+        thread_local std::vector<T> e;
+        if (e.size() < static_cast<size_t>(V)) e.resize(static_cast<size_t>(V));
+        exp_shifted(row, V, lse[n], e.data());
+        for (int64_t j = 0; j < V; ++j) d[j] += e[j] * scale;
+      }
       d[targets[n]] -= scale;
     }
   });
@@ -77,11 +85,12 @@ void xent_bwd_ref(int64_t N, int64_t V, const T* logits, const int32_t* targets,
   }
 }
 
-#define HONE_INST(T)                                                                               \
-  template void xent_fwd<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, T*, T*);          \
-  template void xent_bwd<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, const T*, T, T*); \
-  template void xent_fwd_ref<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, T*, T*);      \
-  template void xent_bwd_ref<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, const T*, T,  \
+#define HONE_INST(T)                                                                              \
+  template void xent_fwd<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, T*, T*);         \
+  template void xent_bwd<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, const T*, T, T*, \
+                            bool);                                                                \
+  template void xent_fwd_ref<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, T*, T*);     \
+  template void xent_bwd_ref<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, const T*, T, \
                                 T*);
 HONE_INST(float)
 HONE_INST(double)

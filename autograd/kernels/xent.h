@@ -11,9 +11,10 @@ template <class T>
 void xent_fwd(int64_t N, int64_t V, const T* logits, const int32_t* targets, int32_t ignore_index,
               T* lse, T* loss);
 // dlogits[n] += (softmax(logits[n]) − onehot(target[n])) · scale; ignored rows get nothing.
+// store: dlogits is a fresh buffer, written (ignored rows with zeros) instead of added to.
 template <class T>
 void xent_bwd(int64_t N, int64_t V, const T* logits, const int32_t* targets, int32_t ignore_index,
-              const T* lse, T scale, T* dlogits);
+              const T* lse, T scale, T* dlogits, bool store = false);
 
 template <class T>
 void xent_fwd_ref(int64_t N, int64_t V, const T* logits, const int32_t* targets,

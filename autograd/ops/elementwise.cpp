@@ -30,10 +30,13 @@ Var binary_op(Tape* t, const char* op, const char* an, const char* bn, const Var
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using T = decltype(z);
-        T* da = a.requires_grad() ? t->grad(a).data<T>() : nullptr;
-        T* db = b.requires_grad() ? t->grad(b).data<T>() : nullptr;
+        // A first gradient is stored into its fresh buffer rather than added to zeros. When a
+        // and b are one Var, b's request finds the buffer a's made (not fresh): b adds.
+        bool fa = false, fb = false;
+        T* da = a.requires_grad() ? t->grad(a, &fa).data<T>() : nullptr;
+        T* db = b.requires_grad() ? t->grad(b, &fb).data<T>() : nullptr;
         bwd(out.grad().numel(), a.value().data<T>(), b.value().data<T>(),
-            static_cast<const T*>(out.grad().data<T>()), da, db);
+            static_cast<const T*>(out.grad().data<T>()), da, db, fa, fb);
       });
     });
   return out;
@@ -72,9 +75,8 @@ Var mul(Tape* t, const Var& a, const Var& b) {
   return binary_op(
       t, "mul", "a", "b", a, b,
       [](auto n, const auto* x, const auto* y, auto* out) { kernels::mul_fwd(n, x, y, out); },
-      [](auto n, const auto* x, const auto* y, const auto* dy, auto* dx, auto* dyy) {
-        kernels::mul_bwd(n, x, y, dy, dx, dyy);
-      });
+      [](auto n, const auto* x, const auto* y, const auto* dy, auto* dx, auto* dyy, bool sx,
+         bool sy) { kernels::mul_bwd(n, x, y, dy, dx, dyy, sx, sy); });
 }
 
 // y = s·a. Saves nothing.
@@ -146,9 +148,8 @@ Var swiglu(Tape* t, const Var& gate, const Var& up) {
   return binary_op(
       t, "swiglu", "gate", "up", gate, up,
       [](auto n, const auto* g, const auto* u, auto* out) { kernels::swiglu_fwd(n, g, u, out); },
-      [](auto n, const auto* g, const auto* u, const auto* dy, auto* dg, auto* du) {
-        kernels::swiglu_bwd(n, g, u, dy, dg, du);
-      });
+      [](auto n, const auto* g, const auto* u, const auto* dy, auto* dg, auto* du, bool sg,
+         bool su) { kernels::swiglu_bwd(n, g, u, dy, dg, du, sg, su); });
 }
 
 }  // namespace hone

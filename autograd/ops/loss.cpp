@@ -50,8 +50,10 @@ Var cross_entropy(Tape* t, const Var& logits, const std::vector<int32_t>& target
       dispatch(out.dtype(), [&](auto z) {
         using T = decltype(z);
         const T scale = static_cast<T>(out.grad().data<T>()[0] / static_cast<double>(count));
+        bool fresh = false;  // the usual case: the loss is the logits' only consumer
+        T* dl = t->grad(logits, &fresh).data<T>();
         kernels::xent_bwd<T>(N, V, logits.value().data<T>(), saved->data(), ignore_index,
-                             lse.data<T>(), scale, t->grad(logits).data<T>());
+                             lse.data<T>(), scale, dl, fresh);
       });
     });
   }

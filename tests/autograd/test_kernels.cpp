@@ -95,8 +95,8 @@ TEST(KernelBlas, SplitProductsMatchReferenceAndRepeatBitwise) {
                     ldc);
         gemm<float>(ta, tb, c.M, c.N, c.K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, C2.data(),
                     ldc);
-        gemm_ref<float>(ta, tb, c.M, c.N, c.K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f,
-                        C1.data(), ldc);
+        gemm_ref<float>(ta, tb, c.M, c.N, c.K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, C1.data(),
+                        ldc);
         ASSERT_LT(max_rel(C0, C1), 1e-5) << "ta=" << ta << " tb=" << tb << " M=" << c.M;
         ASSERT_EQ(C0, C2) << "the same parts, whoever runs them, give the same bits";
       }
@@ -132,6 +132,13 @@ TEST(KernelElementwise, SiluSwigluMatchReference) {
     swiglu_bwd_ref<float>(n, x.data(), u.data(), dy.data(), g1.data(), u1.data());
     EXPECT_LT(max_rel(g0, g1), 1e-6) << n;
     EXPECT_LT(max_rel(u0, u1), 1e-6) << n;
+    // Storing into garbage (a fresh gradient buffer) equals adding into zeros, bit for bit.
+    std::vector<float> gz(n, 0.0f), uz(n, 0.0f);
+    auto gs = randn(n, 11), us = randn(n, 12);
+    swiglu_bwd<float>(n, x.data(), u.data(), dy.data(), gz.data(), uz.data());
+    swiglu_bwd<float>(n, x.data(), u.data(), dy.data(), gs.data(), us.data(), true, true);
+    EXPECT_EQ(gs, gz) << n;
+    EXPECT_EQ(us, uz) << n;
   }
 }
 
@@ -148,9 +155,14 @@ TEST(KernelElementwise, AddMulScaleAxpy) {
     std::vector<float> da(n, 1.0f), db(n, 0.0f);
     mul_bwd<float>(n, a.data(), b.data(), dy.data(), da.data(), db.data());
     for (int64_t i = 0; i < n; ++i) {
-      ASSERT_FLOAT_EQ(da[i], 1.0f + dy[i] * b[i]);
+      // (1 + dy·b may be one fused multiply-add: compared on the scale of the 1 it adds to.)
+      ASSERT_NEAR(da[i], 1.0f + dy[i] * b[i], 1e-6);
       ASSERT_FLOAT_EQ(db[i], dy[i] * a[i]);
     }
+    // store_a writes da; with da aliasing db (a·a) the second write adds: 2·dy·a.
+    auto ds = randn(n, 4);
+    mul_bwd<float>(n, a.data(), a.data(), dy.data(), ds.data(), ds.data(), true, false);
+    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(ds[i], dy[i] * a[i] + dy[i] * a[i]);
     axpy<float>(n, -1.0f, dy.data(), db.data());
     for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(db[i], dy[i] * a[i] - dy[i], 1e-6);
   }
@@ -216,6 +228,12 @@ TEST(KernelXent, MatchesReferenceWithIgnoredRows) {
       xent_bwd<float>(N, V, logits.data(), t.data(), -100, s1.data(), 0.5f, d0.data());
       xent_bwd_ref<float>(N, V, logits.data(), t.data(), -100, s1.data(), 0.5f, d1.data());
       EXPECT_LT(max_rel(d0, d1), 1e-5);
+      // store into garbage == add into zeros (ignored rows come out zero), bit for bit.
+      std::vector<float> dz(N * V, 0.0f);
+      auto ds = randn(N * V, 33);
+      xent_bwd<float>(N, V, logits.data(), t.data(), -100, s1.data(), 0.5f, dz.data());
+      xent_bwd<float>(N, V, logits.data(), t.data(), -100, s1.data(), 0.5f, ds.data(), true);
+      EXPECT_EQ(ds, dz) << N << "x" << V;
     }
 }
 
