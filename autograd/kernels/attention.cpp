@@ -82,9 +82,14 @@ void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
 template <class T>
 void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                    const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
-                   T* dq, T* dk, T* dv, const int32_t* kstart) {
+                   T* dq, T* dk, T* dv, const int32_t* kstart, bool store_dq, bool store_dk,
+                   bool store_dv) {
   check_args("attention_bwd", B, Tq, Tk, Hq, Hkv, D);
-  if ((!dq && !dk && !dv) || Tq == 0) return;  // no queries: every gradient is zero
+  if ((!dq && !dk && !dv) || Tq == 0) {  // no queries: every gradient is zero
+    if (dk && store_dk) std::fill(dk, dk + B * Tk * Hkv * D, T(0));
+    if (dv && store_dv) std::fill(dv, dv + B * Tk * Hkv * D, T(0));
+    return;
+  }
   const int64_t off = Tk - Tq, group = Hq / Hkv;
   const int64_t ldq = Hq * D, ldk = Hkv * D;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -130,7 +135,7 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
         if (dv)
           gemm_serial<T>(true, false, kend, D, nq, T(1), P, kend, dO + i0 * ldq, ldq, beta, dVh, D);
         if (dq)
-          gemm_serial<T>(false, false, nq, D, kend, scale, dP, kend, K, ldk, T(1),
+          gemm_serial<T>(false, false, nq, D, kend, scale, dP, kend, K, ldk, store_dq ? T(0) : T(1),
                          dq + qo + i0 * ldq, ldq);
         if (dk)
           gemm_serial<T>(true, false, kend, D, nq, scale, dP, kend, Q + i0 * ldq, ldq, beta, dKh,
@@ -143,17 +148,27 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
       }
     }
   });
-  // dK/dV (B*Tk, Hkv*D) += Σ over the group's query heads, in head order.
+  // dK/dV (B*Tk, Hkv*D) += Σ over the group's query heads, in head order (stored: the group's
+  // first head writes, the others add).
   parallel_rows(B * Tk, grain_for(Hq * D), [&](int64_t lo, int64_t hi) {
     for (int64_t bt = lo; bt < hi; ++bt) {
       const int64_t b = bt / Tk, j = bt % Tk;
       for (int64_t h = 0; h < Hq; ++h) {
         const size_t src = static_cast<size_t>(((b * Hq + h) * Tk + j) * D);
         const int64_t dst = bt * ldk + (h / group) * D;
-        if (dk)
-          for (int64_t d = 0; d < D; ++d) dk[dst + d] += dkh[src + d];
-        if (dv)
-          for (int64_t d = 0; d < D; ++d) dv[dst + d] += dvh[src + d];
+        const bool first = h % group == 0;
+        if (dk) {
+          if (first && store_dk)
+            std::copy(dkh + src, dkh + src + D, dk + dst);
+          else
+            for (int64_t d = 0; d < D; ++d) dk[dst + d] += dkh[src + d];
+        }
+        if (dv) {
+          if (first && store_dv)
+            std::copy(dvh + src, dvh + src + D, dv + dst);
+          else
+            for (int64_t d = 0; d < D; ++d) dv[dst + d] += dvh[src + d];
+        }
       }
     }
   });
@@ -229,7 +244,7 @@ void attention_bwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hk
                                  const T*, const T*, T*, T*, const int32_t*);                    \
   template void attention_bwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const T*, \
                                  const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
-                                 const int32_t*);                                                \
+                                 const int32_t*, bool, bool, bool);                              \
   template void attention_fwd_ref<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,       \
                                      const T*, const T*, const T*, T*, T*, const int32_t*);      \
   template void attention_bwd_ref<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,       \

@@ -26,7 +26,8 @@ void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
 template <class T>
 void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                    const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
-                   T* dq, T* dk, T* dv, const int32_t* kstart = nullptr);
+                   T* dq, T* dk, T* dv, const int32_t* kstart = nullptr, bool store_dq = false,
+                   bool store_dk = false, bool store_dv = false);
 
 template <class T>
 void attention_fwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,

@@ -122,8 +122,11 @@ void rope_fwd(int64_t N, int64_t H, int64_t D, const T* x, const int32_t* pos,
 }
 template <class T>
 void rope_bwd(int64_t N, int64_t H, int64_t D, const T* dy, const int32_t* pos,
-              const double* inv_freq, T* dx) {
-  rope_apply<T, true>(N, H, D, dy, pos, inv_freq, dx, T(-1));
+              const double* inv_freq, T* dx, bool store) {
+  if (store)
+    rope_apply<T, false>(N, H, D, dy, pos, inv_freq, dx, T(-1));
+  else
+    rope_apply<T, true>(N, H, D, dy, pos, inv_freq, dx, T(-1));
 }
 template <class T>
 void rope_fwd_ref(int64_t N, int64_t H, int64_t D, const T* x, const int32_t* pos,
@@ -142,9 +145,12 @@ void rope_bwd_ref(int64_t N, int64_t H, int64_t D, const T* dy, const int32_t* p
   template void F<double>(int64_t, int64_t, int64_t, const double*, const int32_t*, const double*, \
                           double*);
 HONE_INST(rope_fwd)
-HONE_INST(rope_bwd)
 HONE_INST(rope_fwd_ref)
 HONE_INST(rope_bwd_ref)
 #undef HONE_INST
+template void rope_bwd<float>(int64_t, int64_t, int64_t, const float*, const int32_t*,
+                              const double*, float*, bool);
+template void rope_bwd<double>(int64_t, int64_t, int64_t, const double*, const int32_t*,
+                               const double*, double*, bool);
 
 }  // namespace hone::kernels

@@ -11,10 +11,11 @@ namespace hone::kernels {
 template <class T>
 void rope_fwd(int64_t N, int64_t H, int64_t D, const T* x, const int32_t* pos,
               const double* inv_freq, T* y);
-// dx += rotation of dy by −a (the transpose of the forward rotation).
+// dx += rotation of dy by −a (the transpose of the forward rotation); store: dx = (a fresh
+// gradient buffer).
 template <class T>
 void rope_bwd(int64_t N, int64_t H, int64_t D, const T* dy, const int32_t* pos,
-              const double* inv_freq, T* dx);
+              const double* inv_freq, T* dx, bool store = false);
 
 template <class T>
 void rope_fwd_ref(int64_t N, int64_t H, int64_t D, const T* x, const int32_t* pos,

@@ -62,13 +62,17 @@ Var attention(Tape* t, const Var& q, const Var& k, const Var& v, int64_t batch, 
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using E = decltype(z);
-        E* dq = q.requires_grad() ? t->grad(q).data<E>() : nullptr;
-        E* dk = k.requires_grad() ? t->grad(k).data<E>() : nullptr;
-        E* dv = v.requires_grad() ? t->grad(v).data<E>() : nullptr;
+        // First gradients are stored into their fresh buffers. q, k and v are distinct
+        // tensors here (their shapes differ under GQA); should two be one Var, the second
+        // request finds the buffer made (not fresh) and adds.
+        bool fq = false, fk = false, fv = false;
+        E* dq = q.requires_grad() ? t->grad(q, &fq).data<E>() : nullptr;
+        E* dk = k.requires_grad() ? t->grad(k, &fk).data<E>() : nullptr;
+        E* dv = v.requires_grad() ? t->grad(v, &fv).data<E>() : nullptr;
         kernels::attention_bwd<E>(batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<E>(),
                                   k.value().data<E>(), v.value().data<E>(), out.value().data<E>(),
                                   lse.data<E>(), out.grad().data<E>(), dq, dk, dv,
-                                  starts ? starts->data() : nullptr);
+                                  starts ? starts->data() : nullptr, fq, fk, fv);
       });
     });
   return out;

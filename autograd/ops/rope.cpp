@@ -77,8 +77,10 @@ Var rope(Tape* t, const Var& x, const std::vector<double>& inv_freq,
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using T = decltype(z);
+        bool fresh = false;
+        T* dx = t->grad(x, &fresh).data<T>();
         kernels::rope_bwd<T>(N, n_heads, D, out.grad().data<T>(), saved->second.data(),
-                             saved->first.data(), t->grad(x).data<T>());
+                             saved->first.data(), dx, fresh);
       });
     });
   }

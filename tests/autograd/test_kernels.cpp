@@ -206,6 +206,12 @@ TEST(KernelRope, MatchesReferenceAndInverts) {
         rope_bwd<float>(N, H, D, x.data(), pos.data(), inv.data(), d0.data());
         rope_bwd_ref<float>(N, H, D, x.data(), pos.data(), inv.data(), d1.data());
         EXPECT_LT(max_rel(d0, d1), 1e-5);
+        // Storing into garbage (a fresh gradient buffer) equals adding into zeros.
+        std::vector<float> dz(x.size(), 0.0f);
+        auto ds = randn(x.size(), 23);
+        rope_bwd<float>(N, H, D, x.data(), pos.data(), inv.data(), dz.data());
+        rope_bwd<float>(N, H, D, x.data(), pos.data(), inv.data(), ds.data(), true);
+        EXPECT_EQ(ds, dz);
         // The backward rotation undoes the forward one.
         std::vector<float> back(x.size(), 0.0f);
         rope_bwd<float>(N, H, D, y0.data(), pos.data(), inv.data(), back.data());
@@ -262,7 +268,24 @@ TEST(KernelAttention, MatchesReferenceIncludingKvCacheShape) {
     EXPECT_LT(max_rel(dq0, dq1), 1e-4);
     EXPECT_LT(max_rel(dk0, dk1), 1e-4);
     EXPECT_LT(max_rel(dv0, dv1), 1e-4);
+    // Stored into garbage (fresh gradient buffers) == added into zeros, bit for bit.
+    std::vector<float> zq(nq, 0.0f), zk(nk, 0.0f), zv(nk, 0.0f);
+    auto sq = randn(nq, 48), sk = randn(nk, 49), sv = randn(nk, 50);
+    attention_bwd<float>(c.B, c.Tq, c.Tk, c.Hq, c.Hkv, c.D, q.data(), k.data(), v.data(), o1.data(),
+                         l1.data(), dout.data(), zq.data(), zk.data(), zv.data());
+    attention_bwd<float>(c.B, c.Tq, c.Tk, c.Hq, c.Hkv, c.D, q.data(), k.data(), v.data(), o1.data(),
+                         l1.data(), dout.data(), sq.data(), sk.data(), sv.data(), nullptr, true,
+                         true, true);
+    EXPECT_EQ(sq, zq);
+    EXPECT_EQ(sk, zk);
+    EXPECT_EQ(sv, zv);
   }
+  // No queries over 3 cached keys: stored key/value gradients come out zero, not garbage.
+  auto k3 = randn(3 * 4, 61), gk = randn(3 * 4, 62), gv = randn(3 * 4, 63);
+  attention_bwd<float>(1, 0, 3, 2, 2, 2, nullptr, k3.data(), k3.data(), nullptr, nullptr, nullptr,
+                       nullptr, gk.data(), gv.data(), nullptr, false, true, true);
+  EXPECT_EQ(gk, std::vector<float>(12, 0.0f));
+  EXPECT_EQ(gv, std::vector<float>(12, 0.0f));
 }
 
 TEST(KernelAttention, LastRowOfFullPassEqualsOneStepWithCache) {
