@@ -157,18 +157,15 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
         const size_t src = static_cast<size_t>(((b * Hq + h) * Tk + j) * D);
         const int64_t dst = bt * ldk + (h / group) * D;
         const bool first = h % group == 0;
-        if (dk) {
-          if (first && store_dk)
-            std::copy(dkh + src, dkh + src + D, dk + dst);
+        auto gather = [&](T* to, const T* from, bool store) {
+          if (!to) return;
+          if (first && store)
+            std::copy(from + src, from + src + D, to + dst);
           else
-            for (int64_t d = 0; d < D; ++d) dk[dst + d] += dkh[src + d];
-        }
-        if (dv) {
-          if (first && store_dv)
-            std::copy(dvh + src, dvh + src + D, dv + dst);
-          else
-            for (int64_t d = 0; d < D; ++d) dv[dst + d] += dvh[src + d];
-        }
+            for (int64_t d = 0; d < D; ++d) to[dst + d] += from[src + d];
+        };
+        gather(dk, dkh, store_dk);
+        gather(dv, dvh, store_dv);
       }
     }
   });

@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "autograd/error.h"
+#include "autograd/kernels/parallel.h"
 
 namespace hone::kernels {
 
@@ -71,25 +72,15 @@ void split_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, i
   const int threads = gemm_threads(M, N, K);
   const bool by_rows = M >= N;
   const int64_t len = by_rows ? M : N;
-  const int64_t parts =
-      std::min<int64_t>(split_parts(len, threads), (len + kSplitAlign - 1) / kSplitAlign);
-  if (parts <= 1) {
-    call(M, N, A, B, C);
-    return;
-  }
-  const int64_t blocks = (len + kSplitAlign - 1) / kSplitAlign;
-  tbb::parallel_for(
-      int64_t{0}, parts,
-      [&](int64_t i) {
-        const int64_t lo = std::min(len, blocks * i / parts * kSplitAlign);
-        const int64_t hi = std::min(len, blocks * (i + 1) / parts * kSplitAlign);
-        if (lo >= hi) return;
-        if (by_rows)  // rows [lo, hi) of C and of op(A)
-          call(hi - lo, N, ta ? A + lo : A + lo * lda, B, C + lo * ldc);
-        else  // columns [lo, hi) of C and of op(B)
-          call(M, hi - lo, A, tb ? B + lo * ldb : B + lo, C + lo);
-      },
-      tbb::simple_partitioner());
+  const Parts parts(len, kSplitAlign, split_parts(len, threads));
+  for_parts(parts.count, [&](int64_t i) {
+    const int64_t lo = parts.lo(i), hi = parts.lo(i + 1);
+    if (lo >= hi) return;
+    if (by_rows)  // rows [lo, hi) of C and of op(A)
+      call(hi - lo, N, ta ? A + lo : A + lo * lda, B, C + lo * ldc);
+    else  // columns [lo, hi) of C and of op(B)
+      call(M, hi - lo, A, tb ? B + lo * ldb : B + lo, C + lo);
+  });
 }
 
 }  // namespace

@@ -74,24 +74,13 @@ void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
   }
 }
 
-// Balanced parts of [0, len) in multiples of `align`: part i is [lo(i), lo(i + 1)).
-struct WeightParts {
-  int64_t len, align, blocks, count;
-  WeightParts(int64_t len_, int64_t align_, int64_t parts)
-      : len(len_),
-        align(align_),
-        blocks((len_ + align_ - 1) / align_),
-        count(std::max<int64_t>(1, std::min<int64_t>(parts, blocks))) {}
-  int64_t lo(int64_t i) const { return std::min(len, blocks * i / count * align); }
-};
-
 // Parts of [0, len) for `threads` threads when one part may be at most `cap` long: gemm's
 // split (kernels::split_parts, taken by whichever thread is free), or more, a multiple of the
 // thread count, when parts that long would not fit.
-inline WeightParts balanced_parts(int64_t len, int64_t align, int threads, int64_t cap) {
+inline kernels::Parts balanced_parts(int64_t len, int64_t align, int threads, int64_t cap) {
   const int64_t t = std::max(threads, 1);
   const int64_t fit = (len + t * cap - 1) / (t * std::max<int64_t>(cap, 1));
-  return WeightParts(len, align, std::max(kernels::split_parts(len, threads), t * fit));
+  return kernels::Parts(len, align, std::max(kernels::split_parts(len, threads), t * fit));
 }
 
 // The calling thread's buffer of at least n elements for converted parts of W (one per thread,
@@ -101,19 +90,6 @@ T* weight_scratch(int64_t n) {
   thread_local std::vector<T> ws;
   if (ws.size() < static_cast<size_t>(n)) ws.resize(static_cast<size_t>(n));
   return ws.data();
-}
-
-// Runs body(i) for parts 0..count−1, one task per part, taken by whichever thread is free
-// (inline when there is one). Which thread runs a part never changes what it computes.
-template <class F>
-void for_parts(int64_t count, const F& body) {
-  if (count == 1) return body(int64_t{0});
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, count, 1),
-      [&](const tbb::blocked_range<int64_t>& r) {
-        for (int64_t i = r.begin(); i < r.end(); ++i) body(i);
-      },
-      tbb::simple_partitioner());
 }
 
 // Products with a frozen W that is not stored in T, split so that each task converts exactly
@@ -130,8 +106,8 @@ void converted_xwt(const Tensor& W, int64_t out, int64_t in, const T* X, int64_t
   // Rows of W one thread's buffer holds (16-row multiples: OpenBLAS's micro-tiles).
   const int64_t cap =
       std::max<int64_t>(16, kWorkspaceElems / threads / std::max<int64_t>(in, 1) / 16 * 16);
-  const WeightParts parts = balanced_parts(out, 16, threads, cap);
-  for_parts(parts.count, [&](int64_t i) {
+  const kernels::Parts parts = balanced_parts(out, 16, threads, cap);
+  kernels::for_parts(parts.count, [&](int64_t i) {
     const int64_t o0 = parts.lo(i), o1 = parts.lo(i + 1);
     if (o0 >= o1) return;
     T* ws = weight_scratch<T>((o1 - o0) * in);
@@ -151,8 +127,8 @@ void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_
   }
   const int threads = kernels::gemm_threads(N, out, in);
   // Column parts start on block boundaries of a quantized W.
-  const WeightParts parts = balanced_parts(in, is_quantized(W.dtype()) ? 32 : 16, threads, in);
-  for_parts(parts.count, [&](int64_t i) {
+  const kernels::Parts parts = balanced_parts(in, is_quantized(W.dtype()) ? 32 : 16, threads, in);
+  kernels::for_parts(parts.count, [&](int64_t i) {
     const int64_t c0 = parts.lo(i), c1 = parts.lo(i + 1);
     if (c0 >= c1) return;
     const int64_t tile = std::max<int64_t>(16, kWorkspaceElems / threads / (c1 - c0));
