@@ -35,7 +35,7 @@ int gemm_threads(int64_t M, int64_t N, int64_t K);
 // multiple of the thread count, up to four per thread while each part stays 512 long (narrower
 // parts cost more in re-packing the shared operand than they win). Threads take parts as they
 // finish: on a shared host one core is often slowed for a while, and with one part per thread
-// the other waited for it (5-8% of a Llama-3.2-1B step).
+// the other waited for it.
 int64_t split_parts(int64_t len, int threads);
 // Off: products go to OpenBLAS whole, threaded by OpenBLAS's own pool (blas_threads() threads).
 // For measuring the peak both ways (bench_sgemm_peak); hone itself always splits.
