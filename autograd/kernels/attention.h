@@ -5,11 +5,10 @@
 // Tq == Tk that is plain causal training; with Tq new tokens over a KV cache of Tk >= Tq rows it
 // is incremental generation. Requires Tk >= Tq and Hq % Hkv == 0.
 //
-// Threading: (batch, head) pairs and query blocks run sequentially; the products go through gemm
-// with row strides (lda = H*D, no copies) and OpenBLAS parallelises them; the softmax rows are
-// split across TBB threads (one row per task, no cross-row sums). dK/dV are summed over the
-// query heads sharing a KV head in a fixed order. So results are deterministic, and no TBB task
-// ever calls into a multithreaded BLAS.
+// Threading: one TBB task per (batch row, query head, block of query rows) in the forward and per
+// (batch row, query head) in the backward, each running serial products with row strides
+// (lda = H*D, no copies) on its own scratch. dK/dV are summed over the query heads sharing a KV
+// head in a fixed order. So results do not depend on which thread ran what.
 #pragma once
 
 #include <cstdint>
