@@ -137,7 +137,11 @@ void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_
   kernels::for_parts(parts.count, [&](int64_t i) {
     const int64_t c0 = parts.lo(i), c1 = parts.lo(i + 1);
     if (c0 >= c1) return;
-    const int64_t tile = std::max<int64_t>(16, kDywTileElems / (c1 - c0));
+    // Tiles of equal size (16-row multiples) within about kDywTileElems: an uneven last tile
+    // would be a thin product of its own (576 rows in tiles of 341 would leave 235).
+    const int64_t most = std::max<int64_t>(16, kDywTileElems / (c1 - c0));
+    const int64_t tiles = (out + most - 1) / most;
+    const int64_t tile = std::min(out, ((out + tiles - 1) / tiles + 15) / 16 * 16);
     for (int64_t t0 = 0; t0 < out; t0 += tile) {
       const int64_t t1 = std::min(out, t0 + tile);
       T* ws = weight_scratch<T>((t1 - t0) * (c1 - c0));
