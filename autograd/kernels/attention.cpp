@@ -44,7 +44,7 @@ T* scratch(size_t n) {
 
 // Both passes run one task per (batch row, query head, block of query rows), each with serial
 // products and its own scratch: a head's products are too small to split well, and there are
-// enough tasks (B·Hq·⌈T/256⌉) to keep every thread busy.
+// enough tasks (B·Hq·⌈T/kBlock⌉) to keep every thread busy.
 template <class T>
 void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                    const T* q, const T* k, const T* v, T* out, T* lse, const int32_t* kstart) {
