@@ -6,7 +6,8 @@
 #      bases, activation checkpointing and the Llama-3-8B shape (BIG=0 skips that one).
 #   2. Tokenizer speed against transformers.js (needs ../shared and npm).
 #   3. Merge memory.
-# Record the output in bench/RESULTS.md with the date and this command.
+# Record the output in bench/RESULTS.md with the date and this command. (bench_kernels, built
+# beside these, times single kernels at the same shapes; run it by hand.)
 set -euo pipefail
 build=${1:-build}
 shared=${2:-../shared}
