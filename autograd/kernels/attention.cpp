@@ -19,8 +19,8 @@ namespace {
 // Query rows per block: bounds the score scratch to kBlock × Tk and lets a block skip the keys
 // no row in it can see. Causal blocks compute (T/kBlock)(T/kBlock + 1)/2 tiles of kBlock²
 // scores, against T(T + 1)/2 needed: at T = 512, blocks of 256 compute 50% more than needed,
-// blocks of 64 12%. Below 64 rows the serial products lose more than the mask saves (measured
-// on the SmolLM2 / Qwen2.5 / Llama-3.2 head shapes, D = 64).
+// blocks of 64 12%. Much below 64 rows the serial products lose more than the mask saves
+// (`bench_kernels` times this kernel at the bench's head shapes).
 constexpr int64_t kBlock = 64;
 
 void check_args(const char* name, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv,

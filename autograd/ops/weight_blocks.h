@@ -20,10 +20,8 @@ namespace hone::ops_detail {
 // gemm to run at full speed.
 constexpr int64_t kWorkspaceElems = int64_t{1} << 22;
 // Elements of one converted tile in the input-gradient product (1 MB in f32): small enough to
-// stay in L2 between the conversion that writes it and the gemm that packs it. Measured in
-// process on the SmolLM2 / Qwen2.5 / Llama shapes, 0–11% faster than tiles of
-// kWorkspaceElems / threads; the forward keeps its larger parts (fewer re-packings of X pay
-// more there).
+// stay in L2 between the conversion that writes it and the gemm that packs it (the forward
+// keeps its larger parts: there each part re-packs X). `bench_kernels` times both products.
 constexpr int64_t kDywTileElems = int64_t{1} << 18;
 
 template <class T>
