@@ -3,6 +3,9 @@
 #
 #   bash bench/compare.sh [build=build] [threads=2]
 #   CONFIGS="smollm2-135m qwen2.5-0.5b" bash bench/compare.sh build 2
+#   CONFIGS=llama3.2-1b STEPS="1 4" RUNS="hone-q8_0 torch-tuned-fp32" EXTRAS=0 bash bench/compare.sh
+#     (STEPS "warmup measured" overrides the per-config counts below; RUNS picks contenders:
+#     for looking at step-to-step spread, not for the recorded comparison)
 #
 # Installs python3-torch and libtcmalloc-minimal4 (Debian) when missing; `make test` never needs
 # them. Measures the sgemm peak (bench_sgemm_peak, the BLAS hone uses), then for each config runs,
@@ -25,6 +28,7 @@ threads=${2:-2}
 cd "$(dirname "$0")/.."
 CONFIGS=${CONFIGS:-"stories260K smollm2-135m qwen2.5-0.5b llama3.2-1b"}
 REPEATS=${REPEATS:-3}
+RUNS=${RUNS:-"hone hone-q8_0 torch-tuned-fp32 torch-tuned-bf16 torch-stock"}
 OUT=${OUT:-$build/bench/compare.jsonl}
 py=/usr/bin/python3  # Debian's, where python3-torch lives (not a pyenv shim)
 
@@ -48,6 +52,7 @@ done
 
 # Steps per config (hone and torch alike): "warmup steps". The big shapes take seconds a step.
 steps_for() {
+  [ -n "${STEPS:-}" ] && { echo "$STEPS"; return; }
   case "$1" in
     stories260K) echo "2 20" ;;
     smollm2-135m) echo "1 3" ;;
@@ -80,13 +85,18 @@ emit "$("$build/bench/bench_sgemm_peak" 2048 10)"
 for cfg in $CONFIGS; do
   read -r warm steps <<<"$(steps_for "$cfg")"
   for ((r = 1; r <= REPEATS; ++r)); do
-    run_hone "$cfg" "$threads" "$warm" "$steps"
-    run_hone "$cfg" "$threads" "$warm" "$steps" --weight-dtype q8_0
-    run_torch tuned fp32 "$cfg" "$warm" "$steps"
-    run_torch tuned bf16 "$cfg" "$warm" "$steps"
-    run_torch stock fp32 "$cfg" "$warm" "$steps"
+    for who in $RUNS; do
+      case "$who" in
+        hone) run_hone "$cfg" "$threads" "$warm" "$steps" ;;
+        hone-q8_0) run_hone "$cfg" "$threads" "$warm" "$steps" --weight-dtype q8_0 ;;
+        torch-tuned-fp32) run_torch tuned fp32 "$cfg" "$warm" "$steps" ;;
+        torch-tuned-bf16) run_torch tuned bf16 "$cfg" "$warm" "$steps" ;;
+        torch-stock) run_torch stock fp32 "$cfg" "$warm" "$steps" ;;
+        *) echo "compare: unknown contender '$who' in RUNS" >&2 && exit 2 ;;
+      esac
+    done
   done
-  if [ "$cfg" = smollm2-135m ] && [ "$threads" -gt 1 ]; then
+  if [ "$cfg" = smollm2-135m ] && [ "$threads" -gt 1 ] && [[ " $RUNS " == *" hone "* ]]; then
     run_hone "$cfg" 1 "$warm" "$steps"  # thread scaling: compared with the best run above
   fi
 done

@@ -45,7 +45,7 @@ def flops_per_token(model, seq, rank):
 
 
 def main(path, peak_override=None):
-    peak, best, one_thread, order, extra = None, {}, {}, [], []
+    peak, best, one_thread, order, extra, runs = None, {}, {}, [], [], {}
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -70,6 +70,7 @@ def main(path, peak_override=None):
                     continue
             else:
                 impl = f"torch-{r['mode']}-{r['dtype']}"
+            runs.setdefault(m, {}).setdefault(impl, []).append(r)
             if impl not in best.setdefault(m, {}) or r["tokens_per_s"] > best[m][impl]["tokens_per_s"]:
                 best[m][impl] = r
 
@@ -110,6 +111,15 @@ def main(path, peak_override=None):
                  cell(ratio(rss("hone-q8_0"), rss("torch-tuned-fp32")), "{:.2f}"),
                  cell(plan("hone"), "{:.3f}"), cell(plan("hone-q8_0"), "{:.3f}")]
         print(f"| {m} | " + " | ".join(cols) + " |")
+    # Every repeat, so a best that one lucky (or unlucky) step decided is visible.
+    print("\nEach repeat's tokens/s in run order (its measured steps' seconds in brackets):\n")
+    for m in order:
+        for i in IMPLS:
+            rs = runs.get(m, {}).get(i, [])
+            if rs:
+                cells = [f"{r['tokens_per_s']:.1f}" + (f" [{', '.join(f'{t:.2f}' for t in r['step_seconds'])}]"
+                                                      if r.get("step_seconds") else "") for r in rs]
+                print(f"- {m} {i}: " + " / ".join(cells))
     if extra:
         print("\nhone in other set-ups (same run):\n")
         print("| config | base | activation checkpointing | fused LM head | s/step | tok/s | MFU |"

@@ -249,7 +249,7 @@ def main():
     ids = torch.randint(0, s["V"], (a.batch, a.seq), generator=g)
     targets = torch.randint(0, s["V"], (a.batch, a.seq), generator=g)
 
-    total, loss = 0.0, float("nan")
+    total, loss, times = 0.0, float("nan"), []
     for step in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -261,12 +261,13 @@ def main():
         loss = l.item()
         if step >= a.warmup:
             total += dt
+            times.append(round(dt, 3))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
         "impl": "torch", "mode": a.mode, "dtype": a.dtype, "model": a.model, "params": base,
         "lora_params": sum(p.numel() for p in params), "batch": a.batch, "seq": a.seq,
         "rank": a.rank, "threads": torch.get_num_threads(), "steps": a.steps,
-        "sec_per_step": round(total / a.steps, 4),
+        "sec_per_step": round(total / a.steps, 4), "step_seconds": times,
         "tokens_per_s": round(a.batch * a.seq * a.steps / total, 1), "loss": round(loss, 4),
         "peak_rss_kib": rss, "torch": torch.__version__, "sdpa": HAS_SDPA,
         "env": {k: os.environ.get(k, "") for k in

@@ -127,6 +127,7 @@ int main(int argc, char** argv) {
     for (auto& t : targets) t = static_cast<int32_t>(rng.next_u64() % cfg.vocab_size);
 
     double total = 0, loss = 0;
+    std::string times;  // each measured step's seconds, as a JSON list's items
     for (int s = 0; s < warmup + steps; ++s) {
       auto t0 = std::chrono::steady_clock::now();
       Tape tape;
@@ -136,7 +137,12 @@ int main(int argc, char** argv) {
       if (opt) opt->step(oc.lr);
       double dt = seconds_since(t0);
       loss = l.value().item(0);
-      if (s >= warmup) total += dt;
+      if (s >= warmup) {
+        total += dt;
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%s%.3f", times.empty() ? "" : ", ", dt);
+        times += buf;
+      }
     }
     const double tps = static_cast<double>(batch * seq * steps) / total;
     struct rusage ru {};
@@ -146,13 +152,14 @@ int main(int argc, char** argv) {
         "\"batch\": %lld, \"seq\": %lld, \"rank\": %lld, \"optimizer\": \"%s\", "
         "\"weight_dtype\": \"%s\", \"checkpointing\": %s, \"fused_head\": %s, \"threads\": %d, "
         "\"steps\": %d, "
-        "\"sec_per_step\": %.4f, \"tokens_per_s\": %.1f, \"loss\": %.4f, \"peak_rss_kib\": %ld, "
+        "\"sec_per_step\": %.4f, \"step_seconds\": [%s], \"tokens_per_s\": %.1f, \"loss\": %.4f, "
+        "\"peak_rss_kib\": %ld, "
         "\"plan_peak_rss_kib\": %lld, \"start_rss_kib\": %lld, \"blas\": \"%s\"}\n",
         which.c_str(), static_cast<long long>(model.num_parameters()),
         static_cast<long long>(adapters.num_parameters()), static_cast<long long>(batch),
         static_cast<long long>(seq), static_cast<long long>(rank), optimizer.c_str(),
         weight_dtype.c_str(), checkpointing ? "true" : "false", plan.fused_head ? "true" : "false",
-        kernels::blas_threads(), steps, total / steps, tps, loss, ru.ru_maxrss,
+        kernels::blas_threads(), steps, total / steps, times.c_str(), tps, loss, ru.ru_maxrss,
         static_cast<long long>(plan.peak / 1024), static_cast<long long>(runtime_bytes / 1024),
         kernels::blas_info().c_str());
   } catch (const Error& e) {
