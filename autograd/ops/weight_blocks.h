@@ -43,6 +43,18 @@ void convert_weight_part(const Tensor& W, int64_t in, int64_t o0, int64_t o1, in
   }
 }
 
+// The length of equal tiles covering len, each at most `most` (multiples of 16 rows when there
+// are several and most >= 16): an uneven last tile would be a thin, slow product of its own
+// (576 rows in tiles of 341 would leave 235; equal tiles are 288).
+inline int64_t equal_tile(int64_t len, int64_t most) {
+  if (len <= most) return len;
+  if (most < 16) return std::max<int64_t>(most, 1);
+  for (int64_t tiles = (len + most - 1) / most;; ++tiles) {
+    const int64_t even = ((len + tiles - 1) / tiles + 15) / 16 * 16;
+    if (even <= most) return even;
+  }
+}
+
 // Calls fn(o0, o1, W_rows) for row blocks [o0, o1) of W (out, in) as T. A W already in T is
 // one block with no copy (or blocks of max_rows); otherwise rows are converted into a reusable
 // thread_local buffer.
@@ -58,15 +70,9 @@ void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
     return;
   }
   thread_local std::vector<T> ws;
-  // Tiles of equal size (a multiple of 16 rows when there are several): an uneven last tile
-  // would be a thin, slow product of its own.
   int64_t rows = std::max<int64_t>(1, std::min(out, kWorkspaceElems / std::max<int64_t>(in, 1)));
   if (max_rows > 0) rows = std::min(rows, max_rows);
-  if (rows < out) {
-    const int64_t tiles = (out + rows - 1) / rows;
-    const int64_t even = ((out + tiles - 1) / tiles + 15) / 16 * 16;
-    if (even <= rows) rows = even;
-  }
+  rows = equal_tile(out, rows);
   if (ws.size() < static_cast<size_t>(rows * in)) ws.resize(static_cast<size_t>(rows * in));
   for (int64_t o0 = 0; o0 < out; o0 += rows) {
     const int64_t o1 = std::min(out, o0 + rows);
@@ -135,11 +141,8 @@ void converted_dyw(const Tensor& W, int64_t out, int64_t in, const T* dY, int64_
   kernels::for_parts(parts.count, [&](int64_t i) {
     const int64_t c0 = parts.lo(i), c1 = parts.lo(i + 1);
     if (c0 >= c1) return;
-    // Tiles of equal size (16-row multiples) within about kDywTileElems: an uneven last tile
-    // would be a thin product of its own (576 rows in tiles of 341 would leave 235).
-    const int64_t most = std::max<int64_t>(16, kDywTileElems / (c1 - c0));
-    const int64_t tiles = (out + most - 1) / most;
-    const int64_t tile = std::min(out, ((out + tiles - 1) / tiles + 15) / 16 * 16);
+    // Equal tiles of at most kDywTileElems (and at least 16 rows).
+    const int64_t tile = equal_tile(out, std::max<int64_t>(16, kDywTileElems / (c1 - c0)));
     for (int64_t t0 = 0; t0 < out; t0 += tile) {
       const int64_t t1 = std::min(out, t0 + tile);
       T* ws = weight_scratch<T>((t1 - t0) * (c1 - c0));

@@ -12,6 +12,7 @@
 #include "autograd/kernels/embedding.h"
 #include "autograd/kernels/quant.h"
 #include "autograd/ops.h"
+#include "autograd/ops/weight_blocks.h"
 #include "autograd/rng.h"
 
 using namespace hone;
@@ -177,6 +178,25 @@ TEST(TensorQuant, BlockAccountingSlicesViewsAndConversions) {
     EXPECT_EQ(max_abs_diff(f.to(DType::BF16).to(t), f.to(DType::BF16).to(DType::F32).to(t)), 0.0);
     EXPECT_EQ(max_abs_diff(q.clone(), q), 0.0);
   }
+}
+
+TEST(WeightBlocks, EqualTilesStayWithinTheirBoundAndCoverTheLength) {
+  // The tiles both the conversion loops walk W in (ops/weight_blocks.h).
+  for (int64_t most : {1, 7, 16, 100, 341, 1000})
+    for (int64_t len = 1; len <= 3000; ++len) {
+      const int64_t tile = ops_detail::equal_tile(len, most);
+      ASSERT_GE(tile, 1);
+      if (len <= most) {
+        EXPECT_EQ(tile, len);
+        continue;
+      }
+      EXPECT_LE(tile, most) << len << " in tiles of at most " << most;
+      if (most >= 16) {
+        EXPECT_EQ(tile % 16, 0) << len << " / " << most;
+      }
+    }
+  EXPECT_EQ(ops_detail::equal_tile(576, 341), 288);   // not 341 + a thin 235
+  EXPECT_EQ(ops_detail::equal_tile(1000, 341), 336);  // 336 + 336 + 328
 }
 
 TEST(OpsLinearQuant, FrozenQuantizedWeightEqualsDequantizedF32OnOddSizes) {
