@@ -45,7 +45,7 @@ def flops_per_token(model, seq, rank):
 
 
 def main(path, peak_override=None):
-    peak, best, one_thread, order, extra, runs = None, {}, {}, [], [], {}
+    peak, roof, best, one_thread, order, extra, runs = None, None, {}, {}, [], [], {}
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -53,7 +53,7 @@ def main(path, peak_override=None):
                 continue
             r = json.loads(line)
             if r.get("bench") == "sgemm":
-                peak = r["gflops"]
+                peak, roof = r["gflops"], r.get("fma_roof_gflops")
                 continue
             m = r["model"]
             q8 = r["impl"] == "hone" and r.get("weight_dtype") == "q8_0"
@@ -81,6 +81,9 @@ def main(path, peak_override=None):
     else:
         print(f"sgemm peak (2048³ through hone's OpenBLAS, the better of hone's split and "
               f"OpenBLAS's own threads, same run): {peak} GFLOP/s\n")
+    if roof:
+        print(f"FMA roof (AVX-512 FMAs on registers, every thread, same run): {roof} GFLOP/s; "
+              f"the sgemm peak is {peak / roof * 100:.0f}% of it\n")
     print("| config | " + " | ".join(f"{i} tok/s" for i in IMPLS) +
           " | hone / best tuned | hone-q8_0 / best tuned | hone / stock | MFU hone |"
           " MFU hone-q8_0 | MFU torch tuned fp32 | RSS hone | RSS hone-q8_0 |"

@@ -1,13 +1,20 @@
 // The machine's sgemm peak through the BLAS hone uses: the denominator of MFU figures. Measured
 // both ways a product can be threaded here — split by hone over TBB (what hone runs) and by
 // OpenBLAS's own pool — and the better one is the peak, so MFU is never flattered by a weaker
-// denominator.
+// denominator. Also the FMA roof in the same run: every thread running independent AVX-512
+// FMAs on registers only, what no product with memory traffic can beat (the sgemm peak is a
+// fraction of it, and the host's phases move both).
 //   bench_sgemm_peak [n=2048] [reps=10]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "autograd/kernels/blas.h"
 
@@ -26,6 +33,41 @@ double gflops(int64_t n, int reps, std::vector<float>& a, std::vector<float>& b,
   return 2.0 * static_cast<double>(n) * n * n * reps / s / 1e9;
 }
 
+#if defined(__AVX512F__)
+// 12 independent chains of a·b + c (FMA latency 4 × 2 ports needs 8): 12 × 16 × 2 flops a turn.
+__attribute__((noinline)) float fma_chains(int64_t turns) {
+  const __m512 m = _mm512_set1_ps(0.999999f), k = _mm512_set1_ps(1e-7f);
+  __m512 r[12];
+  for (int i = 0; i < 12; ++i) r[i] = _mm512_set1_ps(1.0f + 1e-3f * static_cast<float>(i));
+  for (int64_t t = 0; t < turns; ++t) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) r[i] = _mm512_fmadd_ps(r[i], m, k);
+  }
+  __m512 s = r[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, r[i]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float sum = 0;
+  for (float v : lanes) sum += v;
+  return sum;  // used, so the chains are computed
+}
+
+double fma_roof(int threads) {
+  const int64_t turns = 100'000'000;
+  std::vector<float> sink(static_cast<size_t>(threads));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i) pool.emplace_back([&, i] { sink[i] = fma_chains(turns); });
+  for (auto& t : pool) t.join();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return sink[0] == 0.0f ? 0.0 : threads * static_cast<double>(turns) * 12 * 16 * 2 / s / 1e9;
+}
+#else
+double fma_roof(int) {
+  return 0.0;  // not measured without AVX-512
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,10 +79,11 @@ int main(int argc, char** argv) {
   hone::kernels::set_gemm_split(false);
   const double own = gflops(n, reps, a, b, c);
   hone::kernels::set_gemm_split(true);
+  const double roof = fma_roof(hone::kernels::blas_threads());
   std::printf(
       "{\"bench\": \"sgemm\", \"n\": %lld, \"gflops\": %.1f, \"gflops_hone_split\": %.1f, "
-      "\"gflops_openblas_threads\": %.1f, \"blas\": \"%s\"}\n",
-      static_cast<long long>(n), std::max(split, own), split, own,
+      "\"gflops_openblas_threads\": %.1f, \"fma_roof_gflops\": %.1f, \"blas\": \"%s\"}\n",
+      static_cast<long long>(n), std::max(split, own), split, own, roof,
       hone::kernels::blas_info().c_str());
   return 0;
 }
