@@ -30,6 +30,12 @@ CONFIGS=${CONFIGS:-"stories260K smollm2-135m qwen2.5-0.5b llama3.2-1b"}
 REPEATS=${REPEATS:-3}
 RUNS=${RUNS:-"hone hone-q8_0 torch-tuned-fp32 torch-tuned-bf16 torch-stock"}
 OUT=${OUT:-$build/bench/compare.jsonl}
+for who in $RUNS; do  # a typo fails here, before anything is measured
+  case "$who" in
+    hone | hone-q8_0 | torch-tuned-fp32 | torch-tuned-bf16 | torch-stock) ;;
+    *) echo "compare: unknown contender '$who' in RUNS" >&2 && exit 2 ;;
+  esac
+done
 py=/usr/bin/python3  # Debian's, where python3-torch lives (not a pyenv shim)
 
 # --- dependencies (the bench may install; the tests do not need these) -----------------------
@@ -92,7 +98,6 @@ for cfg in $CONFIGS; do
         torch-tuned-fp32) run_torch tuned fp32 "$cfg" "$warm" "$steps" ;;
         torch-tuned-bf16) run_torch tuned bf16 "$cfg" "$warm" "$steps" ;;
         torch-stock) run_torch stock fp32 "$cfg" "$warm" "$steps" ;;
-        *) echo "compare: unknown contender '$who' in RUNS" >&2 && exit 2 ;;
       esac
     done
   done

@@ -45,7 +45,7 @@ def flops_per_token(model, seq, rank):
 
 
 def main(path, peak_override=None):
-    peak, roof, best, one_thread, order, extra, runs = None, None, {}, {}, [], [], {}
+    peak, peak_n, roof, best, one_thread, order, extra, runs = None, None, None, {}, {}, [], [], {}
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -53,7 +53,7 @@ def main(path, peak_override=None):
                 continue
             r = json.loads(line)
             if r.get("bench") == "sgemm":
-                peak, roof = r["gflops"], r.get("fma_roof_gflops")
+                peak, peak_n, roof = r["gflops"], r.get("n"), r.get("fma_roof_gflops")
                 continue
             m = r["model"]
             q8 = r["impl"] == "hone" and r.get("weight_dtype") == "q8_0"
@@ -79,7 +79,7 @@ def main(path, peak_override=None):
               f"{peak_override} GFLOP/s\n")
         peak = peak_override
     else:
-        print(f"sgemm peak (2048³ through hone's OpenBLAS, the better of hone's split and "
+        print(f"sgemm peak ({peak_n}³ through hone's OpenBLAS, the better of hone's split and "
               f"OpenBLAS's own threads, same run): {peak} GFLOP/s\n")
     if roof:
         print(f"FMA roof (AVX-512 FMAs on registers, every thread, same run): {roof} GFLOP/s; "
