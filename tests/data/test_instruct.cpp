@@ -461,6 +461,41 @@ TEST(InstructChatReal, Qwen3EndingWithAUserTurn) {
              {"Welcome.<|im_end|>"});
 }
 
+// A content starting with "\n" after Qwen3's "<|im_start|>assistant\n" tokenizes as one "\n\n"
+// across the header's end: the sequence stays the text's tokenization and that token, which
+// holds output, is trained (the header's own "\n" comes with it).
+TEST(InstructChatReal, TokenCrossingTheHeaderEndIsTrained) {
+  HONE_REQUIRE_SHARED(path, "tokenizers/qwen3/tokenizer.json");
+  const HfTokenizer& tok = shared_tokenizer(path);
+  InstructOptions o = opts("chat");
+  o.chat_template = resolve_chat_template("", path);
+  const auto messages = nlohmann::ordered_json::parse(
+      R"([{"role": "user", "content": "q"}, {"role": "assistant", "content": "\nA1"},
+          {"role": "user", "content": "q2"}, {"role": "assistant", "content": "A2"}])");
+  const TokenizedExample ex = tokenize_chat(messages, tok, o);
+  const std::string text = render_chat_json(o.chat_template, messages, false, "", "<|im_end|>");
+  ASSERT_NE(text.find("<|im_start|>assistant\n\nA1<|im_end|>"), std::string::npos);
+  EXPECT_EQ(ex.tokens, tok.encode(text, false, false));
+  EXPECT_EQ(trained_texts(tok, ex),
+            (std::vector<std::string>{"\n\nA1<|im_end|>", "<think>\n\n</think>\n\nA2<|im_end|>"}));
+}
+
+// train_on: all trains every token but the first, whatever the template does with the content,
+// with one BOS when the template has none.
+TEST(InstructChat, TrainOnAllIsTheWholeRenderingAfterOneBos) {
+  test::ByteTokenizer doubling(/*extra_bos=*/true);
+  InstructOptions o = opts("chat");
+  o.train_on_all = true;
+  o.chat_template =
+      "{% for m in messages %}<{{ m.role }}>{{ m.content | upper }}</{{ m.role }}>{% endfor %}";
+  const auto messages = nlohmann::ordered_json::parse(
+      R"([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])");
+  const TokenizedExample ex = tokenize_chat(messages, doubling, o);
+  EXPECT_EQ(ex.tokens, concat({{1}, bytes_of("<user>Q</user><assistant>A</assistant>")}));
+  EXPECT_EQ(ex.n_targets(), static_cast<int64_t>(ex.tokens.size()) - 1);
+  EXPECT_EQ(ex.target[0], 0);
+}
+
 TEST(InstructChatReal, MistralHasNoTemplateBuiltinsTrainTheSpaceAndEos) {
   HONE_REQUIRE_SHARED(tok, "tokenizers/mistral/tokenizer.json");
   try {
