@@ -237,9 +237,8 @@ TokenizedExample tokenize_chat(const nlohmann::ordered_json& messages, const Tok
   for (const AssistantSpan& s : chat.assistant) {
     Turn t{};
     t.begin = tokens_before(s.begin, nullptr);
-    size_t crossing = 0;
-    t.content_end = tokens_before(s.content_end, &crossing) + crossing;  // a crossing token
-                                                                         // holds content
+    size_t crossing = 0;  // a token crossing the content's end holds content: it is trained
+    t.content_end = tokens_before(s.content_end, &crossing) + crossing;
     t.content_end = std::max(t.content_end, t.begin);
     // The template's end-of-turn token right after the content (past whitespace-only tokens, as
     // Llama 2's " </s>"), e.g. <|eot_id|>, <|im_end|>: the model must learn to produce it.
