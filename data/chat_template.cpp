@@ -1,9 +1,13 @@
 #include "data/chat_template.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
+#include <string_view>
+#include <tuple>
+#include <utility>
 
 #include "autograd/error.h"
 #include "data/jinja/template.h"
@@ -125,6 +129,150 @@ std::string render_chat(const std::string& template_text, const std::vector<Chat
     list.push_back(std::move(j));
   }
   return render_chat_json(template_text, list, add_generation_prompt, bos_token, eos_token, extra);
+}
+
+namespace {
+
+size_t common_prefix(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+size_t common_suffix(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  while (i < n && a[a.size() - 1 - i] == b[b.size() - 1 - i]) ++i;
+  return i;
+}
+
+struct SpanFinder {
+  const std::string& tmpl;
+  const nlohmann::ordered_json& messages;
+  const std::string& bos;
+  const std::string& eos;
+  const nlohmann::ordered_json& extra;
+  const std::string& text;  // the whole conversation, rendered
+
+  std::string render(const nlohmann::ordered_json& msgs, bool gen) const {
+    return render_chat_json(tmpl, msgs, gen, bos, eos, extra);
+  }
+
+  nlohmann::ordered_json head(size_t k) const {
+    nlohmann::ordered_json h = nlohmann::ordered_json::array();
+    for (size_t j = 0; j < k; ++j) h.push_back(messages[j]);
+    return h;
+  }
+
+  // What add_generation_prompt appends after `msgs` ("" when it does not simply append).
+  std::string generation_suffix(const nlohmann::ordered_json& msgs) const {
+    const std::string with = render(msgs, true), without = render(msgs, false);
+    return with.starts_with(without) ? with.substr(without.size()) : std::string();
+  }
+
+  // [content_begin, content_end) of message k: where the text changes when the content is
+  // replaced by `sentinel`, which holds a byte the text lacks, so the change ends exactly at the
+  // content's last byte. A reasoning-carrying content (Qwen3) changes the text from its reasoning
+  // on; a trimmed one only where the trimmed text is.
+  std::pair<size_t, size_t> content_slot(size_t k, const std::string& sentinel,
+                                         const std::string& what) const {
+    nlohmann::ordered_json marked = messages;
+    marked[k]["content"] = sentinel;
+    const std::string other = render(marked, false);
+    const size_t pre = common_prefix(text, other);
+    const size_t suf =
+        std::min(common_suffix(text, other), std::min(text.size(), other.size()) - pre);
+    const size_t other_end = other.size() - suf;
+    if (other_end < pre + sentinel.size() ||
+        other.compare(other_end - sentinel.size(), sentinel.size(), sentinel) != 0)
+      throw Error("chat template: the content of " + what +
+                  " is not rendered as given (the template rewrites it), so its span cannot be "
+                  "located");
+    return {pre, text.size() - suf};
+  }
+
+  // Where the model starts producing message k: the end of its prompt render(messages[:k],
+  // true) when the conversation's text begins with that prompt; otherwise (the template renders
+  // earlier turns differently once later ones exist) the position in [lo, content_begin] whose
+  // preceding text shares the longest tail with the prompt (the latest such position).
+  size_t turn_start(size_t k, size_t lo, size_t content_begin, const std::string& what) const {
+    nlohmann::ordered_json h = head(k);
+    std::string prompt;
+    bool rendered = true;
+    try {
+      prompt = render(h, true);
+    } catch (const Error&) {
+      rendered = false;  // e.g. Qwen3 reads messages[0].role, which raises on [] as in jinja2
+    }
+    if (rendered && text.starts_with(prompt) && prompt.size() >= lo &&
+        prompt.size() <= content_begin)
+      return prompt.size();
+    std::string tail;
+    size_t need = 1;
+    if (rendered) {
+      tail = prompt;
+      need = std::max<size_t>(1, generation_suffix(h).size());
+    } else {
+      // Without a prompt for this turn, the header the template appends after it must match.
+      h.push_back(messages[k]);
+      tail = generation_suffix(h);
+      need = tail.size();
+    }
+    size_t best = 0, at = 0;
+    for (size_t x = content_begin + 1; x-- > lo;) {
+      const size_t n = common_suffix(std::string_view(text).substr(0, x), tail);
+      if (n > best) {
+        best = n;
+        at = x;
+      }
+    }
+    if (need == 0 || best < need)
+      throw Error("chat template: cannot find where " + what +
+                  " starts in the rendered conversation (its prompt does not appear before it)");
+    return at;
+  }
+};
+
+}  // namespace
+
+RenderedChat render_chat_spans(const std::string& template_text,
+                               const nlohmann::ordered_json& messages, const std::string& bos_token,
+                               const std::string& eos_token, const nlohmann::ordered_json& extra) {
+  RenderedChat out;
+  out.text = render_chat_json(template_text, messages, false, bos_token, eos_token, extra);
+  const SpanFinder finder{template_text, messages, bos_token, eos_token, extra, out.text};
+  // The sentinel's delimiter must occur nowhere in the text (see content_slot) and survive
+  // trim (Python counts U+001C..U+001F as whitespace, so they would not).
+  char delim = 0;
+  for (char c : {'\x01', '\x02', '\x03', '\x04'})
+    if (out.text.find(c) == std::string::npos) {
+      delim = c;
+      break;
+    }
+  size_t lo = 0;  // no span starts before the previous content's end
+  for (size_t k = 0; k < messages.size(); ++k) {
+    const auto& m = messages[k];
+    if (!m.is_object() || !m.contains("role") || m["role"] != "assistant") continue;
+    const std::string what = "message " + std::to_string(k) + " (assistant)";
+    if (delim == 0)
+      throw Error(
+          "chat template: the conversation holds all of the control characters "
+          "U+0001..U+0004, one of which hone needs as a marker to locate " +
+          what);
+    const std::string sentinel =
+        std::string(1, delim) + "hone-content-" + std::to_string(k) + std::string(1, delim);
+    AssistantSpan span;
+    span.message = k;
+    std::tie(span.content_begin, span.content_end) = finder.content_slot(k, sentinel, what);
+    if (span.content_begin < lo)
+      throw Error("chat template: the rendering of earlier messages depends on the content of " +
+                  what + ", so its span cannot be located");
+    span.begin = finder.turn_start(k, lo, span.content_begin, what);
+    out.assistant.push_back(span);
+    lo = span.content_end;
+  }
+  return out;
 }
 
 const std::string& builtin_chat_template(const std::string& name) {

@@ -200,66 +200,74 @@ TokenizedExample tokenize_chat(const nlohmann::ordered_json& messages, const Tok
   if (options.chat_template.empty()) throw Error("chat data needs a chat template");
   const std::string bos_s = template_token(tokenizer, tokenizer.bos_id());
   const std::string eos_s = template_token(tokenizer, tokenizer.eos_id());
-  const std::string full = render_chat_json(options.chat_template, messages, false, bos_s, eos_s);
+  const RenderedChat chat =
+      options.train_on_all
+          ? RenderedChat{render_chat_json(options.chat_template, messages, false, bos_s, eos_s), {}}
+          : render_chat_spans(options.chat_template, messages, bos_s, eos_s);
+  const std::string& text = chat.text;
 
-  // Cut the rendered text into prompt pieces and assistant-content pieces.
-  struct Piece {
-    size_t begin, end;
-    bool target;
+  // The sequence is the tokenization of the whole text, after the BOS add_bos asks for unless
+  // the template's text already begins with it.
+  const std::vector<int32_t> ids = tokenizer.encode(text, false, false);
+  std::vector<int32_t> lead = tokenizer.encode("", options.add_bos, false);
+  drop_double_bos(lead, tokenizer.bos_id());
+  if (lead.size() <= ids.size() && std::equal(lead.begin(), lead.end(), ids.begin())) lead.clear();
+
+  // The number of tokens of `ids` that the text before byte `at` tokenizes to on its own: a turn
+  // whose prompt tokenizes alone as it does inside the conversation is trained on exactly the
+  // ids the model produces after that prompt. Where a token crosses `at` (the prompt alone
+  // tokenizes differently), the tokens before it.
+  auto tokens_before = [&](size_t at, size_t* crossing) {
+    const std::vector<int32_t> p = tokenizer.encode(text.substr(0, at), false, false);
+    size_t n = 0;
+    while (n < p.size() && n < ids.size() && p[n] == ids[n]) ++n;
+    if (crossing) *crossing = n < p.size() ? 1 : 0;
+    return n;
   };
-  std::vector<Piece> pieces;
-  size_t pos = 0;
-  for (size_t k = 0; k < messages.size(); ++k) {
-    if (messages[k].value("role", std::string()) != "assistant") continue;
-    nlohmann::ordered_json head = nlohmann::ordered_json::array();
-    for (size_t j = 0; j < k; ++j) head.push_back(messages[j]);
-    const std::string prompt = render_chat_json(options.chat_template, head, true, bos_s, eos_s);
-    if (!full.starts_with(prompt) || prompt.size() < pos)
-      throw Error("chat template: the prompt for message " + std::to_string(k) +
-                  " (assistant) is not a prefix of the rendered conversation, so its span "
-                  "cannot be found");
-    const std::string content = messages[k].value("content", std::string());
-    size_t at = content.empty() ? std::string::npos : full.find(content, prompt.size());
-    size_t len = content.size();
-    if (at == std::string::npos) {  // templates may trim the content
-      const std::string s = strip(content);
-      at = s.empty() ? prompt.size() : full.find(s, prompt.size());
-      len = s.size();
-    }
-    if (at == std::string::npos)
-      throw Error("chat template: the content of message " + std::to_string(k) +
-                  " (assistant) does not appear in the rendered conversation");
-    pieces.push_back({pos, at, false});
-    pieces.push_back({at, at + len, true});
-    pos = at + len;
+  auto is_blank = [&](size_t i) {
+    const std::string piece = tokenizer.decode_token(i > 0 ? ids[i - 1] : -1, ids[i]);
+    return !piece.empty() && strip(piece).empty();
+  };
+  struct Turn {
+    size_t begin, content_end, end;  // token indices into ids
+    bool closed;                     // ends in the template's end-of-turn token
+  };
+  std::vector<Turn> turns;
+  size_t prev_end = 0;
+  for (const AssistantSpan& s : chat.assistant) {
+    Turn t{};
+    t.begin = tokens_before(s.begin, nullptr);
+    size_t crossing = 0;  // a token crossing the content's end holds content: it is trained
+    t.content_end = tokens_before(s.content_end, &crossing) + crossing;
+    t.content_end = std::max(t.content_end, t.begin);
+    // The template's end-of-turn token right after the content (past whitespace-only tokens, as
+    // Llama 2's " </s>"), e.g. <|eot_id|>, <|im_end|>: the model must learn to produce it.
+    size_t e = t.content_end;
+    while (e < ids.size() && !is_end_token(tokenizer, ids[e]) && is_blank(e)) ++e;
+    t.closed = e < ids.size() && is_end_token(tokenizer, ids[e]);
+    t.end = t.closed ? e + 1 : t.content_end;
+    if (t.begin < prev_end)
+      throw Error("chat template: the span of message " + std::to_string(s.message) +
+                  " (assistant) overlaps the previous assistant turn's tokens");
+    prev_end = t.end;
+    turns.push_back(t);
   }
-  pieces.push_back({pos, full.size(), false});
 
   TokenizedExample ex;
-  bool first = true;
-  bool after_target = false;
-  for (const Piece& p : pieces) {
-    const std::string text = full.substr(p.begin, p.end - p.begin);
-    std::vector<int32_t> ids;
-    if (!text.empty() || first) ids = tokenizer.encode(text, first && options.add_bos, false);
-    if (first) drop_double_bos(ids, tokenizer.bos_id());
-    first = false;
-    if (p.target) {
-      append(ex, ids, true);
-      after_target = true;
-      continue;
-    }
-    if (after_target) {
-      // The template's end-of-turn token is the target that stops generation; without one, EOS.
-      if (!ids.empty() && is_end_token(tokenizer, ids.front())) {
-        append(ex, {ids.front()}, true);
-        ids.erase(ids.begin());
-      } else if (options.add_eos && tokenizer.eos_id() >= 0) {
+  ex.tokens.reserve(lead.size() + ids.size() + turns.size());
+  append(ex, lead, false);
+  size_t next = 0;  // the first turn not yet finished
+  for (size_t i = 0; i <= ids.size(); ++i) {
+    // A turn the template closes with no special token: EOS, so the model learns to stop (the
+    // one place the sequence departs from the text's tokenization).
+    while (next < turns.size() && turns[next].end == i) {
+      if (!turns[next].closed && options.add_eos && tokenizer.eos_id() >= 0)
         append(ex, {tokenizer.eos_id()}, true);
-      }
-      after_target = false;
+      ++next;
     }
-    append(ex, ids, false);
+    if (i == ids.size()) break;
+    const bool in_turn = next < turns.size() && i >= turns[next].begin;
+    append(ex, {ids[i]}, in_turn);
   }
   finish(ex, options.train_on_all);
   return ex;

@@ -11,9 +11,10 @@
 //   alpaca      {"instruction": str, "input": str (optional), "output": str}
 //               S = [BOS] alpaca_prompt(instruction, input) | output EOS
 //   chat        {"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}
-//               rendered with a Jinja chat template; each assistant turn's content and the end
-//               token the template closes it with (<|eot_id|>, <|im_end|>, </s>, ...) are targets,
-//               or EOS appended when the template closes the turn with no special token.
+//               rendered once with a Jinja chat template and tokenized whole; each assistant turn
+//               is a target from the end of its header to the end token the template closes it
+//               with (<|eot_id|>, <|im_end|>, </s>, ...), or EOS inserted when the template closes
+//               the turn with no special token (see tokenize_chat).
 // ("|" marks where the loss mask starts; with train_on_all every token after the first is a
 // target.)
 #pragma once
@@ -72,11 +73,17 @@ struct TokenizedExample {
 TokenizedExample tokenize_completion(const std::string& prompt, const std::string& completion,
                                      const Tokenizer& tokenizer, const InstructOptions& options);
 
-// A conversation (JSON array of {role, content}) → the rendered template's tokens, with each
-// assistant turn's content + end token as targets. Each assistant turn k is located by rendering
-// messages[:k] with add_generation_prompt (the text the model is prompted with when generating
-// turn k), so the mask is exact whatever the template. Throws hone::Error when the template
-// fails or renders conversation prefixes that are not prefixes of the whole conversation.
+// A conversation (JSON array of {role, content}) → the tokens of the whole rendered
+// conversation (after BOS when add_bos asks for one the text lacks), with each assistant turn as
+// the template renders it in that text as targets (render_chat_spans): from the end of the
+// turn's generation prompt (the header) through the end-of-turn token after its content —
+// content as rendered (trimmed; Qwen3 drops earlier turns' reasoning), template text the model
+// writes itself (Qwen3's think block, Llama 2's leading space), whitespace-only tokens before the
+// end token. Headers, other roles and everything after the last assistant turn are not trained;
+// a turn with no end token gets an inserted EOS target (add_eos), the one departure from the
+// text's tokenization. The targets start where the prompt's own tokens end, so they are the ids
+// the model produces after it (where a token crosses that boundary, it is trained). Throws
+// hone::Error when the template fails or an assistant turn cannot be located.
 TokenizedExample tokenize_chat(const nlohmann::ordered_json& messages, const Tokenizer& tokenizer,
                                const InstructOptions& options);
 

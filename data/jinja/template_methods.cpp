@@ -253,7 +253,10 @@ Value getitem(const Value& obj, const Value& key) {
                                 : static_cast<int64_t>(cp_length(obj.as_string()));
       int64_t i = key.as_int();
       if (i < 0) i += n;
-      if (i < 0 || i >= n) return Value::undefined(obj.type_name() + " index out of range");
+      // Out of range is undefined, not an error, as in jinja2 (which names the index as given);
+      // only using the undefined (an attribute of it, arithmetic) raises.
+      if (i < 0 || i >= n)
+        return Value::undefined(obj.type_name() + " object has no element " + key.repr());
       if (obj.is_list()) return obj.as_list()[static_cast<size_t>(i)];
       auto c = decode(obj.as_string())[static_cast<size_t>(i)];
       return Value(obj.as_string().substr(c.off, c.len));

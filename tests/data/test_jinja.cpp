@@ -138,6 +138,25 @@ TEST(Jinja, UndefinedBehavesLikeJinja) {
   EXPECT_NE(error_of("{{ nothing + 'x' }}").find("'nothing' is undefined"), std::string::npos);
 }
 
+// An index past the end is undefined, as in jinja2 3.1 and @huggingface/jinja; reading an
+// attribute of it raises in jinja2 ("list object has no element 0"), which transformers uses, so
+// Qwen3's template (messages[0].role) raises on an empty conversation there and here.
+// @huggingface/jinja instead yields undefined again and renders nothing; hone follows transformers.
+TEST(Jinja, IndexPastTheEndIsUndefinedAndReadingItRaisesAsInJinja2) {
+  const ojson empty = {{"x", ojson::array()}};
+  EXPECT_EQ(R("[{{ x[0] }}]{{ x[0] is defined }}{{ x[0] is undefined }}{{ x[0] or 'd' }}"
+              "{{ x[0] | default('z') }}{{ x[-1] is defined }}",
+              empty),
+            "[]FalseTruedzFalse");
+  EXPECT_EQ(R("{{ 'ab'[5] is defined }}{{ [1][-2] is defined }}"), "FalseFalse");
+  EXPECT_NE(error_of("{{ x[0].role }}", empty).find("list object has no element 0"),
+            std::string::npos)
+      << error_of("{{ x[0].role }}", empty);
+  EXPECT_NE(error_of("{% if x[-2].role == 's' %}{% endif %}", {{"x", {1}}})
+                .find("list object has no element -2"),
+            std::string::npos);
+}
+
 TEST(Jinja, Filters) {
   EXPECT_EQ(
       R("{{ 'abc' | length }}{{ 'añb' | length }}{{ [1, 2] | length }}{{ {'a': 1} | count }}"),
