@@ -25,9 +25,19 @@ struct GenerateResult {
   std::vector<int32_t> prompt_ids;
   std::vector<int32_t> new_ids;
   std::string text;  // prompt + continuation, decoded
+  // True when generation ended because the model's context was full (not at EOS and before
+  // max_new_tokens); `context` is that length in tokens.
+  bool stopped_at_context = false;
+  int64_t context = 0;
 };
 
-// Runs generation; `on_piece` (if set) receives each decoded piece as it is produced.
+// Throws Error naming the option and its value when a sampling option is out of range
+// (non-finite or negative temperature, negative top-k, top-p outside (0, 1], negative
+// max-new-tokens, unknown dtype). run_generate calls it before reading or printing anything.
+void check_generate_options(const GenerateOptions& opt);
+
+// Runs generation; `on_piece` (if set) receives each decoded piece as it is produced, the
+// decoded prompt first. Throws Error when the base has a non-finite weight (naming the tensor).
 GenerateResult run_generate(const GenerateOptions& opt,
                             const std::function<void(const std::string&)>& on_piece = {});
 

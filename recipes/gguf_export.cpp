@@ -4,6 +4,7 @@
 #include "lora/gguf_lora.h"
 #include "lora/merge.h"
 #include "lora/peft.h"
+#include "model/io/atomic_file.h"
 #include "model/io/gguf_model.h"
 #include "model/io/model_files.h"
 #include "recipes/merge_export.h"
@@ -31,6 +32,7 @@ MergeSummary export_gguf(const ExportOptions& o) {
   if (o.out.empty()) throw Error("--out: an output file is required");
   if (!o.max_shard_size.empty()) throw Error("--max-shard-size: GGUF is written as one file");
   if (fs::is_directory(o.out)) throw Error("--out " + o.out + ": is a folder; GGUF is one file");
+  check_replaceable_file(o.out);  // a device node, FIFO or symlink is never replaced
   if (fs::exists(o.out) && !o.force)
     throw Error("--out " + o.out + ": exists (pass --force to replace it)");
   // Everything is read and checked before the file is written.

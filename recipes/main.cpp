@@ -12,6 +12,7 @@
 #include "recipes/inspect.h"
 #include "recipes/merge_export.h"
 #include "recipes/plan.h"
+#include "recipes/stdout_guard.h"
 #include "recipes/tokenize_cmd.h"
 #include "recipes/train.h"
 
@@ -22,14 +23,15 @@ std::string runtime_banner() {
          std::to_string(tbb::info::default_concurrency()) + " threads";
 }
 
-}  // namespace
+// Thrown when stdout broke mid-command, to stop the work; main's final check names the reason.
+struct StdoutBroken {};
 
-int main(int argc, char** argv) {
-  // Re-executes with the AVX-512 OpenBLAS kernel when the loaded one is slower than the CPU
-  // allows (Debian's 0.3.21 mis-detects some AVX-512 CPUs); returns here otherwise.
-  hone::kernels::blas_ensure_fast_kernel(argc, argv);
-
+int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   CLI::App app{"hone: LoRA fine-tuning of Llama-family models on CPUs"};
+  // Usage errors as every other error: one "hone: " line (exit status set in the catch below).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "hone: " + std::string(e.what()) + " (see --help)\n";
+  });
   app.require_subcommand(1);
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "Do not print the runtime banner");
@@ -140,7 +142,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 exits 104-109 for usage errors; hone exits 1 on every error, 0 for --help.
+    return app.exit(e) == 0 ? 0 : 1;
   }
   try {
     if (app.got_subcommand("info")) {
@@ -176,16 +179,27 @@ int main(int argc, char** argv) {
     } else if (data_cmd->got_subcommand("inspect")) {
       hone::run_data_inspect(inspect_recipe, inspect_overrides, std::cout);
     } else if (app.got_subcommand("tokenize")) {
-      return hone::run_tokenize(tok_path, tok_lines, tok_special, std::cin, std::cout);
+      hone::run_tokenize(tok_path, tok_lines, tok_special, std::cin, std::cout);
     } else if (app.got_subcommand("detokenize")) {
-      return hone::run_detokenize(detok_path, std::cin, std::cout);
+      hone::run_detokenize(detok_path, std::cin, std::cout);
     } else if (app.got_subcommand("eval")) {
       hone::run_eval(eval_recipe, eval_overrides, eval_adapter);
     } else if (app.got_subcommand("generate")) {
       if (!quiet) std::cerr << runtime_banner() << "\n";
-      hone::run_generate(gen, [](const std::string& piece) { std::cout << piece << std::flush; });
+      const hone::GenerateResult r = hone::run_generate(gen, [&](const std::string& piece) {
+        std::cout << piece << std::flush;
+        if (out.failed()) throw StdoutBroken{};
+      });
       std::cout << "\n";
+      if (r.stopped_at_context) {
+        std::cout.flush();
+        std::cerr << "hone: generation stopped at the model's context length of " << r.context
+                  << " tokens (" << r.new_ids.size() << " of --max-new-tokens "
+                  << gen.max_new_tokens << " generated)\n";
+      }
     }
+  } catch (const StdoutBroken&) {
+    return 1;
   } catch (const hone::Error& e) {
     std::cerr << "hone: " << e.what() << "\n";
     return 1;
@@ -194,4 +208,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Re-executes with the AVX-512 OpenBLAS kernel when the loaded one is slower than the CPU
+  // allows (Debian's 0.3.21 mis-detects some AVX-512 CPUs); returns here otherwise.
+  hone::kernels::blas_ensure_fast_kernel(argc, argv);
+  hone::StdoutGuard out;
+  const int rc = run_cli(argc, argv, out);
+  // Every command's output is checked here, once: a cut output never exits 0.
+  const std::string err = out.finish();
+  if (err.empty()) return rc;
+  std::cerr << "hone: " << err << "\n";
+  return rc == 0 ? 1 : rc;
 }

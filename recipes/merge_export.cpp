@@ -40,6 +40,13 @@ MergeSummary merge_and_write(const std::string& base, const std::vector<AdapterA
   std::optional<DType> want;
   if (!dtype.empty()) want = parse_output_dtype(dtype);
   std::error_code ec;
+  // Only a real folder is ever replaced (a symlink, device or file at --out is refused), and
+  // that is checked before the base is read.
+  const fs::file_status st = fs::symlink_status(out, ec);
+  if (fs::exists(st) && !fs::is_directory(st))
+    throw Error(out + ": exists and is not a folder (" +
+                (fs::is_symlink(st) ? "a symbolic link" : "a file or device") +
+                "); refusing to replace it");
   if (fs::exists(out, ec) && !force && fs::is_directory(out, ec) && !fs::is_empty(out, ec))
     throw Error(out + ": folder exists and is not empty (choose another --out, or pass --force " +
                 "to replace it)");

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "data/instruct_dataset.h"
+#include "model/io/finite_weights.h"
 #include "recipes/data_inspect.h"
 #include "recipes/model_tokenizer.h"
 
@@ -44,6 +45,7 @@ DType weight_dtype_from(const std::string& s) {
 void load_base(Run& run) {
   const RecipeConfig& cfg = run.cfg;
   ModelFiles files = load_model_files(cfg.model.path);
+  check_finite_weights(files.tensors, files.source);  // a damaged base, not a too-high lr
   run.model_config = files.config;
   run.model = std::make_unique<Transformer>(files.config, files.tensors,
                                             weight_dtype_from(cfg.model.dtype));

@@ -31,7 +31,8 @@ int run_tokenize(const std::string& tokenizer_path, bool lines, bool special, st
     print_ids(tok->encode(text, special, special), out);
     return 0;
   }
-  for (std::string line; std::getline(in, line);)
+  // A failed write (full disk, closed pipe) stops the loop; the caller reports why.
+  for (std::string line; out && std::getline(in, line);)
     print_ids(tok->encode(line, special, special), out);
   return 0;
 }
@@ -39,7 +40,7 @@ int run_tokenize(const std::string& tokenizer_path, bool lines, bool special, st
 int run_detokenize(const std::string& tokenizer_path, std::istream& in, std::ostream& out) {
   const auto tok = load_tokenizer(tokenizer_path);
   size_t lineno = 0;
-  for (std::string line; std::getline(in, line);) {
+  for (std::string line; out && std::getline(in, line);) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::vector<int32_t> ids;

@@ -10,7 +10,8 @@ namespace hone {
 // array per input line (the "\n" is not part of the text; a last line without "\n" counts).
 // `special` adds the BOS/EOS tokens the tokenizer's post-processor/config adds
 // (encode(text, true, true)). `tokenizer_path`: tokenizer.json, a folder holding one, or a
-// llama2.c tokenizer.bin. Returns 0; throws hone::Error on a bad file.
+// llama2.c tokenizer.bin. Returns 0; throws hone::Error on a bad file. Both stop at the first
+// failed write to `out` (full disk, closed pipe): the caller checks `out` and says why.
 int run_tokenize(const std::string& tokenizer_path, bool lines, bool special, std::istream& in,
                  std::ostream& out);
 

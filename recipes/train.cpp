@@ -22,6 +22,7 @@
 #include "lora/peft.h"
 #include "model/io/atomic_file.h"
 #include "optim/clip.h"
+#include "recipes/metrics_log.h"
 #include "recipes/plan.h"
 #include "recipes/run_checkpoint.h"
 #include "recipes/train_step.h"
@@ -89,27 +90,6 @@ std::string fmt_duration(double s) {
   return buf;
 }
 
-// The metrics of the run so far, one JSON object per line, mirrored to the metrics file.
-class Metrics {
- public:
-  Metrics(std::string path, std::string initial)
-      : path_(std::move(path)), text_(std::move(initial)) {
-    write_file_atomically(path_, [&](AtomicWriter& w) { w.write(text_); });
-    out_.open(path_, std::ios::app);
-    if (!out_) throw Error(path_ + ": cannot open for appending");
-  }
-  void add(const nlohmann::json& record) {
-    std::string line = record.dump() + "\n";
-    text_ += line;
-    out_ << line << std::flush;
-  }
-  const std::string& text() const { return text_; }
-
- private:
-  std::string path_, text_;
-  std::ofstream out_;
-};
-
 void say(bool quiet, const std::string& line) {
   if (!quiet) std::cerr << line << "\n";
 }
@@ -169,7 +149,7 @@ TrainSummary run_train(const TrainOptions& o) {
                 ": holds checkpoints of an earlier run; resume it with "
                 "--resume, or set checkpoint.dir / output.dir to a new folder");
   }
-  Metrics metrics(cfg.logging.metrics_file, metrics_so_far);
+  MetricsLog metrics(cfg.logging.metrics_file, metrics_so_far);
   auto eval_now = [&](int64_t at) {
     EvalResult e = evaluate(*run.model, run.adapters.get(), run.data.val, cfg.training.batch_size,
                             cfg.eval.max_batches);
@@ -196,6 +176,7 @@ TrainSummary run_train(const TrainOptions& o) {
     last_good = path;
   };
   const int64_t first_step = step;
+  CollapseWatch collapse(run.model_config.vocab_size);
   while (step < run.total_steps) {
     const double lr = lr_at(run.schedule, step, run.total_steps);
     std::vector<Batch> micro;
@@ -208,6 +189,16 @@ TrainSummary run_train(const TrainOptions& o) {
                   "; stopped without updating. Last good checkpoint: " +
                   (last_good.empty() ? "none" : last_good) +
                   " (try a lower optimizer.lr or training.grad_clip)");
+    int64_t n_targets = 0;
+    for (const Batch& b : micro) n_targets += b.n_targets;
+    const std::string collapsed = collapse.observe(loss, gnorm, n_targets);
+    if (!collapsed.empty()) {
+      std::ostringstream lr_now;
+      lr_now << cfg.optimizer.lr;
+      throw Error("step " + std::to_string(step + 1) + ": the run collapsed: " + collapsed +
+                  "; training cannot recover from this. The learning rate is likely far too " +
+                  "high: try a lower optimizer.lr (now " + lr_now.str() + ")");
+    }
     run.optimizer->step(lr);
     ++step;
     sum.last_loss = loss;
@@ -259,6 +250,7 @@ TrainSummary run_train(const TrainOptions& o) {
   // 5. The end: final checkpoint, the adapter in PEFT format, the "after" figure.
   save(step);
   if (has_val) sum.val_after = eval_now(step);
+  metrics.close();
   save_peft_adapter(cfg.output.dir, *run.adapters, cfg.model.path);
   sum.steps_done = step;
   sum.adapter_dir = cfg.output.dir;
@@ -281,8 +273,11 @@ double run_eval(const std::string& recipe, const std::vector<std::string>& overr
   if (!adapter_dir.empty()) adapters = load_peft_adapter(adapter_dir, *run.model);
   EvalResult e = evaluate(*run.model, adapters.get(), run.data.val, run.cfg.training.batch_size,
                           run.cfg.eval.max_batches);
-  std::printf("val loss %.4f  perplexity %.3f  (%lld tokens%s)\n", e.loss, e.perplexity,
-              static_cast<long long>(e.tokens), adapter_dir.empty() ? ", base model" : "");
+  char line[160];
+  std::snprintf(line, sizeof line, "val loss %.4f  perplexity %.3f  (%lld tokens%s)\n", e.loss,
+                e.perplexity, static_cast<long long>(e.tokens),
+                adapter_dir.empty() ? ", base model" : "");
+  std::cout << line;  // through std::cout, which main checks at exit
   return e.loss;
 }
 

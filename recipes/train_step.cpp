@@ -1,6 +1,7 @@
 #include "recipes/train_step.h"
 
 #include <cmath>
+#include <cstdio>
 
 namespace hone {
 
@@ -48,6 +49,24 @@ EvalResult evaluate(const Transformer& model, LoraAdapters* adapters,
   r.loss = r.tokens ? loss_sum / static_cast<double>(r.tokens) : 0.0;
   r.perplexity = std::exp(r.loss);
   return r;
+}
+
+std::string CollapseWatch::observe(double loss, double grad_norm, int64_t n_targets) {
+  if (n_targets == 0 || grad_norm != 0.0) {
+    zero_streak_ = 0;
+    return "";
+  }
+  ++zero_streak_;
+  const double uniform = std::log(static_cast<double>(vocab_));
+  const bool at_uniform = std::abs(loss - uniform) <= 1e-5 * uniform;
+  if (zero_streak_ < kZeroSteps && !at_uniform) return "";
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "the gradient norm has been exactly 0 for %lld step%s with loss %.6g (%s)",
+                static_cast<long long>(zero_streak_), zero_streak_ == 1 ? "" : "s", loss,
+                at_uniform ? "= ln(vocab): the model predicts the uniform distribution"
+                           : "no learning signal left");
+  return buf;
 }
 
 }  // namespace hone

@@ -2,6 +2,7 @@
 // tests can call it directly.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "data/loader.h"
@@ -26,5 +27,23 @@ struct EvalResult {
 // (0 = all). Dropout is off during evaluation.
 EvalResult evaluate(const Transformer& model, LoraAdapters* adapters,
                     const std::vector<Example>& examples, int64_t batch_size, int64_t max_batches);
+
+// Tells a collapsed run from a slow one. A step that has target tokens but a gradient norm of
+// exactly 0 carries no signal at all; a healthy LoRA run never has one (B starts at 0 but its
+// gradient does not). A learning rate far too high (1e6) drives the model to that state, often
+// predicting the uniform distribution (loss = ln(vocab)), and the optimizer then never moves it
+// again. observe() returns a description once the run has collapsed: 3 such steps in a row, or
+// one whose loss is also ln(vocab) within 1e-5 relative; "" otherwise.
+class CollapseWatch {
+ public:
+  explicit CollapseWatch(int64_t vocab_size) : vocab_(vocab_size) {}
+  std::string observe(double loss, double grad_norm, int64_t n_targets);
+
+  static constexpr int64_t kZeroSteps = 3;
+
+ private:
+  int64_t vocab_;
+  int64_t zero_streak_ = 0;
+};
 
 }  // namespace hone

@@ -16,8 +16,10 @@ struct Outcome {
   std::string out;
 };
 
-inline Outcome run_hone(const std::string& args) {
-  std::string cmd = std::string(HONE_BINARY_DIR) + "/hone -q " + args + " 2>&1";
+// `redirects` are the shell's, applied in order: by default stderr joins the captured stdout;
+// "2>&1 >FILE" captures stderr alone and sends stdout to FILE.
+inline Outcome run_hone(const std::string& args, const std::string& redirects = "2>&1") {
+  std::string cmd = std::string(HONE_BINARY_DIR) + "/hone -q " + args + " " + redirects;
   std::array<char, 4096> buf;
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");

@@ -1,6 +1,7 @@
 #include "model/io/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,7 +25,28 @@ void fsync_parent(const std::string& path) {
   }
 }
 
+const char* kind_of(mode_t m) {
+  if (S_ISDIR(m)) return "a folder";
+  if (S_ISLNK(m)) return "a symbolic link";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
 }  // namespace
+
+void check_replaceable_file(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    throw Error(path + ": cannot stat: " + std::strerror(errno));
+  }
+  if (S_ISREG(st.st_mode)) return;
+  throw Error(path + ": exists and is not a regular file (" + kind_of(st.st_mode) +
+              "); refusing to replace it");
+}
 
 void AtomicWriter::write(const void* data, size_t n) {
   const char* p = static_cast<const char*>(data);
@@ -41,8 +63,9 @@ void AtomicWriter::write(const void* data, size_t n) {
 
 void write_file_atomically(const std::string& path,
                            const std::function<void(AtomicWriter&)>& fill) {
+  check_replaceable_file(path);
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) throw Error(tmp + ": cannot create: " + std::strerror(errno));
   try {
     AtomicWriter w(fd, tmp);
@@ -67,6 +90,12 @@ void write_file_atomically(const std::string& path,
 }
 
 void commit_file(const std::string& tmp, const std::string& path) {
+  try {
+    check_replaceable_file(path);
+  } catch (const Error&) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
   int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;

@@ -20,12 +20,19 @@ class AtomicWriter {
   std::string tmp_;
 };
 
+// Throws Error("<path>: exists and is not a regular file (a character device); refusing to
+// replace it") unless `path` is absent or a regular file. A rename over a device node, a FIFO, a
+// symbolic link or a folder would replace that node itself (export --force to /dev/full once
+// turned the device into a regular file).
+void check_replaceable_file(const std::string& path);
+
 // Calls fill(writer) on "<path>.tmp", then fsyncs and renames it over `path`. On any error the
-// temporary file is removed and the Error rethrown; `path` is untouched.
+// temporary file is removed and the Error rethrown; `path` is untouched. Refuses (before
+// writing) a `path` that check_replaceable_file refuses.
 void write_file_atomically(const std::string& path, const std::function<void(AtomicWriter&)>& fill);
 
 // For files written by other libraries (e.g. HDF5) to `tmp`: fsync, rename over `path`, fsync
-// the folder. Removes `tmp` and throws on failure.
+// the folder. Removes `tmp` and throws on failure, or when `path` is not replaceable.
 void commit_file(const std::string& tmp, const std::string& path);
 
 }  // namespace hone
