@@ -24,7 +24,7 @@ struct EvalResult {
 
 // Held-out loss over `examples` in order, `batch_size` at a time, at most `max_batches` batches
 // (0 = all). Dropout is off during evaluation.
-EvalResult evaluate(const Transformer& model, LoraAdapters* adapters,
-                    const std::vector<Example>& examples, int64_t batch_size, int64_t max_batches);
+EvalResult evaluate(const Transformer& model, LoraAdapters* adapters, const ExampleSet& examples,
+                    int64_t batch_size, int64_t max_batches);
 
 }  // namespace hone
