@@ -354,7 +354,7 @@ std::string check_file(const std::string& path, const TextTokenOptions& o, FileF
 
 // The tokenizing pass into `writer`.
 void tokenize_file(const std::string& path, const Tokenizer& tok, const TextTokenOptions& o,
-                   TokenStoreWriter& writer) {
+                   TokenStoreWriter& writer, TextTokenStats* stats) {
   SafeCut safe(tok);
   const std::vector<int32_t>& ctx = safe.context();
   const size_t target = static_cast<size_t>(std::max<int64_t>(o.chunk_bytes, 1));
@@ -366,6 +366,7 @@ void tokenize_file(const std::string& path, const Tokenizer& tok, const TextToke
   std::string piece;
   bool first = false, last = false;
   while (reader.next(piece, first, last)) {
+    if (stats != nullptr) ++stats->pieces;
     const bool eos = last && o.add_eos;
     if (first) {
       const std::vector<int32_t> ids = tok.encode(piece, o.add_bos, eos);
@@ -388,7 +389,7 @@ std::shared_ptr<const TokenStore> build_store(const std::string& file, const Tok
                                               TextTokenStats* stats) {
   if (o.tokenizer_key.empty()) {
     TokenStoreWriter w("", key, tok.vocab_size());
-    tokenize_file(file, tok, o, w);
+    tokenize_file(file, tok, o, w, stats);
     if (stats != nullptr) stats->stores.push_back("");
     return w.finish();
   }
@@ -405,7 +406,7 @@ std::shared_ptr<const TokenStore> build_store(const std::string& file, const Tok
       why += std::string(why.empty() ? "" : "; ") + e.what();
       continue;
     }
-    tokenize_file(file, tok, o, *w);
+    tokenize_file(file, tok, o, *w, stats);
     if (stats != nullptr) stats->stores.push_back(path);
     return w->finish();
   }
@@ -466,7 +467,7 @@ std::string tokenizer_files_key(const std::string& path) {
   return key;
 }
 
-int64_t cached_token_count(const std::string& file, const TextTokenOptions& o) {
+int64_t cached_store_bytes(const std::string& file, const TextTokenOptions& o) {
   if (o.tokenizer_key.empty()) return -1;
   FileFacts facts = stat_file(file);
   try {
@@ -476,8 +477,11 @@ int64_t cached_token_count(const std::string& file, const TextTokenOptions& o) {
   }
   const std::string key = store_key(file, facts, o);
   for (const bool fallback : {false, true}) {
-    const TokenStoreInfo info = peek_token_store(token_cache_path(file, o, fallback));
-    if (info.tokens >= 0 && info.key == key) return info.tokens;
+    const std::string path = token_cache_path(file, o, fallback);
+    const TokenStoreInfo info = peek_token_store(path);
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    if (info.tokens >= 0 && info.key == key && !ec) return static_cast<int64_t>(size);
   }
   return -1;
 }

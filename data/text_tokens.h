@@ -39,7 +39,8 @@ struct TextTokenStats {
   int64_t reused = 0;     // files whose cached store was valid and reused
   int64_t tokens = 0;
   int64_t mapped_bytes = 0;
-  std::vector<std::string> stores;    // per file: the store's path ("" when anonymous)
+  int64_t pieces = 0;               // encode calls while tokenizing (a long document takes several)
+  std::vector<std::string> stores;  // per file: the store's path ("" when anonymous)
   std::vector<std::string> warnings;  // e.g. a few invalid UTF-8 sequences in a file
 };
 
@@ -69,8 +70,8 @@ std::string tokenizer_files_key(const std::string& path);
 std::string token_cache_path(const std::string& file, const TextTokenOptions& options,
                              bool fallback = false);
 
-// The ids a cached, up-to-date store of `file` holds, or -1 when there is none (the planner
-// then estimates). Reads the file to check its content hash, as a run would.
-int64_t cached_token_count(const std::string& file, const TextTokenOptions& options);
+// The byte size of the cached, up-to-date store of `file` (what a run maps), or -1 when there is
+// none (the planner then estimates). Reads the file to check its content hash, as a run would.
+int64_t cached_store_bytes(const std::string& file, const TextTokenOptions& options);
 
 }  // namespace hone

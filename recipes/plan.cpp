@@ -257,17 +257,17 @@ int64_t planned_data_bytes(const RecipeConfig& cfg, int32_t vocab_size) {
   for (const std::string& spec : {o.train, o.val}) {
     if (spec.empty()) continue;
     for (const std::string& f : corpus_files(spec)) {
-      int64_t tokens = cached_token_count(f, t);
-      if (tokens < 0) {
+      int64_t store = cached_store_bytes(f, t);
+      if (store < 0) {
         std::error_code ec;
         const auto bytes = static_cast<int64_t>(std::filesystem::file_size(f, ec));
         const int64_t docs =
             o.corpus.doc_separator.empty()
                 ? 1
                 : bytes / static_cast<int64_t>(o.corpus.doc_separator.size() + 1) + 1;
-        tokens = (ec ? 0 : bytes + bytes / 50) + 3 * docs;
+        store = token_store_bytes((ec ? 0 : bytes + bytes / 50) + 3 * docs, vocab_size);
       }
-      total += token_store_bytes(tokens, vocab_size);
+      total += store;
     }
   }
   return total;
