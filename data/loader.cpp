@@ -10,8 +10,8 @@
 
 namespace hone {
 
-DataLoader::DataLoader(std::vector<Example> examples, int64_t batch_size, uint64_t shuffle_seed,
-                       bool shuffle, bool drop_last)
+DataLoader::DataLoader(ExampleSet examples, int64_t batch_size, uint64_t shuffle_seed, bool shuffle,
+                       bool drop_last)
     : examples_(std::move(examples)),
       batch_size_(batch_size),
       shuffle_(shuffle),
@@ -23,8 +23,9 @@ DataLoader::DataLoader(std::vector<Example> examples, int64_t batch_size, uint64
   }
   seq_ = static_cast<int64_t>(examples_[0].ids.size());
   if (seq_ == 0) throw Error("data loader: examples are empty");
-  for (size_t i = 0; i < examples_.size(); ++i) {
-    const Example& e = examples_[i];
+  // Windows of a token stream all have seq_len ids and targets; held examples are checked.
+  for (size_t i = 0; i < (examples_.is_windows() ? 0 : examples_.size()); ++i) {
+    const Example e = examples_[i];
     if (static_cast<int64_t>(e.ids.size()) != seq_ || e.targets.size() != e.ids.size()) {
       throw Error("data loader: example " + std::to_string(i) + " has " +
                   std::to_string(e.ids.size()) + " ids and " + std::to_string(e.targets.size()) +
@@ -113,9 +114,12 @@ Batch DataLoader::next() {
   }
   ensure_order();
   const uint64_t take = std::min(B, limit - cursor_.position);
+  std::vector<Example> made(static_cast<size_t>(take));
   std::vector<const Example*> rows(static_cast<size_t>(take));
-  for (uint64_t r = 0; r < take; ++r)
-    rows[r] = &examples_[static_cast<size_t>(order_[cursor_.position + r])];
+  for (uint64_t r = 0; r < take; ++r) {
+    made[r] = examples_[static_cast<size_t>(order_[cursor_.position + r])];
+    rows[r] = &made[r];
+  }
   Batch b = collate(rows);
   b.epoch = cursor_.epoch;
   cursor_.position += take;

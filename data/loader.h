@@ -34,8 +34,9 @@ class DataLoader {
 
   // All examples must have the same non-zero length. Throws hone::Error when examples is empty,
   // batch_size <= 0, lengths differ, or drop_last leaves no batch (fewer examples than B).
-  DataLoader(std::vector<Example> examples, int64_t batch_size, uint64_t shuffle_seed,
-             bool shuffle = true, bool drop_last = true);
+  // Examples are made when a batch needs them (see ExampleSet), never all at once.
+  DataLoader(ExampleSet examples, int64_t batch_size, uint64_t shuffle_seed, bool shuffle = true,
+             bool drop_last = true);
 
   // The next batch; after the last batch of an epoch the next call starts the following epoch
   // (a fresh order; with drop_last the examples left over are skipped for that epoch only).
@@ -58,7 +59,7 @@ class DataLoader {
  private:
   void ensure_order();
 
-  std::vector<Example> examples_;
+  ExampleSet examples_;
   int64_t batch_size_;
   int64_t seq_ = 0;
   bool shuffle_;

@@ -1,5 +1,6 @@
 #include "data/packing.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -52,12 +53,82 @@ std::vector<bool> val_mask(int64_t n, double val_fraction) {
   return mask;
 }
 
-TrainValSplit split_train_val(std::vector<Example> examples, double val_fraction) {
+namespace {
+
+class MemoryTokens final : public TokenSequence {
+ public:
+  explicit MemoryTokens(std::vector<int32_t> ids) : ids_(std::move(ids)) {}
+  int64_t size() const override { return static_cast<int64_t>(ids_.size()); }
+  void read(int64_t begin, int64_t n, int32_t* out) const override {
+    std::copy_n(ids_.begin() + begin, n, out);
+  }
+
+ private:
+  std::vector<int32_t> ids_;
+};
+
+}  // namespace
+
+std::shared_ptr<const TokenSequence> tokens_in_memory(std::vector<int32_t> ids) {
+  return std::make_shared<MemoryTokens>(std::move(ids));
+}
+
+ExampleSet::ExampleSet(std::vector<Example> examples)
+    : held_(std::make_shared<const std::vector<Example>>(std::move(examples))),
+      count_(static_cast<int64_t>(held_->size())) {}
+
+ExampleSet ExampleSet::windows(std::shared_ptr<const TokenSequence> tokens, int64_t seq_len,
+                               bool keep_tail, int32_t pad_id) {
+  if (seq_len <= 0)
+    throw Error("packing: seq_len must be > 0 (got " + std::to_string(seq_len) + ")");
+  ExampleSet s;
+  const int64_t n = tokens->size();
+  s.tokens_ = std::move(tokens);
+  s.seq_ = seq_len;
+  s.keep_tail_ = keep_tail;
+  s.pad_ = pad_id;
+  // As pack_tokens: windows of T + 1 tokens with stride T, plus the partial tail if asked.
+  if (n >= 2) s.count_ = (n - 1) / seq_len + ((keep_tail && (n - 1) % seq_len != 0) ? 1 : 0);
+  return s;
+}
+
+Example ExampleSet::operator[](size_t i) const {
+  const size_t k = base_index(i);
+  if (held_) return (*held_)[k];
+  const int64_t T = seq_;
+  const int64_t start = static_cast<int64_t>(k) * T;
+  // Window k covers stream[kT, kT + T + 1), cut short at the end of the stream (the tail).
+  const int64_t have = std::min(T + 1, tokens_->size() - start);
+  std::vector<int32_t> w(static_cast<size_t>(have));
+  tokens_->read(start, have, w.data());
+  Example ex;
+  ex.ids.assign(static_cast<size_t>(T), pad_);
+  ex.targets.assign(static_cast<size_t>(T), kIgnoreIndex);
+  for (int64_t t = 0; t + 1 < have; ++t) {
+    ex.ids[static_cast<size_t>(t)] = w[static_cast<size_t>(t)];
+    ex.targets[static_cast<size_t>(t)] = w[static_cast<size_t>(t + 1)];
+  }
+  return ex;
+}
+
+ExampleSet ExampleSet::select(const std::vector<bool>& mask, bool keep) const {
+  ExampleSet out = *this;
+  out.index_.clear();
+  out.indexed_ = true;
+  for (size_t i = 0; i < size() && i < mask.size(); ++i)
+    if (mask[i] == keep) out.index_.push_back(static_cast<int64_t>(base_index(i)));
+  return out;
+}
+
+TrainValSplit split_train_val(ExampleSet examples, double val_fraction) {
   const std::vector<bool> mask = val_mask(static_cast<int64_t>(examples.size()), val_fraction);
   TrainValSplit out;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    (mask[i] ? out.val : out.train).push_back(std::move(examples[i]));
+  if (val_fraction == 0.0) {
+    out.train = std::move(examples);
+    return out;
   }
+  out.train = examples.select(mask, false);
+  out.val = examples.select(mask, true);
   return out;
 }
 

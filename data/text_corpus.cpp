@@ -83,19 +83,24 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-std::vector<Document> read_text_corpus(const std::string& spec, const CorpusOptions& options) {
+std::vector<std::string> corpus_files(const std::string& spec) {
   if (spec.empty()) throw Error("text corpus: empty path");
   const std::vector<std::string> files = resolve(spec);
   if (files.empty()) throw Error(spec + ": no files match (folders contribute *.txt and *.md)");
-
-  std::vector<Document> docs;
+  std::vector<std::string> out;
   std::set<fs::path> seen;  // symlinks can name one file twice; read it once
   for (const std::string& path : files) {
     std::error_code ec;
     fs::path canon = fs::weakly_canonical(path, ec);
     if (ec) canon = path;
-    if (!seen.insert(canon).second) continue;
+    if (seen.insert(canon).second) out.push_back(path);
+  }
+  return out;
+}
 
+std::vector<Document> read_text_corpus(const std::string& spec, const CorpusOptions& options) {
+  std::vector<Document> docs;
+  for (const std::string& path : corpus_files(spec)) {
     std::string text = read_file(path);
     if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
 

@@ -27,4 +27,7 @@ struct CorpusOptions {
 // read.
 std::vector<Document> read_text_corpus(const std::string& spec, const CorpusOptions& options = {});
 
+// The files `spec` names (as above), in reading order, each once. Throws as read_text_corpus.
+std::vector<std::string> corpus_files(const std::string& spec);
+
 }  // namespace hone

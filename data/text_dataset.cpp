@@ -1,8 +1,5 @@
 #include "data/text_dataset.h"
 
-#include <string_view>
-#include <unordered_map>
-
 #include "autograd/error.h"
 
 namespace hone {
@@ -31,12 +28,26 @@ std::vector<Example> pack_documents(const std::vector<Document>& docs, const Tok
   return pack_tokens(stream, options.seq_len, options.keep_tail, pad);
 }
 
+TextTokenOptions text_token_options(const TextDataOptions& options) {
+  TextTokenOptions t;
+  t.corpus = options.corpus;
+  t.add_bos = options.add_bos;
+  t.add_eos = options.add_eos;
+  t.tokenizer_key = options.tokenizer_key;
+  t.fallback_cache_dir = options.fallback_cache_dir;
+  t.chunk_bytes = options.chunk_bytes;
+  return t;
+}
+
 namespace {
 
-std::vector<Example> pack_side(const std::string& what, const std::string& spec,
-                               const TextDataOptions& options, const Tokenizer& tokenizer,
-                               const std::vector<Document>& docs) {
-  std::vector<Example> ex = pack_documents(docs, tokenizer, options);
+ExampleSet pack_side(const std::string& what, const std::string& spec,
+                     const TextDataOptions& options, const Tokenizer& tokenizer,
+                     TextTokenStats* stats, DocumentIndex* record, const DocumentIndex* forbid) {
+  std::shared_ptr<const TokenSequence> tokens =
+      corpus_tokens(spec, tokenizer, text_token_options(options), stats, record, forbid);
+  const int32_t pad = tokenizer.eos_id() >= 0 ? tokenizer.eos_id() : 0;
+  ExampleSet ex = ExampleSet::windows(std::move(tokens), options.seq_len, options.keep_tail, pad);
   if (ex.empty()) {
     throw Error(spec + ": " + what + " corpus is shorter than one window of seq_len + 1 = " +
                 std::to_string(options.seq_len + 1) + " tokens (lower seq_len or set keep_tail)");
@@ -46,7 +57,8 @@ std::vector<Example> pack_side(const std::string& what, const std::string& spec,
 
 }  // namespace
 
-TrainValSplit load_text_data(const TextDataOptions& options, const Tokenizer& tokenizer) {
+TrainValSplit load_text_data(const TextDataOptions& options, const Tokenizer& tokenizer,
+                             TextTokenStats* stats) {
   if (options.train.empty()) throw Error("text data: no train corpus given");
   if (options.seq_len <= 0) {
     throw Error("text data: seq_len must be > 0 (got " + std::to_string(options.seq_len) + ")");
@@ -54,25 +66,17 @@ TrainValSplit load_text_data(const TextDataOptions& options, const Tokenizer& to
   if (!options.val.empty() && options.val_fraction != 0.0) {
     throw Error("text data: give either a val corpus or val_fraction, not both");
   }
-  const std::vector<Document> train_docs = read_text_corpus(options.train, options.corpus);
   if (options.val.empty()) {
-    TrainValSplit split = split_train_val(
-        pack_side("train", options.train, options, tokenizer, train_docs), options.val_fraction);
-    return split;
+    return split_train_val(
+        pack_side("train", options.train, options, tokenizer, stats, nullptr, nullptr),
+        options.val_fraction);
   }
-
-  const std::vector<Document> val_docs = read_text_corpus(options.val, options.corpus);
-  std::unordered_map<std::string_view, const Document*> train_text;
-  for (const Document& d : train_docs) train_text.emplace(d.text, &d);
-  for (const Document& d : val_docs) {
-    auto it = train_text.find(d.text);
-    if (it != train_text.end() && !d.text.empty()) {
-      throw Error(d.source + ": val document is identical to train document " + it->second->source);
-    }
-  }
+  // Documents are compared by a 64-bit hash of their text: a val document repeating a train
+  // document (the same file given twice) is refused without holding either text.
+  DocumentIndex train_docs;
   TrainValSplit split;
-  split.train = pack_side("train", options.train, options, tokenizer, train_docs);
-  split.val = pack_side("val", options.val, options, tokenizer, val_docs);
+  split.train = pack_side("train", options.train, options, tokenizer, stats, &train_docs, nullptr);
+  split.val = pack_side("val", options.val, options, tokenizer, stats, nullptr, &train_docs);
   return split;
 }
 

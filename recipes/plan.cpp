@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "autograd/kernels/blas.h"
+#include "data/text_dataset.h"
+#include "data/token_store.h"
 #include "model/io/model_files.h"
 #include "recipes/recipe.h"
 #include "recipes/run_setup.h"
@@ -169,9 +172,10 @@ MemoryPlan plan_memory(const PlanSpec& s) {
     p.workspace = std::min(largest, kConvertTile) * kF32 * std::max(1, s.threads);
   }
   p.runtime = s.runtime_bytes;
+  p.data = s.data_bytes;
   p.load_peak = p.weights + p.load_extra + p.runtime;
   p.train_peak = p.weights + p.adapters + p.optimizer + p.activations + p.lm_head + p.backward +
-                 p.workspace + p.runtime;
+                 p.workspace + p.runtime + p.data;
   p.peak = std::max(p.load_peak, p.train_peak);
 
   // FLOPs per token (bench/compare_table.py writes the same formula out).
@@ -241,7 +245,32 @@ PlanSpec plan_spec_for(const RecipeConfig& cfg) {
   // The driver adds HDF5's checkpoint writer, evaluation and the tokenized corpus to what the
   // bench measures: 7 MiB on the quickstart corpus, with and without checkpointing and q4_0.
   s.runtime_bytes = planned_runtime_bytes(current_rss_bytes()) + (int64_t{8} << 20);
+  s.data_bytes = planned_data_bytes(cfg, s.model.vocab_size);
   return s;
+}
+
+int64_t planned_data_bytes(const RecipeConfig& cfg, int32_t vocab_size) {
+  if (cfg.data.format != "text") return 0;
+  const TextDataOptions o = text_data_options(cfg);
+  const TextTokenOptions t = text_token_options(o);
+  int64_t total = 0;
+  for (const std::string& spec : {o.train, o.val}) {
+    if (spec.empty()) continue;
+    for (const std::string& f : corpus_files(spec)) {
+      int64_t store = cached_store_bytes(f, t);
+      if (store < 0) {
+        std::error_code ec;
+        const auto bytes = static_cast<int64_t>(std::filesystem::file_size(f, ec));
+        const int64_t docs =
+            o.corpus.doc_separator.empty()
+                ? 1
+                : bytes / static_cast<int64_t>(o.corpus.doc_separator.size() + 1) + 1;
+        store = token_store_bytes((ec ? 0 : bytes + bytes / 50) + 3 * docs, vocab_size);
+      }
+      total += store;
+    }
+  }
+  return total;
 }
 
 double measure_gemm_gflops(int64_t tokens, int64_t hidden, int64_t inter) {
@@ -288,6 +317,7 @@ std::string plan_report(const PlanSpec& s, const MemoryPlan& p, double gflops, i
   row("lm head", p.lm_head, p.fused_head ? "fused with the loss, tiled" : "logits + grad");
   row("workspace", p.workspace, "weight conversion tiles");
   row("runtime", p.runtime, "libraries, BLAS buffers");
+  row("data", p.data, "token ids of the corpus, mapped");
   row("peak (training)", p.train_peak, "");
   if (p.load_extra > 0) row("peak (loading)", p.load_peak, "source held while converting");
   row("predicted peak", p.peak, "");

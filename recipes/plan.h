@@ -29,6 +29,7 @@ struct PlanSpec {
   int threads = 1;
   int64_t fused_loss_bytes = Transformer::kFusedLossBytes;
   int64_t runtime_bytes = 0;  // the process before any model memory (libraries, BLAS buffers)
+  int64_t data_bytes = 0;     // the tokenized corpus (mapped token stores), see planned_data_bytes
 };
 
 struct MemoryPlan {
@@ -42,6 +43,7 @@ struct MemoryPlan {
   int64_t lm_head = 0;        // logits and their gradient, or the fused head's chunks
   int64_t workspace = 0;      // weight-conversion tiles and the like
   int64_t runtime = 0;        // as given
+  int64_t data = 0;           // the tokenized corpus, as given
   int64_t load_peak = 0;      // weights + load_extra + runtime
   int64_t train_peak = 0;     // the step's peak
   int64_t peak = 0;           // max of the two
@@ -66,6 +68,11 @@ inline int64_t planned_runtime_bytes(int64_t rss_now) {
   return rss_now + (int64_t{4} << 20);
 }
 int64_t available_memory_bytes();
+
+// Bytes of a text recipe's token stores (train and val): a valid cached store's exact size, else
+// a bound of one token per corpus byte (every tokenizer hone reads gives at most that, plus
+// BOS/EOS per document and a little for repaired UTF-8). 0 for JSONL formats.
+int64_t planned_data_bytes(const RecipeConfig& cfg, int32_t vocab_size);
 
 // The spec a recipe implies, reading only the model's config and tensor headers (no weights).
 PlanSpec plan_spec_for(const RecipeConfig& cfg);

@@ -8,6 +8,7 @@
 #include "model/io/finite_weights.h"
 #include "recipes/data_inspect.h"
 #include "recipes/model_tokenizer.h"
+#include "recipes/plan.h"
 
 namespace hone {
 
@@ -16,7 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // FNV-1a over the token stream: cheap, stable across platforms, enough to tell data apart.
-uint64_t fnv1a(const std::vector<Example>& examples) {
+uint64_t fnv1a(const ExampleSet& examples) {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&](int32_t v) {
     for (int i = 0; i < 4; ++i) {
@@ -68,6 +69,23 @@ void load_base(Run& run) {
   run.model_id = id.str();
 }
 
+TextDataOptions text_data_options(const RecipeConfig& cfg) {
+  TextDataOptions o;
+  o.train = cfg.data.train;
+  o.val = cfg.data.val;
+  o.val_fraction = cfg.data.val_fraction;
+  o.seq_len = cfg.data.seq_len;
+  o.add_bos = cfg.data.add_bos;
+  o.add_eos = cfg.data.add_eos;
+  // The token cache is keyed by the tokenizer's files (a GGUF model's own vocabulary: the
+  // model file's head).
+  std::string tok_path = cfg.model.tokenizer;
+  if (tok_path.empty()) tok_path = find_model_tokenizer(cfg.model.path);
+  if (tok_path.empty()) tok_path = cfg.model.path;
+  o.tokenizer_key = tokenizer_files_key(tok_path);
+  return o;
+}
+
 void load_data(Run& run) {
   const RecipeConfig& cfg = run.cfg;
   if (cfg.data.seq_len > run.model_config.max_position_embeddings)
@@ -76,14 +94,17 @@ void load_data(Run& run) {
                 std::to_string(run.model_config.max_position_embeddings));
   std::ostringstream id;
   if (cfg.data.format == "text") {
-    TextDataOptions o;
-    o.train = cfg.data.train;
-    o.val = cfg.data.val;
-    o.val_fraction = cfg.data.val_fraction;
-    o.seq_len = cfg.data.seq_len;
-    o.add_bos = cfg.data.add_bos;
-    o.add_eos = cfg.data.add_eos;
-    run.data = load_text_data(o, *run.tokenizer);
+    const TextDataOptions o = text_data_options(cfg);
+    TextTokenStats stats;
+    run.data = load_text_data(o, *run.tokenizer, &stats);
+    for (const std::string& w : stats.warnings) std::cerr << "hone: warning: " << w << "\n";
+    std::cerr << "hone: data: " << stats.files << (stats.files == 1 ? " file, " : " files, ")
+              << stats.tokens << " tokens (" << human_bytes(stats.mapped_bytes)
+              << " mapped); token cache: " << stats.tokenized << " tokenized, " << stats.reused
+              << " reused";
+    if (!stats.stores.empty() && !stats.stores[0].empty())
+      std::cerr << " (" << fs::path(stats.stores[0]).parent_path().string() << ")";
+    std::cerr << "\n";
     id << "seq_len " << cfg.data.seq_len << " train " << run.data.train.size() << " windows fnv "
        << std::hex << fnv1a(run.data.train);
   } else {

@@ -38,6 +38,9 @@ DType weight_dtype_from(const std::string& s);
 // Loads the model (and tokenizer) a recipe names. The tokenizer is model.tokenizer, or for a
 // folder the tokenizer file inside it (llama2.c tok*.bin for now).
 void load_base(Run& run);
+// The text-data options a recipe implies (data.format text), the token cache keyed by the
+// files of the tokenizer the run uses.
+TextDataOptions text_data_options(const RecipeConfig& cfg);
 // Reads, tokenizes, packs and splits the recipe's data.
 void load_data(Run& run);
 // Adapters, loader, optimizer and schedule for training.

@@ -25,8 +25,8 @@ double accumulate_step(const Transformer& model, LoraAdapters& adapters,
   return loss_sum / static_cast<double>(total);
 }
 
-EvalResult evaluate(const Transformer& model, LoraAdapters* adapters,
-                    const std::vector<Example>& examples, int64_t batch_size, int64_t max_batches) {
+EvalResult evaluate(const Transformer& model, LoraAdapters* adapters, const ExampleSet& examples,
+                    int64_t batch_size, int64_t max_batches) {
   if (adapters) adapters->set_training(false);
   EvalResult r;
   double loss_sum = 0;
@@ -34,8 +34,10 @@ EvalResult evaluate(const Transformer& model, LoraAdapters* adapters,
   for (size_t start = 0; start < examples.size(); start += static_cast<size_t>(batch_size)) {
     if (max_batches > 0 && batches >= max_batches) break;
     const size_t end = std::min(examples.size(), start + static_cast<size_t>(batch_size));
+    std::vector<Example> made;
+    for (size_t i = start; i < end; ++i) made.push_back(examples[i]);
     std::vector<const Example*> rows;
-    for (size_t i = start; i < end; ++i) rows.push_back(&examples[i]);
+    for (const Example& e : made) rows.push_back(&e);
     const Batch b = collate(rows);
     if (b.n_targets > 0) {
       Var mean = model.loss(nullptr, b.ids, b.targets, b.batch, b.seq,

@@ -25,8 +25,8 @@ struct EvalResult {
 
 // Held-out loss over `examples` in order, `batch_size` at a time, at most `max_batches` batches
 // (0 = all). Dropout is off during evaluation.
-EvalResult evaluate(const Transformer& model, LoraAdapters* adapters,
-                    const std::vector<Example>& examples, int64_t batch_size, int64_t max_batches);
+EvalResult evaluate(const Transformer& model, LoraAdapters* adapters, const ExampleSet& examples,
+                    int64_t batch_size, int64_t max_batches);
 
 // Tells a collapsed run from a slow one. A step that has target tokens but a gradient norm of
 // exactly 0 carries no signal at all; a healthy LoRA run never has one (B starts at 0 but its

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "data/text_dataset.h"
 #include "hone_process.h"
 #include "model/random_weights.h"
 #include "model/shapes.h"
@@ -168,6 +169,41 @@ void expect_prediction_close(const std::string& extra) {
   const double measured_mib = std::stod(m[1]) / 1024;
   EXPECT_NEAR(predicted_mib / measured_mib, 1.0, 0.15)
       << "predicted " << predicted_mib << " MiB, measured " << measured_mib << " MiB";
+}
+
+// The data term: a bound from the corpus's bytes before it is tokenized, the token stores'
+// exact size once they are cached, and part of the training peak.
+TEST(Plan, DataTermCountsTheTokenStores) {
+  test::TempDir tmp;
+  const fs::path samples = fs::path(HONE_SOURCE_DIR) / "data" / "samples" / "tinyshakespeare";
+  fs::copy_file(samples / "train.txt", tmp.path() / "train.txt");
+  fs::copy_file(samples / "val.txt", tmp.path() / "val.txt");
+  const RecipeConfig cfg = load_recipe(
+      kRecipe, {"data.train=" + tmp.file("train.txt"), "data.val=" + tmp.file("val.txt")});
+  const int32_t vocab = 512;
+  const int64_t bytes = static_cast<int64_t>(fs::file_size(tmp.path() / "train.txt") +
+                                             fs::file_size(tmp.path() / "val.txt"));
+  const int64_t bound = planned_data_bytes(cfg, vocab);
+  EXPECT_GE(bound, 2 * bytes);  // uint16 ids, at most one a byte
+  EXPECT_LE(bound, 2 * bytes * 11 / 10 + 4096);
+
+  auto tok = load_tokenizer(cfg.model.tokenizer);
+  TextTokenStats st;
+  load_text_data(text_data_options(cfg), *tok, &st);
+  EXPECT_EQ(st.tokenized, 2);
+  EXPECT_LE(st.mapped_bytes, bound);
+  EXPECT_EQ(planned_data_bytes(cfg, vocab), st.mapped_bytes);  // the cached stores, exactly
+
+  PlanSpec s;
+  s.model = model_shape("smollm2-135m");
+  s.lora.rank = 8;
+  s.lora.targets = {"all-linear"};
+  const MemoryPlan without = plan_memory(s);
+  s.data_bytes = st.mapped_bytes;
+  const MemoryPlan with = plan_memory(s);
+  EXPECT_EQ(with.data, st.mapped_bytes);
+  EXPECT_EQ(with.train_peak - without.train_peak, st.mapped_bytes);
+  EXPECT_NE(plan_report(s, with, 1.0, 0).find("token ids of the corpus"), std::string::npos);
 }
 
 TEST(Plan, PredictionWithin15PercentOfMeasuredPeak) {
