@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace hone::test {
 
@@ -27,6 +28,21 @@ inline double gamma_n(double n, double u = kUnitF32) {
 // up to sum_abs_products (e.g. Σ|a_k|·|b_k|, a gemm on the absolute values).
 inline double dot_bound(double n, double sum_abs_products, double u = kUnitF32) {
   return gamma_n(n, u) * sum_abs_products;
+}
+
+// S (M, N) = |A|·|B|ᵀ for row-major A (M, K) and B (N, K): each entry the Σ|a_k·b_k| that
+// dot_bound takes, for a whole product at once (B (K, N) when b_is_kn).
+inline std::vector<double> abs_products(const double* A, const double* B, int64_t M, int64_t N,
+                                        int64_t K, bool b_is_kn = false) {
+  std::vector<double> S(static_cast<size_t>(M * N), 0.0);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k)
+        s += std::abs(A[i * K + k]) * std::abs(b_is_kn ? B[k * N + j] : B[j * K + k]);
+      S[static_cast<size_t>(i * N + j)] = s;
+    }
+  return S;
 }
 
 // Largest |got − want| / bound over a set of elements; a test expects worst() <= 1 and prints
