@@ -10,6 +10,7 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
+#include "rounding.h"
 
 using namespace hone;
 
@@ -43,6 +44,24 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   double m = 0;
   for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a.item(i) - b.item(i)));
   return m;
+}
+
+// Two f32 evaluations of P = X·Yᵀ (X (M, K), Y (N, K); Y (K, N) when y_is_kn), in whatever
+// blocking and summation order: each within γ_{K+1}·(Σ|x||y| + |add|) of the exact value (add: a
+// bias added per column, or none), so they differ by at most twice that.
+void expect_products_agree(const Tensor& got, const Tensor& want, const Tensor& X, const Tensor& Y,
+                           bool y_is_kn, const Tensor& add, const std::string& what) {
+  const Tensor xd = X.to(DType::F64), yd = Y.to(DType::F64);
+  const int64_t M = X.dim(0), K = X.dim(1), N = y_is_kn ? Y.dim(1) : Y.dim(0);
+  const std::vector<double> S =
+      test::abs_products(xd.data<double>(), yd.data<double>(), M, N, K, y_is_kn);
+  const double g = test::gamma_n(static_cast<double>(K + 1));
+  test::BoundCheck chk;
+  for (int64_t i = 0; i < M * N; ++i) {
+    const double b = add.defined() ? std::abs(add.item(i % N)) : 0.0;
+    chk.add(got.item(i), want.item(i), 2 * g * (S[static_cast<size_t>(i)] + b), i);
+  }
+  EXPECT_LE(chk.worst(), 1.0) << what << ": " << chk.where();
 }
 
 }  // namespace
@@ -264,14 +283,15 @@ TEST(OpsLinear, FrozenBf16AndF16WeightEqualConvertedF32) {
       Var x1(randf({c.N, c.in}, 83), true), x2(x1.value().clone(), true);
       Tape t;
       Var y1 = linear(&t, x1, w16, b), y2 = linear(&t, x2, wf, bf);
-      EXPECT_LT(max_abs_diff(y1.value(), y2.value()), 1e-5) << dtype_name(dt) << " " << c.out;
+      const std::string at = std::string(dtype_name(dt)) + " " + std::to_string(c.out);
+      expect_products_agree(y1.value(), y2.value(), x1.value(), w32, false, bf.value(), "y " + at);
       Tensor dy = randf(y1.shape(), 84);
       t.backward_from(y1, dy);
       t.clear();
       Tape t2;
       y2 = linear(&t2, x2, wf, bf);
       t2.backward_from(y2, dy);
-      EXPECT_LT(max_abs_diff(x1.grad(), x2.grad()), 1e-5);
+      expect_products_agree(x1.grad(), x2.grad(), dy, w32, true, Tensor(), "dx " + at);
       EXPECT_FALSE(w16.has_grad());
     }
   Var w16(randf({4, 3}, 1).to(DType::BF16), true);  // a weight that trains must be compute dtype

@@ -14,6 +14,7 @@
 #include "autograd/ops.h"
 #include "autograd/ops/weight_blocks.h"
 #include "autograd/rng.h"
+#include "rounding.h"
 
 using namespace hone;
 using namespace hone::kernels;
@@ -50,10 +51,19 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   return m;
 }
 
-double max_abs(const Tensor& a) {
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.item(i)));
-  return m;
+// The largest |a − b| over twice the bound for two f32 evaluations of P = X·Yᵀ (X (M, K), Y (N, K);
+// Y (K, N) when y_is_kn) in any blocking and summation order: each is within γ_K·Σ|x||y| of the
+// exact product. <= 1 when they agree.
+double product_error(const Tensor& a, const Tensor& b, const Tensor& X, const Tensor& Y,
+                     bool y_is_kn, double u = test::kUnitF32) {
+  const Tensor xd = X.to(DType::F64), yd = Y.to(DType::F64);
+  const int64_t M = X.dim(0), K = X.dim(1), N = y_is_kn ? Y.dim(1) : Y.dim(0);
+  const std::vector<double> S =
+      test::abs_products(xd.data<double>(), yd.data<double>(), M, N, K, y_is_kn);
+  test::BoundCheck chk;
+  for (int64_t i = 0; i < M * N; ++i)
+    chk.add(a.item(i), b.item(i), 2 * test::dot_bound(double(K), S[static_cast<size_t>(i)], u), i);
+  return chk.worst();
 }
 
 Tensor randf(Shape shape, uint64_t seed, double sd = 1.0) {
@@ -218,13 +228,14 @@ TEST(OpsLinearQuant, FrozenQuantizedWeightEqualsDequantizedF32OnOddSizes) {
       Var x1(randf({c.N, c.in}, 83), true), x2(x1.value().clone(), true);
       Tape t1, t2;
       Var y1 = linear(&t1, x1, wq), y2 = linear(&t2, x2, wf);
-      const double ey = max_abs_diff(y1.value(), y2.value()) / std::max(1.0, max_abs(y2.value()));
-      EXPECT_LE(ey, 1e-6) << dtype_name(t) << " " << c.out << "x" << c.in;
+      // Both multiply by the same f32 values of W, converted and blocked differently.
+      const double ey = product_error(y1.value(), y2.value(), x1.value(), wf.value(), false);
+      EXPECT_LE(ey, 1.0) << dtype_name(t) << " " << c.out << "x" << c.in;
       Tensor dy = randf(y1.shape(), 84);
       t1.backward_from(y1, dy);
       t2.backward_from(y2, dy);
-      const double ex = max_abs_diff(x1.grad(), x2.grad()) / std::max(1.0, max_abs(x2.grad()));
-      EXPECT_LE(ex, 1e-6) << dtype_name(t) << " " << c.out << "x" << c.in;
+      const double ex = product_error(x1.grad(), x2.grad(), dy, wf.value(), true);
+      EXPECT_LE(ex, 1.0) << dtype_name(t) << " " << c.out << "x" << c.in;
       // Whichever thread takes a part, it computes the same sums: bitwise the same again.
       Var x3(x1.value().clone(), true);
       Tape t3;
@@ -237,9 +248,10 @@ TEST(OpsLinearQuant, FrozenQuantizedWeightEqualsDequantizedF32OnOddSizes) {
       // F64 compute dequantizes into doubles: the same as the f32 values widened.
       Var xd(x1.value().to(DType::F64));
       Tensor yd = linear(nullptr, xd, wq).value(), yr = linear(nullptr, xd, wf).value();
-      EXPECT_LE(max_abs_diff(yd, yr), 1e-12 * std::max(1.0, max_abs(yr)));
+      EXPECT_LE(product_error(yd, yr, xd.value(), wf.value(), false, test::kUnitF64), 1.0);
     }
-  std::printf("linear(quantized W) vs linear(dequantized f32 W): max rel diff %.3g\n", worst);
+  std::printf("linear(quantized W) vs linear(dequantized f32 W): worst diff %.3g of its bound\n",
+              worst);
   Var trains(randf({4, 32}, 1).to(DType::Q8_0), true);  // a weight that trains must be compute
   EXPECT_THROW(linear(nullptr, Var(randf({2, 32}, 2)), trains), Error);
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
 
 #include "model/io/model_files.h"
 #include "recipes/train_step.h"
@@ -13,14 +14,17 @@ using namespace hone;
 
 TEST(TrainStep, AccumulationEqualsOneBigBatchWithUnevenMasks) {
   ModelFiles f = load_model_files(test::repo_file("data/samples/stories260K/stories260K.bin"));
-  Transformer model(f.config, f.tensors);
+  // In f64: the two ways sum the same terms in other orders (other gemm shapes pick other BLAS
+  // kernels), so they differ by rounding alone, and in f64 that is far below what this test looks
+  // for. accumulate_step's weighting is the same code for every compute dtype.
+  Transformer model(f.config, f.tensors, DType::F64);
   LoraConfig lc;
   lc.rank = 4;
   lc.targets = {"all-linear"};
   LoraAdapters ad(model, lc);
   Rng r(5);
-  float* v = ad.values().data<float>();
-  for (int64_t i = 0; i < ad.values().numel(); ++i) v[i] = static_cast<float>(r.normal() * 0.05);
+  for (int64_t i = 0; i < ad.values().numel(); ++i)
+    ad.values().data<double>()[i] = r.normal() * 0.05;
 
   const int64_t B = 8, T = 16;
   Batch big;
@@ -50,12 +54,18 @@ TEST(TrainStep, AccumulationEqualsOneBigBatchWithUnevenMasks) {
   Tensor g_big = ad.grads().clone();
   const double loss_acc = accumulate_step(model, ad, micro);
   Tensor g_acc = ad.grads();
-  EXPECT_NEAR(loss_acc, loss_big, 1e-6 * std::fabs(loss_big));
+  // f64 rounding (u = 1.1e-16) amplified even 10^6-fold through the network stays below 1e-9 of
+  // the scale (f32 runs of this test differ by ~20 u); a mean of the micro-batches' means
+  // instead of the mean over all tokens is off by 22% here.
+  const double tol = 1e-9;
+  EXPECT_LE(std::fabs(loss_acc - loss_big), tol * std::fabs(loss_big));
   double max_g = 0, max_d = 0;
   for (int64_t i = 0; i < g_big.numel(); ++i) {
     max_g = std::max(max_g, std::fabs(g_big.item(i)));
     max_d = std::max(max_d, std::fabs(g_big.item(i) - g_acc.item(i)));
   }
   ASSERT_GT(max_g, 0.0);
-  EXPECT_LE(max_d / max_g, 1e-6);
+  EXPECT_LE(max_d / max_g, tol);
+  std::cout << "[accumulate] f64: max |big - accumulated| / max |g| = " << max_d / max_g
+            << ", loss " << std::fabs(loss_acc - loss_big) / std::fabs(loss_big) << "\n";
 }
