@@ -1,6 +1,7 @@
 #include "recipes/run_checkpoint.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -13,7 +14,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kFormat = "hone-checkpoint-1";
+// 2: every dataset checksummed (checkpoint.h), total_steps stored. Format 1 files have no
+// checksums and are refused by read_checkpoint.
+constexpr const char* kFormat = "hone-checkpoint-2";
 
 int64_t step_of(const fs::path& p) {
   const std::string name = p.filename().string();
@@ -29,6 +32,19 @@ const std::string& need(const CheckpointData& d, const std::string& key, const s
   auto it = d.strings.find(key);
   if (it == d.strings.end()) throw Error(path + ": not a hone checkpoint (no \"" + key + "\")");
   return it->second;
+}
+
+// A non-negative decimal integer filling the whole field, else an error naming file and field.
+uint64_t parse_count(const std::string& text, const std::string& path, const std::string& field,
+                     uint64_t max = UINT64_MAX) {
+  uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || p != end || v > max)
+    throw Error(path + ": " + field + ": expected a non-negative integer" +
+                (v > max || ec == std::errc::result_out_of_range ? " in range" : "") + " (got \"" +
+                text + "\")");
+  return v;
 }
 
 }  // namespace
@@ -75,6 +91,7 @@ void save_run_checkpoint(const Run& run, int64_t step, const std::string& metric
   const DataLoader::Cursor c = run.loader->cursor();
   d.strings["format"] = kFormat;
   d.strings["step"] = std::to_string(step);
+  d.strings["total_steps"] = std::to_string(run.total_steps);
   d.strings["optimizer"] = run.optimizer->name();
   d.strings["data_cursor"] =
       std::to_string(c.epoch) + " " + std::to_string(c.position) + " " + std::to_string(c.seed);
@@ -87,10 +104,45 @@ void save_run_checkpoint(const Run& run, int64_t step, const std::string& metric
   write_checkpoint(path, d);
 }
 
-int64_t restore_run_checkpoint(Run& run, const std::string& path, std::string* metrics_jsonl) {
-  CheckpointData d = read_checkpoint(path);
+ResumePoint open_run_checkpoint(const std::string& path) {
+  ResumePoint p;
+  p.path = path;
+  p.data = read_checkpoint(path);
+  const CheckpointData& d = p.data;
   if (need(d, "format", path) != kFormat)
-    throw Error(path + ": unsupported checkpoint format \"" + d.strings["format"] + "\"");
+    throw Error(path + ": format: unsupported checkpoint format \"" + d.strings.at("format") +
+                "\" (this hone reads " + kFormat + ")");
+  const auto max_i64 = static_cast<uint64_t>(INT64_MAX);
+  p.step = static_cast<int64_t>(parse_count(need(d, "step", path), path, "step", max_i64));
+  p.total_steps =
+      static_cast<int64_t>(parse_count(need(d, "total_steps", path), path, "total_steps", max_i64));
+  parse_count(need(d, "dropout_rng", path), path, "dropout_rng");
+  std::istringstream cur(need(d, "data_cursor", path));
+  std::string f[3], extra;
+  if (!(cur >> f[0] >> f[1] >> f[2]) || (cur >> extra))
+    throw Error(path + ": data_cursor: expected \"epoch position seed\" (got \"" +
+                d.strings.at("data_cursor") + "\")");
+  for (const std::string& x : f) parse_count(x, path, "data_cursor");
+  p.recipe = parse_recipe(need(d, "recipe", path), path + ": recipe", "/");
+  return p;
+}
+
+std::string check_resume_length(const ResumePoint& p, int64_t total_steps) {
+  if (total_steps < p.step)
+    throw Error(p.path + ": cannot resume: the recipe's run of " + std::to_string(total_steps) +
+                " steps is shorter than the checkpoint's step " + std::to_string(p.step) +
+                ": raise training.max_steps / training.epochs, or resume an earlier checkpoint "
+                "(--resume PATH)");
+  if (total_steps == p.total_steps) return "";
+  return "the run's length (training.max_steps / training.epochs) changed (checkpoint: " +
+         std::to_string(p.total_steps) + " steps; recipe: " + std::to_string(total_steps) +
+         " steps): resuming, but the run is no longer the same run (the learning-rate schedule "
+         "spans the new length from here on)";
+}
+
+int64_t restore_run_checkpoint(Run& run, const ResumePoint& p, std::string* metrics_jsonl) {
+  const std::string& path = p.path;
+  const CheckpointData& d = p.data;
   auto same = [&](const char* key, const std::string& now, const char* what) {
     const std::string& then = need(d, key, path);
     if (then != now)
@@ -118,11 +170,19 @@ int64_t restore_run_checkpoint(Run& run, const std::string& path, std::string* m
 
   DataLoader::Cursor c;
   std::istringstream cur(need(d, "data_cursor", path));
-  if (!(cur >> c.epoch >> c.position >> c.seed)) throw Error(path + ": bad data_cursor");
-  run.loader->restore(c);
-  run.adapters->dropout_rng().set_state(std::stoull(need(d, "dropout_rng", path)));
-  if (metrics_jsonl) *metrics_jsonl = d.strings["metrics"];
-  return std::stoll(need(d, "step", path));
+  cur >> c.epoch >> c.position >> c.seed;  // checked by open_run_checkpoint
+  try {
+    run.loader->restore(c);
+  } catch (const Error& e) {
+    throw Error(path + ": data_cursor: " + e.what());
+  }
+  run.adapters->dropout_rng().set_state(
+      parse_count(need(d, "dropout_rng", path), path, "dropout_rng"));
+  if (metrics_jsonl) {
+    auto m = d.strings.find("metrics");
+    *metrics_jsonl = m == d.strings.end() ? "" : m->second;
+  }
+  return p.step;
 }
 
 }  // namespace hone

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "recipes/checkpoint.h"
 #include "recipes/run_setup.h"
 
 namespace hone {
@@ -23,9 +24,25 @@ void prune_checkpoints(const std::string& dir, int64_t keep);
 void save_run_checkpoint(const Run& run, int64_t step, const std::string& metrics_jsonl,
                          const std::string& path);
 
+// A checkpoint read, verified (checksums) and parsed, before any model or data is loaded.
+struct ResumePoint {
+  std::string path;
+  CheckpointData data;
+  RecipeConfig recipe;  // the resolved recipe the checkpoint's run was trained with
+  int64_t step = 0;     // optimizer steps completed
+  int64_t total_steps = 0;
+};
+
+// Errors name the file and the field (a corrupt file, an unknown format, a malformed number).
+ResumePoint open_run_checkpoint(const std::string& path);
+
+// After the data is known (epochs -> steps): refuses a run shorter than the checkpoint's step;
+// returns a warning when the run's length changed, else "".
+std::string check_resume_length(const ResumePoint& p, int64_t total_steps);
+
 // Restores a checkpoint into a prepared run. Refuses, naming what differs, a checkpoint whose
 // model, LoRA shape, data or optimizer differ from the recipe. Returns the completed step count;
 // `metrics_jsonl` receives the metrics recorded up to then.
-int64_t restore_run_checkpoint(Run& run, const std::string& path, std::string* metrics_jsonl);
+int64_t restore_run_checkpoint(Run& run, const ResumePoint& p, std::string* metrics_jsonl);
 
 }  // namespace hone

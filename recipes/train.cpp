@@ -24,7 +24,9 @@
 #include "optim/clip.h"
 #include "recipes/metrics_log.h"
 #include "recipes/plan.h"
+#include "recipes/resume_policy.h"
 #include "recipes/run_checkpoint.h"
+#include "recipes/run_folder.h"
 #include "recipes/train_step.h"
 
 namespace hone {
@@ -90,6 +92,24 @@ std::string fmt_duration(double s) {
   return buf;
 }
 
+// Ignores SIGXFSZ for the run: past a file size limit (ulimit -f) a write then fails with EFBIG,
+// reported and cleaned up like any failed write, instead of the signal killing the process
+// mid-checkpoint and leaving its temporary file behind.
+class IgnoreFileSizeSignal {
+ public:
+  IgnoreFileSizeSignal() : prev_(std::signal(SIGXFSZ, SIG_IGN)) {}
+  ~IgnoreFileSizeSignal() { std::signal(SIGXFSZ, prev_); }
+
+ private:
+  void (*prev_)(int);
+};
+
+// Whether `dir` is `root` or inside it (both absolute and normalised by the recipe parser).
+bool inside(const std::string& dir, const std::string& root) {
+  const fs::path rel = fs::path(dir).lexically_relative(root);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
 void say(bool quiet, const std::string& line) {
   if (!quiet) std::cerr << line << "\n";
 }
@@ -97,6 +117,7 @@ void say(bool quiet, const std::string& line) {
 }  // namespace
 
 TrainSummary run_train(const TrainOptions& o) {
+  IgnoreFileSizeSignal no_sigxfsz;
   // 1. The recipe, validated in full before any work or any output.
   Run run;
   run.cfg = load_recipe(o.recipe, o.overrides);
@@ -118,11 +139,33 @@ TrainSummary run_train(const TrainOptions& o) {
   if (ec)
     throw Error(cfg.source + ": checkpoint.dir: cannot create " + cfg.checkpoint.dir + ": " +
                 ec.message());
+  // One run per folder, and every folder writable, before any work or any output: a refusal
+  // comes now, never at the first checkpoint, and never after an earlier run's files changed.
+  FolderLock out_lock(cfg.output.dir, cfg.source + ": output.dir");
+  std::unique_ptr<FolderLock> ckpt_lock;
+  if (!inside(cfg.checkpoint.dir, cfg.output.dir))
+    ckpt_lock = std::make_unique<FolderLock>(cfg.checkpoint.dir, cfg.source + ": checkpoint.dir");
+  check_writable(cfg.output.dir, cfg.source + ": output.dir");
+  check_writable(cfg.checkpoint.dir, cfg.source + ": checkpoint.dir");
+  check_writable(fs::path(cfg.logging.metrics_file).parent_path().string(),
+                 cfg.source + ": logging.metrics_file");
+
+  // The checkpoint to resume, verified and compared with the recipe before the model loads.
+  std::unique_ptr<ResumePoint> resume;
+  std::vector<std::string> warnings;
+  if (!o.resume.empty()) {
+    std::string path = o.resume == "latest" ? latest_checkpoint(cfg.checkpoint.dir) : o.resume;
+    if (path.empty()) throw Error(cfg.checkpoint.dir + ": no checkpoint to resume from");
+    resume = std::make_unique<ResumePoint>(open_run_checkpoint(path));
+    warnings = check_resume_changes(path, resume->recipe, cfg, resume->step);
+  } else if (!latest_checkpoint(cfg.checkpoint.dir).empty()) {
+    throw Error(cfg.checkpoint.dir +
+                ": holds checkpoints of an earlier run; resume it with "
+                "--resume, or set checkpoint.dir / output.dir to a new folder");
+  }
   ThreadScope threads(cfg.training.threads);
   const std::string resolved = to_yaml(cfg);
   if (!o.quiet) std::cerr << "hone: resolved recipe\n" << resolved;
-  write_file_atomically((fs::path(cfg.output.dir) / "recipe.yaml").string(),
-                        [&](AtomicWriter& w) { w.write(resolved); });
 
   // 2. Model, data, adapters, optimizer.
   load_base(run);
@@ -139,16 +182,17 @@ TrainSummary run_train(const TrainOptions& o) {
   sum.total_steps = run.total_steps;
   std::string metrics_so_far;
   int64_t step = 0;
-  if (!o.resume.empty()) {
-    std::string path = o.resume == "latest" ? latest_checkpoint(cfg.checkpoint.dir) : o.resume;
-    if (path.empty()) throw Error(cfg.checkpoint.dir + ": no checkpoint to resume from");
-    step = restore_run_checkpoint(run, path, &metrics_so_far);
-    say(o.quiet, "hone: resumed from " + path + " at step " + std::to_string(step));
-  } else if (!latest_checkpoint(cfg.checkpoint.dir).empty()) {
-    throw Error(cfg.checkpoint.dir +
-                ": holds checkpoints of an earlier run; resume it with "
-                "--resume, or set checkpoint.dir / output.dir to a new folder");
+  if (resume) {
+    const std::string length = check_resume_length(*resume, run.total_steps);
+    if (!length.empty()) warnings.push_back(length);
+    step = restore_run_checkpoint(run, *resume, &metrics_so_far);
+    for (const std::string& w : warnings) say(false, "hone: warning: " + w);
+    say(o.quiet, "hone: resumed from " + resume->path + " at step " + std::to_string(step));
+    resume.reset();  // its tensors are copied into the run
   }
+  // Every refusal is behind us: only now is anything of the run written.
+  write_file_atomically((fs::path(cfg.output.dir) / "recipe.yaml").string(),
+                        [&](AtomicWriter& w) { w.write(resolved); });
   MetricsLog metrics(cfg.logging.metrics_file, metrics_so_far);
   auto eval_now = [&](int64_t at) {
     EvalResult e = evaluate(*run.model, run.adapters.get(), run.data.val, cfg.training.batch_size,

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "recipes/checkpoint.h"
+#include "recipes/checksum.h"
 #include "tmpdir.h"
 
 using namespace hone;
@@ -62,4 +63,36 @@ TEST(Checkpoint, ErrorsNameTheFile) {
     EXPECT_NE(std::string(e.what()).find("junk.h5"), std::string::npos);
   }
   EXPECT_THROW(write_checkpoint(dir.file("no/such/dir/c.h5"), CheckpointData{}), Error);
+}
+
+// A write that fails says why, in the OS's words (it was "cannot create HDF5 file", no cause).
+TEST(Checkpoint, WriteErrorsGiveTheOsReason) {
+  test::TempDir dir;
+  std::ofstream(dir.file("a-file")) << "x";
+  const std::string path = dir.file("a-file/c.h5");  // its parent is a regular file
+  try {
+    write_checkpoint(path, CheckpointData{});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Not a directory"), std::string::npos) << e.what();
+  }
+}
+
+// checksum64's promise: any single flipped bit changes it, wherever it lands (stripes and tail),
+// and so do the length and the seed.
+TEST(Checksum, EverySingleBitFlipChangesTheChecksum) {
+  std::string bytes(103, '\0');  // three 32-byte stripes and a 7-byte tail
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 37 + 11);
+  const uint64_t want = checksum64(bytes);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    for (int b = 0; b < 8; ++b) {
+      std::string c = bytes;
+      c[i] = static_cast<char>(c[i] ^ (1 << b));
+      EXPECT_NE(checksum64(c), want) << "byte " << i << " bit " << b;
+    }
+  }
+  EXPECT_NE(checksum64(bytes + std::string(1, '\0')), want);  // a zero pad is not the same
+  EXPECT_NE(checksum64(bytes, 1), want);
+  EXPECT_EQ(checksum64(bytes), want);  // and it is a function of its input
 }
