@@ -3,6 +3,7 @@
 #include <tbb/info.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 
 #include "autograd/error.h"
@@ -216,6 +217,9 @@ int main(int argc, char** argv) {
   // Re-executes with the AVX-512 OpenBLAS kernel when the loaded one is slower than the CPU
   // allows (Debian's 0.3.21 mis-detects some AVX-512 CPUs); returns here otherwise.
   hone::kernels::blas_ensure_fast_kernel(argc, argv);
+  // Past a file size limit (ulimit -f) a write then fails with EFBIG, reported and cleaned up like
+  // any failed write, instead of SIGXFSZ killing the process and leaving a temporary file.
+  std::signal(SIGXFSZ, SIG_IGN);
   hone::StdoutGuard out;
   const int rc = run_cli(argc, argv, out);
   // Every command's output is checked here, once: a cut output never exits 0.

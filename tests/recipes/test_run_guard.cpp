@@ -129,6 +129,10 @@ TEST_F(RunGuard, AFileSizeLimitFailsTheCheckpointWriteCleanly) {
   const std::string out = dir.file("limited");
   const std::string recipe = test::write_small_recipe(dir.file("r.yaml"), out, 3);
   const std::string log = dir.file("log.txt");
+  // A first run without the limit caches the corpus's token store (about 200 KB), so that the
+  // limited run's first large write is its checkpoint.
+  const std::string warm = test::write_small_recipe(dir.file("w.yaml"), dir.file("warm"), 2);
+  ASSERT_EQ(run_limited({"train", warm}, log, 0), 0) << test::slurp(log);
   // Room for recipe.yaml and metrics.jsonl, not for a checkpoint (about 300 KB here).
   const int status = run_limited({"train", recipe}, log, 64 * 1024);
   const std::string msg = test::slurp(log);
@@ -137,6 +141,24 @@ TEST_F(RunGuard, AFileSizeLimitFailsTheCheckpointWriteCleanly) {
   EXPECT_NE(msg.find(out + "/checkpoints/step-00000001.h5"), std::string::npos) << msg;
   EXPECT_EQ(temp_files_under(out), std::vector<std::string>{});
   EXPECT_TRUE(latest_checkpoint(out + "/checkpoints").empty());
+}
+
+// The same for every command that writes files: SIGXFSZ is ignored process-wide, so an export
+// past the limit fails with "File too large", exit 1, and leaves no temporary file.
+TEST_F(RunGuard, AFileSizeLimitFailsAnExportCleanly) {
+  const std::string out = dir.file("exported");
+  fs::create_directories(out);
+  const std::string log = dir.file("log.txt");
+  // The f32 GGUF of stories260K is about 1 MB.
+  const int status =
+      run_limited({"export", "--model", test::repo_file("data/samples/stories260K/stories260K.bin"),
+                   "--format", "gguf", "--out", out + "/model.gguf"},
+                  log, 64 * 1024);
+  const std::string msg = test::slurp(log);
+  EXPECT_EQ(status, 1) << msg;
+  EXPECT_NE(msg.find("File too large"), std::string::npos) << msg;
+  EXPECT_EQ(temp_files_under(out), std::vector<std::string>{});
+  EXPECT_FALSE(fs::exists(out + "/model.gguf"));
 }
 
 // Sets the immutable attribute on `path` (refused even to root) for the object's lifetime; when
