@@ -39,7 +39,7 @@ std::vector<Example> pack_side(const std::string& what, const std::string& spec,
   std::vector<Example> ex = pack_documents(docs, tokenizer, options);
   if (ex.empty()) {
     throw Error(spec + ": " + what + " corpus is shorter than one window of seq_len + 1 = " +
-                std::to_string(options.seq_len + 1) + " tokens (lower seq_len or set keep_tail)");
+                std::to_string(options.seq_len + 1) + " tokens (lower data.seq_len)");
   }
   return ex;
 }
