@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "autograd/error.h"
+#include "autograd/json_parse.h"
 #include "data/jinja/template.h"
 
 namespace hone {
@@ -285,15 +286,13 @@ const std::string& builtin_chat_template(const std::string& name) {
   return it->second;
 }
 
+void check_chat_template(const std::string& template_text, const std::string& origin) {
+  jinja::Template(template_text, jinja::Options{}, origin);
+}
+
 std::string chat_template_from_config(const std::string& tokenizer_config_path) {
-  std::ifstream in(tokenizer_config_path);
-  if (!in) throw Error(tokenizer_config_path + ": cannot open");
-  nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(tokenizer_config_path + ": invalid JSON: " + e.what());
-  }
+  const auto cfg = parse_json_file<nlohmann::json>(tokenizer_config_path);
+  if (!cfg.is_object()) throw Error(tokenizer_config_path + ": expected a JSON object");
   auto it = cfg.find("chat_template");
   if (it == cfg.end() || it->is_null()) throw Error(tokenizer_config_path + ": no chat_template");
   if (it->is_string()) return it->get<std::string>();

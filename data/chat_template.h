@@ -68,6 +68,11 @@ RenderedChat render_chat_spans(
 // hone::Error naming the known ones for any other name.
 const std::string& builtin_chat_template(const std::string& name);
 
+// Compiles `template_text` to check its syntax before any data is rendered with it; throws
+// hone::Error "<origin>:line:col: ..." naming where it came from, e.g. origin
+// "tokenizer_config.json: chat_template".
+void check_chat_template(const std::string& template_text, const std::string& origin);
+
 // The "chat_template" of a tokenizer_config.json: a string, or a list of {name, template} of
 // which the one named "default" is taken. Throws hone::Error when the file has none.
 std::string chat_template_from_config(const std::string& tokenizer_config_path);

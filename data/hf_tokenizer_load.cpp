@@ -2,11 +2,11 @@
 // decoder and post-processor, and tokenizer_config.json's special tokens, turned into the pieces
 // of hf_tokenizer_impl.h. Anything unsupported fails here, at load time, not mid-encode.
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 
 #include "autograd/error.h"
+#include "autograd/json_parse.h"
 #include "data/hf_text.h"
 #include "data/hf_tokenizer.h"
 #include "data/hf_tokenizer_impl.h"
@@ -29,21 +29,15 @@ std::vector<uint32_t> byte_to_unicode() {
   return t;
 }
 
-std::string token_content(const json& j) {
-  if (j.is_string()) return j.get<std::string>();
-  if (j.is_object() && j.contains("content")) return j["content"].get<std::string>();
-  return {};
+// A short rendering of a JSON value for error messages.
+std::string show(const json& v) {
+  std::string s = v.dump();
+  return s.size() > 40 ? s.substr(0, 37) + "..." : s;
 }
 
-json read_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
-  try {
-    return json::parse(in);
-  } catch (const std::exception& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
-}
+// How many ids a tokenizer.json may leave unused: a padded vocabulary's few, never so many that a
+// stray id makes the per-id tables huge.
+constexpr int64_t kMaxIdGap = 65536;
 
 }  // namespace
 
@@ -136,6 +130,8 @@ DecodeStep HfTokenizer::Impl::parse_decoder(const json& j) {
     d.a = j.at("content").get<std::string>();
     d.start = j.value("start", 0);
     d.stop = j.value("stop", 0);
+    // Stripping "" would never stop matching.
+    if (d.a.empty()) throw Error(path + ": Strip decoder: content is empty");
   } else if (type == "Replace") {
     d.kind = DecodeStep::kReplace;
     const auto& pat = j.at("pattern");
@@ -158,7 +154,7 @@ DecodeStep HfTokenizer::Impl::parse_decoder(const json& j) {
 
 void HfTokenizer::Impl::load(const std::string& json_path) {
   path = json_path;
-  const json j = read_json(json_path);
+  const json j = parse_json_file<json>(json_path);
   const json& m = j.at("model");
   if (m.value("type", "BPE") != "BPE") {
     throw Error(path + ": model type \"" + m.value("type", "") + "\" not supported (BPE only)");
@@ -171,23 +167,71 @@ void HfTokenizer::Impl::load(const std::string& json_path) {
   if (m.contains("dropout") && m["dropout"].is_number() && m["dropout"].get<double>() > 0) {
     throw Error(path + ": BPE dropout not supported");
   }
+  // Ids index arrays (tokens, flags, the model's embedding rows): each must be a non-negative
+  // integer naming one token. Gaps are allowed (a padded vocabulary's unused ids) but bounded, so
+  // a stray huge id cannot make the tables huge.
+  const json& vj = m.at("vocab");
+  if (!vj.is_object()) throw Error(path + ": model.vocab: expected an object {token: id}");
+  if (vj.empty()) throw Error(path + ": model.vocab: is empty");
+  const json added_j = j.value("added_tokens", json::array());
+  if (!added_j.is_array()) throw Error(path + ": added_tokens: expected an array");
+  const int64_t id_limit = static_cast<int64_t>(vj.size() + added_j.size()) + kMaxIdGap;
+  auto read_id = [&](const json& v, const std::string& field) -> int32_t {
+    if (!v.is_number_integer())
+      throw Error(path + ": " + field + ": expected an integer id, got " + show(v));
+    const bool big = v.is_number_unsigned() ? v.get<uint64_t>() >= static_cast<uint64_t>(id_limit)
+                                            : v.get<int64_t>() >= id_limit;
+    if (!v.is_number_unsigned() && v.get<int64_t>() < 0)
+      throw Error(path + ": " + field + ": id " + v.dump() + " is negative");
+    if (big)
+      throw Error(path + ": " + field + ": id " + v.dump() +
+                  " is out of range: " + std::to_string(vj.size()) + " vocab entries and " +
+                  std::to_string(added_j.size()) + " added tokens leave at most " +
+                  std::to_string(kMaxIdGap) + " unused ids");
+    return static_cast<int32_t>(v.get<int64_t>());
+  };
+  std::vector<std::pair<std::string, int32_t>> vocab_ids;
+  vocab_ids.reserve(vj.size());
   int32_t max_id = -1;
-  for (const auto& [tok, id] : m.at("vocab").items()) max_id = std::max(max_id, id.get<int32_t>());
-  for (const auto& a : j.value("added_tokens", json::array())) {
-    max_id = std::max(max_id, a.at("id").get<int32_t>());
+  for (const auto& [tok, idj] : vj.items()) {
+    vocab_ids.emplace_back(tok, read_id(idj, "model.vocab[" + json(tok).dump() + "]"));
+    max_id = std::max(max_id, vocab_ids.back().second);
+  }
+  std::vector<Added> added_in;
+  for (size_t i = 0; i < added_j.size(); ++i) {
+    const json& a = added_j[i];
+    const std::string field = "added_tokens[" + std::to_string(i) + "]";
+    if (!a.is_object()) throw Error(path + ": " + field + ": expected an object");
+    if (!a.contains("content") || !a["content"].is_string())
+      throw Error(path + ": " + field + ".content: expected a string");
+    if (!a.contains("id")) throw Error(path + ": " + field + ": missing field \"id\"");
+    Added t{a["content"].get<std::string>(), read_id(a["id"], field + ".id"),
+            a.value("special", false), a.value("lstrip", false), a.value("rstrip", false)};
+    if (t.content.empty()) throw Error(path + ": " + field + ".content: is empty");
+    max_id = std::max(max_id, t.id);
+    added_in.push_back(std::move(t));
   }
   tokens.assign(static_cast<size_t>(max_id + 1), std::string());
+  std::vector<uint8_t> taken(tokens.size(), 0);
   vocab.reserve(static_cast<size_t>(max_id + 1));
-  for (const auto& [tok, idj] : m.at("vocab").items()) {
-    const auto id = idj.get<int32_t>();
-    tokens[static_cast<size_t>(id)] = tok;
+  for (const auto& [tok, id] : vocab_ids) {
+    const auto at = static_cast<size_t>(id);
+    if (taken[at])
+      throw Error(path + ": model.vocab: tokens " + json(tokens[at]).dump() + " and " +
+                  json(tok).dump() + " both have id " + std::to_string(id));
+    taken[at] = 1;
+    tokens[at] = tok;
     vocab.emplace(tok, id);
   }
   ignore_merges = m.value("ignore_merges", false);
   byte_fallback = m.value("byte_fallback", false);
   fuse_unk = m.value("fuse_unk", false);
-  if (m.contains("unk_token") && m["unk_token"].is_string())
-    unk_id = id_of(m["unk_token"].get<std::string>());
+  if (m.contains("unk_token") && m["unk_token"].is_string()) {
+    const std::string unk = m["unk_token"].get<std::string>();
+    unk_id = id_of(unk);
+    if (unk_id < 0)
+      throw Error(path + ": model.unk_token: " + json(unk).dump() + " is not in model.vocab");
+  }
 
   const json& mj = m.at("merges");
   merges.reserve(mj.size());
@@ -219,12 +263,21 @@ void HfTokenizer::Impl::load(const std::string& json_path) {
     byte_token[b] = id_of(name);
   }
 
-  for (const auto& a : j.value("added_tokens", json::array())) {
-    Added t{a.at("content").get<std::string>(), a.at("id").get<int32_t>(),
-            a.value("special", false), a.value("lstrip", false), a.value("rstrip", false)};
-    tokens[static_cast<size_t>(t.id)] = t.content;
+  // An added token may repeat a vocab entry (Llama 2's <unk>, <s>, </s>), but with its id.
+  for (size_t i = 0; i < added_in.size(); ++i) {
+    Added& t = added_in[i];
+    const auto at = static_cast<size_t>(t.id);
+    const std::string field = path + ": added_tokens[" + std::to_string(i) + "] (" +
+                              json(t.content).dump() + ", id " + std::to_string(t.id) + "): ";
+    if (taken[at] && tokens[at] != t.content)
+      throw Error(field + "id already belongs to " + json(tokens[at]).dump());
+    if (const int32_t had = id_of(t.content); had >= 0 && had != t.id)
+      throw Error(field + "the token already has id " + std::to_string(had));
+    if (taken[at] == 2) continue;  // listed twice, identically
+    taken[at] = 2;
+    tokens[at] = t.content;
     vocab[t.content] = t.id;
-    if (!t.content.empty()) added.push_back(std::move(t));
+    added.push_back(std::move(t));
   }
   special_flag.assign(tokens.size(), 0);
   added_flag.assign(tokens.size(), 0);
@@ -261,6 +314,13 @@ void HfTokenizer::Impl::load(const std::string& json_path) {
   }
 
   // Post-processor: which special tokens come before / after the text.
+  auto post_id = [&](const json& v) {
+    const int64_t id = v.is_number_integer() ? v.get<int64_t>() : -1;
+    if (id < 0 || static_cast<uint64_t>(id) >= tokens.size() || !taken[static_cast<size_t>(id)])
+      throw Error(path + ": post_processor: special token id " + show(v) +
+                  " is not in the vocabulary");
+    return static_cast<int32_t>(id);
+  };
   std::function<void(const json&)> post = [&](const json& pp) {
     const std::string type = pp.value("type", "");
     if (type == "TemplateProcessing") {
@@ -272,11 +332,11 @@ void HfTokenizer::Impl::load(const std::string& json_path) {
         }
         const auto name = piece.at("SpecialToken").at("id").get<std::string>();
         const auto& st = pp.at("special_tokens").at(name);
-        for (const auto& id : st.at("ids")) (seen_a ? suffix : prefix).push_back(id.get<int32_t>());
+        for (const auto& id : st.at("ids")) (seen_a ? suffix : prefix).push_back(post_id(id));
       }
     } else if (type == "RobertaProcessing" || type == "BertProcessing") {
-      prefix.push_back(pp.at("cls").at(1).get<int32_t>());
-      suffix.push_back(pp.at("sep").at(1).get<int32_t>());
+      prefix.push_back(post_id(pp.at("cls").at(1)));
+      suffix.push_back(post_id(pp.at("sep").at(1)));
     } else if (type == "Sequence") {
       for (const auto& c : pp.at("processors")) post(c);
     } else if (type != "ByteLevel") {
@@ -288,22 +348,46 @@ void HfTokenizer::Impl::load(const std::string& json_path) {
   const bool template_tokens = !prefix.empty() || !suffix.empty();
 
   // tokenizer_config.json beside it: bos/eos/pad, add_bos_token/add_eos_token, clean-up.
-  const auto cfg_path = std::filesystem::path(json_path).parent_path() / "tokenizer_config.json";
+  const std::string cfg_path =
+      (std::filesystem::path(json_path).parent_path() / "tokenizer_config.json").string();
   json cfg = json::object();
-  if (std::filesystem::exists(cfg_path)) cfg = read_json(cfg_path.string());
-  auto cfg_id = [&](const char* key) {
-    if (!cfg.contains(key)) return -1;
-    const std::string t = token_content(cfg[key]);
-    return t.empty() ? -1 : id_of(t);
+  if (std::filesystem::exists(cfg_path)) cfg = parse_json_file<json>(cfg_path);
+  if (!cfg.is_object()) throw Error(cfg_path + ": expected a JSON object");
+  // A special token: its text, or an AddedToken object {"content": text, ...}; null for none.
+  auto cfg_id = [&](const char* key) -> int32_t {
+    auto it = cfg.find(key);
+    if (it == cfg.end() || it->is_null()) return -1;
+    const json* c = &*it;
+    if (c->is_object() && c->contains("content")) c = &(*c)["content"];
+    if (!c->is_string())
+      throw Error(cfg_path + ": " + key +
+                  ": expected a token (a string or an object with \"content\") or null, got " +
+                  show(*it));
+    const std::string t = c->get<std::string>();
+    if (t.empty()) return -1;
+    const int32_t id = id_of(t);
+    if (id < 0)
+      throw Error(cfg_path + ": " + key + ": " + json(t).dump() + " is not in the vocabulary of " +
+                  path);
+    return id;
+  };
+  auto cfg_bool = [&](const char* key, bool def) {
+    auto it = cfg.find(key);
+    if (it == cfg.end() || it->is_null()) return def;
+    if (!it->is_boolean())
+      throw Error(cfg_path + ": " + key + ": expected true or false, got " + show(*it));
+    return it->get<bool>();
   };
   bos = cfg_id("bos_token");
   eos = cfg_id("eos_token");
   pad = cfg_id("pad_token");
   if (bos < 0 && prefix.size() == 1) bos = prefix[0];
   if (eos < 0 && suffix.size() == 1) eos = suffix[0];
+  const bool add_bos = cfg_bool("add_bos_token", false);
+  const bool add_eos = cfg_bool("add_eos_token", false);
   if (!template_tokens) {
-    if (cfg.value("add_bos_token", false) && bos >= 0) prefix.push_back(bos);
-    if (cfg.value("add_eos_token", false) && eos >= 0) suffix.push_back(eos);
+    if (add_bos && bos >= 0) prefix.push_back(bos);
+    if (add_eos && eos >= 0) suffix.push_back(eos);
   }
   const auto& cu =
       cfg.contains("clean_up_tokenization_spaces") ? cfg["clean_up_tokenization_spaces"] : json();

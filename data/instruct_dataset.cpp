@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "autograd/error.h"
+#include "autograd/json_parse.h"
 #include "data/chat_template.h"
 #include "data/hf_tokenizer.h"
 
@@ -114,17 +115,6 @@ nlohmann::ordered_json canonical_messages(const nlohmann::ordered_json& rec,
     out.push_back(std::move(msg));
   }
   return out;
-}
-
-// nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 3: ..." without
-// the bracketed id.
-std::string json_error(const std::exception& e) {
-  std::string s = e.what();
-  if (s.starts_with("[json.exception")) {
-    auto p = s.find("] ");
-    if (p != std::string::npos) s = s.substr(p + 2);
-  }
-  return s;
 }
 
 }  // namespace
@@ -293,12 +283,7 @@ InstructFile read_instruct_file(const std::string& path, const Tokenizer& tokeni
     const std::string where = path + ":" + std::to_string(lineno);
     TokenizedExample ex;
     try {
-      nlohmann::ordered_json rec;
-      try {
-        rec = nlohmann::ordered_json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
-        throw Error("invalid JSON: " + json_error(e));
-      }
+      const auto rec = parse_json<nlohmann::ordered_json>(line, "");
       if (!rec.is_object())
         throw Error(std::string("expected a JSON object, got ") + json_type(rec));
       if (fmt == "completion") {
@@ -428,7 +413,9 @@ std::string resolve_chat_template(const std::string& name, const std::string& to
                 "template" +
                 hint);
   try {
-    return chat_template_from_config(cfg.string());
+    std::string t = chat_template_from_config(cfg.string());
+    check_chat_template(t, cfg.string() + ": chat_template");
+    return t;
   } catch (const Error& e) {
     throw Error(std::string(e.what()) + hint);
   }

@@ -127,7 +127,8 @@ int32_t pad_id_of(const Tokenizer& tokenizer);
 
 // The chat template for a recipe: a built-in by name (llama3, chatml, llama2, mistral), or for
 // "" the chat_template of tokenizer_config.json beside `tokenizer_path` (a tokenizer.json or its
-// folder). Throws hone::Error saying what to set when neither exists.
+// folder), syntax-checked so an error names that file. Throws hone::Error saying what to set when
+// neither exists.
 std::string resolve_chat_template(const std::string& name, const std::string& tokenizer_path);
 
 struct InstructDataOptions {

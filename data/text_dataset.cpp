@@ -50,7 +50,7 @@ ExampleSet pack_side(const std::string& what, const std::string& spec,
   ExampleSet ex = ExampleSet::windows(std::move(tokens), options.seq_len, options.keep_tail, pad);
   if (ex.empty()) {
     throw Error(spec + ": " + what + " corpus is shorter than one window of seq_len + 1 = " +
-                std::to_string(options.seq_len + 1) + " tokens (lower seq_len or set keep_tail)");
+                std::to_string(options.seq_len + 1) + " tokens (lower data.seq_len)");
   }
   return ex;
 }

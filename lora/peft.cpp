@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "autograd/json_parse.h"
 #include "model/io/atomic_file.h"
 #include "model/io/safetensors.h"
 
@@ -64,14 +65,9 @@ void save_peft_adapter(const std::string& dir, const LoraAdapters& adapters,
 
 LoraConfig read_peft_config(const std::string& dir) {
   const std::string path = (fs::path(dir) / "adapter_config.json").string();
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": no such file (is " + dir + " a PEFT adapter folder?)");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
+  if (!std::ifstream(path))
+    throw Error(path + ": no such file (is " + dir + " a PEFT adapter folder?)");
+  json j = parse_json_file<json>(path);
   auto field = [&](const char* key) -> const json& {
     if (!j.contains(key)) throw Error(path + ": missing field \"" + std::string(key) + "\"");
     return j.at(key);

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "autograd/error.h"
+#include "autograd/json_parse.h"
 
 namespace hone {
 
@@ -92,14 +93,7 @@ ModelConfig config_from_hf_json(const std::string& path) {
   if (!in) throw Error(path + ": cannot open for reading");
   std::stringstream ss;
   ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    std::string msg = e.what();
-    if (auto pos = msg.find("] "); pos != std::string::npos) msg = msg.substr(pos + 2);
-    throw Error(path + ": invalid JSON: " + msg);
-  }
+  const json j = parse_json<json>(ss.view(), path);
   if (!j.is_object()) throw Error(path + ": expected a JSON object at the top level");
   Fields f{path, j, ""};
   ModelConfig c;

@@ -9,12 +9,12 @@
 
 #include "autograd/error.h"
 #include "data/text_dataset.h"
+#include "recipes/model_tokenizer.h"
 
 namespace hone {
 
 std::string recipe_tokenizer_path(const RecipeConfig& cfg) {
-  if (!cfg.model.tokenizer.empty()) return cfg.model.tokenizer;
-  std::string found = find_model_tokenizer(cfg.model.path);
+  std::string found = model_tokenizer_source(cfg.model.path, cfg.model.tokenizer);
   if (!found.empty()) return found;
   throw Error(cfg.source + ": model.tokenizer: no tokenizer found beside " + cfg.model.path +
               " (give model.tokenizer)");
@@ -38,7 +38,7 @@ InstructDataOptions instruct_data_options(const RecipeConfig& cfg,
   i.skip_bad_lines = d.on_bad_line == "skip";
   if (d.format == "chat") {
     try {
-      i.chat_template = resolve_chat_template(d.chat_template, tokenizer_path);
+      i.chat_template = chat_template_for_model(d.chat_template, tokenizer_path);
     } catch (const Error& e) {
       throw Error(cfg.source + ": data.chat_template: " + e.what());
     }
@@ -185,7 +185,7 @@ void run_data_inspect(const std::string& recipe, const std::vector<std::string>&
   RecipeConfig cfg = load_recipe(recipe, overrides);
   check_recipe_paths(cfg);
   const std::string tok_path = recipe_tokenizer_path(cfg);
-  std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+  std::unique_ptr<Tokenizer> tok = tokenizer_for_model(cfg.model.path, cfg.model.tokenizer);
   const bool ansi = &out == &std::cout && isatty(STDOUT_FILENO);
   write_data_report(cfg, *tok, tok_path, out, ansi);
 }

@@ -13,13 +13,13 @@
 
 namespace hone {
 
-// model.tokenizer, else the tokenizer inside / beside model.path. Throws hone::Error naming the
-// recipe when there is none.
+// model.tokenizer, else the tokenizer inside / beside model.path, else a GGUF model.path itself
+// (its embedded tokenizer). Throws hone::Error naming the recipe when there is none.
 std::string recipe_tokenizer_path(const RecipeConfig& cfg);
 
 // The options of an instruction-data recipe (format completion | alpaca | chat); for chat the
 // template is resolved here (data.chat_template, else tokenizer_config.json beside
-// `tokenizer_path`).
+// `tokenizer_path`, or the GGUF's own template when `tokenizer_path` is a GGUF model).
 InstructDataOptions instruct_data_options(const RecipeConfig& cfg,
                                           const std::string& tokenizer_path);
 

@@ -6,8 +6,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "autograd/json_parse.h"
 #include "data/chat_template.h"
 #include "data/hf_tokenizer.h"
+#include "data/instruct_dataset.h"
 #include "data/llama2c_tokenizer.h"
 
 namespace hone {
@@ -61,13 +63,8 @@ GgufTokenizerData from_llama2c(const std::string& path) {
 }
 
 GgufTokenizerData from_tokenizer_json(const std::string& path, const ModelConfig& config) {
-  std::ifstream in(path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
+  HfTokenizer hf(path);  // validates the file: ids, merges, special tokens
+  const auto j = parse_json_file<nlohmann::json>(path);
   const auto& model = j.at("model");
   if (model.value("type", "BPE") != "BPE" ||
       j.at("pre_tokenizer").dump().find("ByteLevel") == std::string::npos)
@@ -103,7 +100,6 @@ GgufTokenizerData from_tokenizer_json(const std::string& path, const ModelConfig
     d.merges.push_back(m.is_string()
                            ? m.get<std::string>()
                            : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
-  HfTokenizer hf(path);
   d.bos_id = hf.bos_id();
   d.eos_id = hf.eos_id();
   d.pad_id = hf.pad_id();
@@ -217,6 +213,26 @@ std::unique_ptr<Tokenizer> tokenizer_for_model(const std::string& model_path,
     return std::make_unique<Llama2cTokenizer>(std::move(pieces), t.scores, model_path);
   }
   throw Error(model_path + ": no tokenizer found beside the model (pass --tokenizer PATH)");
+}
+
+std::string model_tokenizer_source(const std::string& model_path,
+                                   const std::string& tokenizer_path) {
+  const std::string found = resolve_tokenizer(model_path, tokenizer_path);
+  if (!found.empty()) return found;
+  if (is_gguf(model_path)) return model_path;
+  return "";
+}
+
+std::string chat_template_for_model(const std::string& name, const std::string& tokenizer_source) {
+  if (!name.empty() || !is_gguf(tokenizer_source))
+    return resolve_chat_template(name, tokenizer_source);
+  const std::string t = read_gguf_tokenizer(tokenizer_source).chat_template;
+  if (t.empty())
+    throw Error(tokenizer_source +
+                ": the GGUF has no chat template (no tokenizer.chat_template); set "
+                "data.chat_template to a built-in template: llama3, chatml, llama2 or mistral");
+  check_chat_template(t, tokenizer_source + ": tokenizer.chat_template");
+  return t;
 }
 
 GgufTokenizerData gguf_tokenizer_for_model(const std::string& model_path,

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/error.h"
+#include "autograd/json_parse.h"
 #include "data/tokenizer.h"
 
 namespace hone {
@@ -45,7 +46,7 @@ int run_detokenize(const std::string& tokenizer_path, std::istream& in, std::ost
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::vector<int32_t> ids;
     try {
-      const auto j = nlohmann::json::parse(line);
+      const auto j = parse_json<nlohmann::json>(line, "");
       if (!j.is_array()) throw Error("not a JSON array");
       for (const auto& v : j) {
         if (!v.is_number_integer()) throw Error("not an integer: " + v.dump());

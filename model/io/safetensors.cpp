@@ -12,6 +12,7 @@
 #include <set>
 #include <vector>
 
+#include "autograd/json_parse.h"
 #include "model/io/atomic_file.h"
 #include "model/io/mapped_file.h"
 
@@ -148,14 +149,8 @@ json parse_header(const std::string& path, const uint8_t* p, size_t n) {
     }
     return true;
   };
-  json h;
-  try {
-    h = json::parse(p, p + n, cb);
-  } catch (const json::parse_error& e) {
-    std::string msg = e.what();
-    if (auto pos = msg.find("] "); pos != std::string::npos) msg = msg.substr(pos + 2);
-    fail(path, "header is not valid JSON: " + msg);
-  }
+  json h = parse_json<json>(std::string_view(reinterpret_cast<const char*>(p), n),
+                            path + ": header", cb);
   if (!dup.empty()) fail(path, "header has duplicate key " + qstr(dup));
   if (!h.is_object()) fail(path, "header is not a JSON object");
   return h;
@@ -284,13 +279,8 @@ SafetensorsFile read_safetensors_index(const std::string& index_path) {
   {
     auto file = map_file(index_path);
     const uint8_t* p = file->data;
-    try {
-      idx = json::parse(p, p + file->size);
-    } catch (const json::parse_error& e) {
-      std::string msg = e.what();
-      if (auto pos = msg.find("] "); pos != std::string::npos) msg = msg.substr(pos + 2);
-      fail(index_path, "not valid JSON: " + msg);
-    }
+    idx = parse_json<json>(std::string_view(reinterpret_cast<const char*>(p), file->size),
+                           index_path);
   }
   if (!idx.is_object() || !idx.contains("weight_map"))
     fail(index_path, "missing field \"weight_map\"");

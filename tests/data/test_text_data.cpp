@@ -237,6 +237,9 @@ TEST(LoadTextData, RejectsBadOptions) {
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(opt.train), std::string::npos) << e.what();
+    // The hint names a recipe key (keep_tail is none: hone rejects it as unknown).
+    EXPECT_NE(std::string(e.what()).find("(lower data.seq_len)"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("keep_tail"), std::string::npos) << e.what();
   }
   opt.keep_tail = true;
   EXPECT_EQ(load_text_data(opt, tok).train.size(), 1u);

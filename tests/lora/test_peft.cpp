@@ -100,6 +100,10 @@ TEST(Peft, RefusesWhatItCannotApply) {
   edit("target_modules", nlohmann::json::array({"q_proj", "v_proj"}));
   edit("r", 0);
   expect_error("rank");
+  // 200,000 nested arrays: refused at 512 levels rather than overflowing the stack.
+  std::ofstream(dir.file("adapter_config.json"))
+      << "{\"target_modules\": " << std::string(200000, '[') << std::string(200000, ']') << "}";
+  expect_error(dir.file("adapter_config.json") + ": JSON nested deeper than 512 levels");
 }
 
 TEST(Peft, WeightsMustMatchTheModel) {

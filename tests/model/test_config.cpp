@@ -217,6 +217,16 @@ TEST(Config, JsonErrorsAndMissingFile) {
   EXPECT_NE(config_error(path).find(path + ": invalid JSON: "), std::string::npos);
   test::write_bytes(path, "[1]");
   EXPECT_NE(config_error(path).find("expected a JSON object"), std::string::npos);
+  // 200,000 levels overflowed the stack (SIGSEGV); the parse stops at 512.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  test::write_bytes(path, "{\"architectures\": " + deep + "}");
+  EXPECT_EQ(config_error(path), path +
+                                    ": JSON nested deeper than 512 levels (arrays/objects "
+                                    "inside each other); hone refuses such input");
+  std::string objects;
+  for (int i = 0; i < 200000; ++i) objects += "{\"a\":";
+  test::write_bytes(path, objects + "1" + std::string(200000, '}'));
+  EXPECT_NE(config_error(path).find(path + ": JSON nested deeper than 512"), std::string::npos);
   const std::string missing = dir.file("nope/config.json");
   EXPECT_EQ(config_error(missing), missing + ": no such file or directory");
 }

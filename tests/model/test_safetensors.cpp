@@ -156,7 +156,13 @@ TEST(Safetensors, ShardedErrors) {
   test::write_bytes(dir.file("model.safetensors.index.json"), "{\"metadata\":{}}");
   EXPECT_NE(index_error(dir).find("missing field \"weight_map\""), std::string::npos);
   test::write_bytes(dir.file("model.safetensors.index.json"), "{\"weight_map\":");
-  EXPECT_NE(index_error(dir).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(index_error(dir).find("invalid JSON"), std::string::npos);
+  test::write_bytes(dir.file("model.safetensors.index.json"),
+                    "{\"weight_map\":" + std::string(200000, '[') + std::string(200000, ']') + "}");
+  EXPECT_NE(
+      index_error(dir).find("model.safetensors.index.json: JSON nested deeper than 512 levels"),
+      std::string::npos)
+      << index_error(dir);
 }
 
 }  // namespace

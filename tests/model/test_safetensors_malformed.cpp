@@ -72,15 +72,28 @@ TEST(SafetensorsMalformed, HeaderLengthBeyondCap) {
 
 TEST(SafetensorsMalformed, NotJson) {
   TempDir dir;
-  EXPECT_ERROR(raw("{abc"), "not valid JSON");
+  EXPECT_ERROR(raw("{abc"), "header: invalid JSON: ");
   EXPECT_ERROR(raw("[1, 2]"), "does not start with '{'");
   EXPECT_ERROR(raw("PK\x03\x04 zip"), "does not start with '{'");
   EXPECT_ERROR(raw(""), "header is empty");
-  EXPECT_ERROR(raw("{}  x"), "not valid JSON");  // padding must be spaces
+  EXPECT_ERROR(raw("{}  x"), "header: invalid JSON");  // padding must be spaces
   EXPECT_ERROR(raw("{\"a\xff\":1}"), "not valid UTF-8");
   EXPECT_ERROR(raw("{\"\xc0\xaf\":1}"), "not valid UTF-8");  // overlong '/'
   EXPECT_ERROR(raw("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]} // c}", k8),
-               "not valid JSON");
+               "header: invalid JSON");
+}
+
+// 200,000 levels of arrays overflowed the stack (SIGSEGV) when the error message rendered the
+// value; the parse now stops at 512 levels.
+TEST(SafetensorsMalformed, DeepNesting) {
+  TempDir dir;
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  EXPECT_ERROR(raw("{\"t\":" + deep + "}"), "header: JSON nested deeper than 512 levels");
+  EXPECT_ERROR(raw("{\"__metadata__\":{\"a\":" + deep + "}}"),
+               "header: JSON nested deeper than 512 levels");
+  // 512 levels are fine as JSON (and then rejected as a tensor entry).
+  const std::string d512 = "{\"t\":" + std::string(511, '[') + std::string(511, ']') + "}";
+  EXPECT_ERROR(raw(d512), "tensor \"t\": expected an object");
 }
 
 TEST(SafetensorsMalformed, EntryFields) {
