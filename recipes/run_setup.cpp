@@ -86,7 +86,7 @@ TextDataOptions text_data_options(const RecipeConfig& cfg) {
   return o;
 }
 
-void load_data(Run& run) {
+void load_data(Run& run, bool quiet) {
   const RecipeConfig& cfg = run.cfg;
   if (cfg.data.seq_len > run.model_config.max_position_embeddings)
     throw Error(cfg.source + ": data.seq_len: " + std::to_string(cfg.data.seq_len) +
@@ -98,13 +98,15 @@ void load_data(Run& run) {
     TextTokenStats stats;
     run.data = load_text_data(o, *run.tokenizer, &stats);
     for (const std::string& w : stats.warnings) std::cerr << "hone: warning: " << w << "\n";
-    std::cerr << "hone: data: " << stats.files << (stats.files == 1 ? " file, " : " files, ")
-              << stats.tokens << " tokens (" << human_bytes(stats.mapped_bytes)
-              << " mapped); token cache: " << stats.tokenized << " tokenized, " << stats.reused
-              << " reused";
-    if (!stats.stores.empty() && !stats.stores[0].empty())
-      std::cerr << " (" << fs::path(stats.stores[0]).parent_path().string() << ")";
-    std::cerr << "\n";
+    if (!quiet) {
+      std::cerr << "hone: data: " << stats.files << (stats.files == 1 ? " file, " : " files, ")
+                << stats.tokens << " tokens (" << human_bytes(stats.mapped_bytes)
+                << " mapped); token cache: " << stats.tokenized << " tokenized, " << stats.reused
+                << " reused";
+      if (!stats.stores.empty() && !stats.stores[0].empty())
+        std::cerr << " (" << fs::path(stats.stores[0]).parent_path().string() << ")";
+      std::cerr << "\n";
+    }
     id << "seq_len " << cfg.data.seq_len << " train " << run.data.train.size() << " windows fnv "
        << std::hex << fnv1a(run.data.train);
   } else {

@@ -41,8 +41,9 @@ void load_base(Run& run);
 // The text-data options a recipe implies (data.format text), the token cache keyed by the
 // files of the tokenizer the run uses.
 TextDataOptions text_data_options(const RecipeConfig& cfg);
-// Reads, tokenizes, packs and splits the recipe's data.
-void load_data(Run& run);
+// Reads, tokenizes, packs and splits the recipe's data; says what it read on stderr unless quiet
+// (warnings always).
+void load_data(Run& run, bool quiet = false);
 // Adapters, loader, optimizer and schedule for training.
 void prepare_training(Run& run);
 

@@ -169,7 +169,7 @@ TrainSummary run_train(const TrainOptions& o) {
 
   // 2. Model, data, adapters, optimizer.
   load_base(run);
-  load_data(run);
+  load_data(run, o.quiet);
   prepare_training(run);
   say(o.quiet, "hone: " + run.model_id + "; LoRA " + run.lora_id + "; " +
                    std::to_string(run.data.train.size()) + " train / " +
