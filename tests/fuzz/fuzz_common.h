@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "autograd/error.h"
 
 namespace hone::fuzz {
 
@@ -47,6 +50,13 @@ inline std::string write_file(const std::string& dir, const std::string& name,
   out.close();
   if (!out) std::abort();  // the harness itself failed, not the parser
   return path;
+}
+
+// Called with every hone::Error a target catches: silent while fuzzing; with HONE_FUZZ_VERBOSE set
+// (e.g. when replaying one input by hand) it prints the message, to see how far an input got.
+inline void expected(const hone::Error& e) {
+  static const bool verbose = std::getenv("HONE_FUZZ_VERBOSE") != nullptr;
+  if (verbose) std::fprintf(stderr, "hone::Error: %s\n", e.what());
 }
 
 inline std::string_view as_view(const uint8_t* data, size_t size) {

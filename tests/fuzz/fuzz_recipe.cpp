@@ -2,7 +2,6 @@
 // to_yaml of what parsed, which must parse back.
 #include <cstdlib>
 
-#include "autograd/error.h"
 #include "fuzz_common.h"
 #include "recipes/recipe.h"
 
@@ -11,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   hone::RecipeConfig cfg;
   try {
     cfg = hone::parse_recipe(text, "recipe.yaml", "/nonexistent");
-  } catch (const hone::Error&) {
+  } catch (const hone::Error& e) {
+    hone::fuzz::expected(e);
     return 0;
   }
   // A recipe that parsed is written into every checkpoint and read back on resume: its YAML must

@@ -1,7 +1,6 @@
 // libFuzzer target: a tokenizer.json and, after the separator line kConfigSep, the
 // tokenizer_config.json beside it, through load_tokenizer (format detection, then HfTokenizer's
 // loader), then one encode/decode round and the chat template lookup of the config.
-#include "autograd/error.h"
 #include "data/chat_template.h"
 #include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
@@ -45,12 +44,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)hf->decode(ids, hone::HfDecodeOptions{true, false});
       (void)hf->pad_id();
     }
-  } catch (const hone::Error&) {
+  } catch (const hone::Error& e) {
+    hone::fuzz::expected(e);
   }
   if (parts.size() > 1) {
     try {
       (void)hone::chat_template_from_config(cfg_path);
-    } catch (const hone::Error&) {
+    } catch (const hone::Error& e) {
+      hone::fuzz::expected(e);
     }
   }
   return 0;
