@@ -8,6 +8,7 @@ packages=(
   libopenblas-dev libeigen3-dev libhdf5-dev libtbb-dev libicu-dev
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libpcre2-dev
   libgtest-dev libbenchmark-dev
+  clang libfuzzer-14-dev
 )
 
 missing=()

@@ -218,7 +218,8 @@ class Interp {
       else
         mf.vars[pname] = Value::undefined("'" + pname + "' is undefined");
     }
-    for (const auto& [k, v] : a.kw) {
+    for (const auto& kv : a.kw) {
+      const std::string& k = kv.first;  // not a structured binding: clang 14 cannot capture one
       bool known = std::any_of(m.kwargs.begin(), m.kwargs.end(),
                                [&](const auto& p) { return p.first == k; });
       if (!known) throw RuntimeFailure{"macro '" + m.str + "' has no argument '" + k + "'"};

@@ -22,7 +22,7 @@ class Map {
   const Value* find(const std::string& key) const;
   void set(const std::string& key, Value v);
   const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
-  size_t size() const { return items_.size(); }
+  size_t size() const;        // defined below Value: clang needs Value complete here
   bool is_namespace = false;  // namespace() objects are the only ones `set x.attr = ...` may write
 
  private:
@@ -109,6 +109,10 @@ class Value {
   std::shared_ptr<Map> map_;
   std::shared_ptr<Function> fn_;
 };
+
+inline size_t Map::size() const {
+  return items_.size();
+}
 
 bool operator==(const Value& a, const Value& b);
 // Python ordering for numbers, strings and lists; throws RuntimeFailure otherwise.

@@ -1,0 +1,22 @@
+// libFuzzer target: an HDF5 training checkpoint through read_checkpoint.
+#include "fuzz_common.h"
+#include "recipes/checkpoint.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const std::string dir = hone::fuzz::scratch_subdir("checkpoint");
+  const std::string path =
+      hone::fuzz::write_file(dir, "step-00000001.h5", hone::fuzz::as_view(data, size));
+  try {
+    const hone::CheckpointData c = hone::read_checkpoint(path);
+    unsigned sum = 0;
+    for (const auto& [name, t] : c.tensors) {
+      const auto* p = static_cast<const unsigned char*>(t.raw());
+      for (size_t i = 0; i < t.nbytes(); ++i) sum += p[i];
+    }
+    volatile unsigned sink = sum;
+    (void)sink;
+  } catch (const hone::Error& e) {
+    hone::fuzz::expected(e);
+  }
+  return 0;
+}
