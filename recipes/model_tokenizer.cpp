@@ -181,11 +181,26 @@ std::unique_ptr<Tokenizer> hf_tokenizer_from_gguf(const GgufTokenizerData& t,
   if (t.pad_id >= 0) cfg["pad_token"] = content(t.pad_id);
   if (!t.chat_template.empty()) cfg["chat_template"] = t.chat_template;
 
+  // JSON text must be UTF-8; a GGUF's strings need not be. Name the first one that is not.
+  std::string tokenizer_json, config_json;
+  try {
+    tokenizer_json = j.dump();
+    config_json = cfg.dump();
+  } catch (const nlohmann::json::exception&) {
+    for (size_t i = 0; i < t.tokens.size(); ++i) try {
+        (void)nlohmann::json(t.tokens[i]).dump();
+      } catch (const nlohmann::json::exception&) {
+        throw Error(source + ": tokenizer.ggml.tokens[" + std::to_string(i) + "]: not valid UTF-8");
+      }
+    throw Error(source +
+                ": tokenizer metadata (merges, chat template or a special token): not "
+                "valid UTF-8");
+  }
   std::string dir = (fs::temp_directory_path() / "hone-gguf-tok-XXXXXX").string();
   if (!mkdtemp(dir.data())) throw Error(source + ": cannot create a temporary folder");
   try {
-    std::ofstream(dir + "/tokenizer.json") << j.dump();
-    std::ofstream(dir + "/tokenizer_config.json") << cfg.dump();
+    std::ofstream(dir + "/tokenizer.json") << tokenizer_json;
+    std::ofstream(dir + "/tokenizer_config.json") << config_json;
     auto tok = std::make_unique<HfTokenizer>(dir + "/tokenizer.json");
     fs::remove_all(dir);
     return tok;
