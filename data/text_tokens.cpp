@@ -252,6 +252,16 @@ std::string options_key(const TextTokenOptions& o) {
          std::to_string(o.chunk_bytes) + "\n";
 }
 
+// A corpus folder nobody may write to (no write bit: a shared, read-only data set) is left alone
+// even by root, who could write there anyway.
+bool has_write_bits(const fs::path& dir) {
+  std::error_code ec;
+  const fs::perms p = fs::status(dir.empty() ? fs::path(".") : dir, ec).permissions();
+  if (ec) return true;  // let the write itself report
+  return (p & (fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write)) !=
+         fs::perms::none;
+}
+
 std::string fallback_dir(const TextTokenOptions& o) {
   if (!o.fallback_cache_dir.empty()) return o.fallback_cache_dir;
   const char* env = std::getenv("TMPDIR");
@@ -398,6 +408,10 @@ std::shared_ptr<const TokenStore> build_store(const std::string& file, const Tok
   for (const bool fallback : {false, true}) {
     const std::string path = token_cache_path(file, o, fallback);
     std::error_code ec;
+    if (!fallback && !has_write_bits(fs::path(path).parent_path().parent_path())) {
+      why = fs::path(path).parent_path().parent_path().string() + ": read-only folder";
+      continue;
+    }
     fs::create_directories(fs::path(path).parent_path(), ec);
     std::unique_ptr<TokenStoreWriter> w;
     try {

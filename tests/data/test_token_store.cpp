@@ -283,6 +283,26 @@ TEST(CorpusTokens, UnwritableCorpusFolderFallsBack) {
   EXPECT_EQ(again.reused, 1);
 }
 
+// A corpus folder without write bits (a read-only data set) gets no .hone-cache, even when the
+// process is root and could write there: the store goes to the fallback folder.
+TEST(CorpusTokens, CorpusFolderWithoutWriteBitsIsLeftAlone) {
+  test::TempDir tmp;
+  auto tok = load_tokenizer(sample_tokenizer());
+  fs::create_directories(tmp.path() / "corpus");
+  test::write_bytes(tmp.file("corpus/c.txt"), test::read_bytes(sample_text()).substr(0, 9000));
+  fs::permissions(tmp.path() / "corpus", fs::perms::owner_read | fs::perms::owner_exec);
+  TextTokenOptions o;
+  o.tokenizer_key = tokenizer_files_key(sample_tokenizer());
+  o.fallback_cache_dir = tmp.file("fallback");
+  fs::create_directories(o.fallback_cache_dir);
+  TextTokenStats st;
+  corpus_tokens(tmp.file("corpus/c.txt"), *tok, o, &st);
+  fs::permissions(tmp.path() / "corpus", fs::perms::owner_all);
+  ASSERT_EQ(st.stores.size(), 1u);
+  EXPECT_EQ(fs::path(st.stores[0]).parent_path(), fs::path(o.fallback_cache_dir));
+  EXPECT_FALSE(fs::exists(tmp.path() / "corpus/.hone-cache"));
+}
+
 // Without a tokenizer key nothing is cached: the store is an unlinked temporary file.
 TEST(CorpusTokens, NoKeyLeavesNoFiles) {
   test::TempDir tmp;
