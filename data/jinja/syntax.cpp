@@ -73,6 +73,46 @@ class Parser {
     return next().text;
   }
 
+  [[noreturn]] void too_deep(int line, int col) const {
+    detail::fail_at(
+        name_, line, col,
+        "template nested too deeply (more than " + std::to_string(kMaxNesting) + " levels)");
+  }
+
+  // One level of the parser's own recursion (a bracket, a block, a unary operator): bounds the
+  // stack before any node of a deep nest is complete, e.g. in "(((((...".
+  class Nest {
+   public:
+    explicit Nest(Parser& p) : p_(p) {
+      if (++p_.nest_ > kMaxNesting) p_.too_deep(p_.peek().line, p_.peek().col);
+    }
+    ~Nest() { --p_.nest_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+
+   private:
+    Parser& p_;
+  };
+
+  // Marks n complete: its height from its (complete) children, refused past kMaxNesting. Every
+  // node with children goes through here, so flat chains ("1+1+1...", "x|f|f...", "a.b.c...")
+  // that the parser builds in a loop are bounded too.
+  NodePtr done(NodePtr n) const {
+    int h = 0;
+    auto see = [&h](const NodePtr& c) {
+      if (c) h = std::max(h, c->height);
+    };
+    see(n->a);
+    see(n->b);
+    see(n->c);
+    for (const auto& c : n->items) see(c);
+    for (const auto& c : n->items2) see(c);
+    for (const auto& kv : n->kwargs) see(kv.second);
+    n->height = h + 1;
+    if (n->height > kMaxNesting) too_deep(n->line, n->col);
+    return n;
+  }
+
   NodePtr make(NodeKind k, const Token& at) {
     auto n = std::make_unique<Node>();
     n->kind = k;
@@ -104,7 +144,7 @@ class Parser {
         auto n = make(NodeKind::Output, t);
         n->a = parse_expr();
         expect(Tok::VarEnd, "'}}'");
-        body.push_back(std::move(n));
+        body.push_back(done(std::move(n)));
       } else if (t.type == Tok::BlockBegin) {
         const Token& name = peek(1);
         if (name.type == Tok::Name &&
@@ -122,6 +162,11 @@ class Parser {
   }
 
   NodePtr parse_statement() {
+    Nest nest(*this);
+    return done(parse_tag());
+  }
+
+  NodePtr parse_tag() {
     const Token& t = peek();
     if (t.type != Tok::Name) fail(t, "expected a tag name but found " + describe(t));
     const std::string tag = next().text;
@@ -159,7 +204,7 @@ class Parser {
           auto tup = make(NodeKind::ListLit, peek());
           tup->items.push_back(std::move(n->a));
           while (accept_op(",")) tup->items.push_back(parse_expr());
-          n->a = std::move(tup);
+          n->a = done(std::move(tup));
         }
         expect_block_end();
         return n;
@@ -222,6 +267,7 @@ class Parser {
     std::string found;
     n->items = parse_body({"elif", "else", "endif"}, found);
     if (found == "elif") {
+      Nest nest(*this);  // an elif chain nests one If in the next
       n->items2.push_back(parse_if(peek()));
     } else if (found == "else") {
       expect_block_end();
@@ -230,19 +276,20 @@ class Parser {
     } else {
       expect_block_end();
     }
-    return n;
+    return done(std::move(n));
   }
 
   // ---- expressions, lowest precedence first (jinja2's parser order) ----
 
   NodePtr parse_expr() {
+    Nest nest(*this);
     auto e = parse_or();
     while (at_name("if")) {
       auto n = make(NodeKind::Cond, next());
       n->b = std::move(e);
       n->a = parse_or();
       if (accept_name("else")) n->c = parse_expr();
-      e = std::move(n);
+      e = done(std::move(n));
     }
     return e;
   }
@@ -253,7 +300,7 @@ class Parser {
       auto n = make(NodeKind::Or, next());
       n->a = std::move(e);
       n->b = parse_and();
-      e = std::move(n);
+      e = done(std::move(n));
     }
     return e;
   }
@@ -264,16 +311,17 @@ class Parser {
       auto n = make(NodeKind::And, next());
       n->a = std::move(e);
       n->b = parse_not();
-      e = std::move(n);
+      e = done(std::move(n));
     }
     return e;
   }
 
   NodePtr parse_not() {
     if (at_name("not")) {
+      Nest nest(*this);
       auto n = make(NodeKind::Not, next());
       n->a = parse_not();
-      return n;
+      return done(std::move(n));
     }
     return parse_compare();
   }
@@ -305,7 +353,7 @@ class Parser {
       cmp->names.push_back(op);
       cmp->items.push_back(parse_math1());
     }
-    return cmp ? std::move(cmp) : std::move(first);
+    return cmp ? done(std::move(cmp)) : std::move(first);
   }
 
   NodePtr binary(const Token& t, std::string op, NodePtr l, NodePtr r) {
@@ -313,7 +361,7 @@ class Parser {
     n->str = std::move(op);
     n->a = std::move(l);
     n->b = std::move(r);
-    return n;
+    return done(std::move(n));
   }
 
   NodePtr parse_math1() {
@@ -355,9 +403,11 @@ class Parser {
   NodePtr parse_unary(bool with_filter) {
     NodePtr e;
     if (at_op("-") || at_op("+")) {
+      Nest nest(*this);
       const Token& t = next();
       e = make(t.text == "-" ? NodeKind::Neg : NodeKind::Pos, t);
       e->a = parse_unary(false);
+      e = done(std::move(e));
     } else {
       e = parse_primary();
     }
@@ -416,7 +466,7 @@ class Parser {
             tup->flag = true;
             tup->items.push_back(std::move(e));
             while (accept_op(",") && !at_op(")")) tup->items.push_back(parse_expr());
-            e = std::move(tup);
+            e = done(std::move(tup));
           }
           expect_op(")");
           return e;
@@ -429,7 +479,7 @@ class Parser {
             if (!accept_op(",")) break;
           }
           expect_op("]");
-          return n;
+          return done(std::move(n));
         }
         if (t.text == "{") {
           next();
@@ -441,7 +491,7 @@ class Parser {
             if (!accept_op(",")) break;
           }
           expect_op("}");
-          return n;
+          return done(std::move(n));
         }
         break;
       default:
@@ -465,12 +515,12 @@ class Parser {
           } catch (const std::exception&) {
             fail(idx, "number out of range: " + idx.text);
           }
-          e = std::move(n);
+          e = done(std::move(n));
         } else {
           auto n = make(NodeKind::GetAttr, t);
           n->a = std::move(e);
           n->str = expect_identifier();
-          e = std::move(n);
+          e = done(std::move(n));
         }
       } else if (at_op("[")) {
         next();
@@ -492,12 +542,12 @@ class Parser {
           auto n = make(NodeKind::GetItem, t);
           n->a = std::move(e);
           n->b = std::move(parts[0]);
-          e = std::move(n);
+          e = done(std::move(n));
         } else {
           auto n = make(NodeKind::Slice, t);
           n->a = std::move(e);
           for (auto& p : parts) n->items.push_back(std::move(p));
-          e = std::move(n);
+          e = done(std::move(n));
         }
       } else if (at_op("(")) {
         e = parse_call(std::move(e));
@@ -529,7 +579,7 @@ class Parser {
     n->col = callee->col;
     n->a = std::move(callee);
     parse_args(*n);
-    return n;
+    return done(std::move(n));
   }
 
   bool starts_primary(const Token& t) const {
@@ -561,7 +611,7 @@ class Parser {
         n->str = expect_identifier();
         n->a = std::move(e);
         if (at_op("(")) parse_args(*n);
-        e = std::move(n);
+        e = done(std::move(n));
       } else if (e && at_name("is")) {
         next();
         auto n = make(NodeKind::Test, t);
@@ -581,7 +631,7 @@ class Parser {
         } else if (starts_primary(peek())) {
           n->items.push_back(parse_postfix(parse_primary()));
         }
-        e = std::move(n);
+        e = done(std::move(n));
       } else if (e && at_op("(")) {
         e = parse_call(std::move(e));
       } else {
@@ -593,6 +643,7 @@ class Parser {
   const std::vector<Token>& t_;
   std::string name_;
   size_t i_ = 0;
+  int nest_ = 0;  // levels of Nest on the stack
 };
 
 }  // namespace

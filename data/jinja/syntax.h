@@ -62,6 +62,11 @@ enum class NodeKind {
   CallBlock
 };
 
+// The most levels of nesting a parsed template may have (real chat templates nest fewer than 20).
+// Bounding the tree's height bounds every recursion over it: the parser's, the evaluator's and the
+// nodes' own destructors; a deeper template is a syntax error, "template nested too deeply".
+inline constexpr int kMaxNesting = 256;
+
 struct Node;
 using NodePtr = std::unique_ptr<Node>;
 
@@ -69,6 +74,7 @@ using NodePtr = std::unique_ptr<Node>;
 struct Node {
   NodeKind kind;
   int line = 0, col = 0;
+  int height = 1;               // levels of nodes from this one down to its deepest leaf
   std::string str;              // name, attribute, operator, filter/test name, text
   Value literal;                // Literal
   NodePtr a, b, c;              // operands

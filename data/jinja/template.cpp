@@ -35,6 +35,41 @@ struct Frame {
 
 enum class Flow { Normal, Break, Continue };
 
+// The parser bounds one template's nesting (kMaxNesting); a macro calling itself stacks one
+// evaluation of its body on another, so evaluations in progress are bounded too (under 1 KB of
+// stack each), and so is what a namespace can hold across loop iterations (kMaxValueNesting).
+constexpr int kMaxEvalNesting = 512;
+constexpr int kMaxMacroNesting = 200;
+// Above kMaxJsonDepth (512): a namespace may hold any value the template's variables hold.
+constexpr int kMaxValueNesting = 1024;
+
+// The levels of lists and dicts in v (0 for a scalar). Throws when v holds `target` (storing v in
+// it would make a cycle, which printing would follow forever) or nests deeper than
+// kMaxValueNesting; `seen` memoises shared containers so a value built as [x, x] costs no more
+// than x.
+int value_height(const Value& v, const Map* target, std::unordered_map<const void*, int>& seen,
+                 int depth) {
+  if (!v.is_list() && !v.is_map()) return 0;
+  if (depth > kMaxValueNesting)
+    throw RuntimeFailure{"value nested too deeply (more than " + std::to_string(kMaxValueNesting) +
+                         " levels)"};
+  const void* key =
+      v.is_list() ? static_cast<const void*>(&v.as_list()) : static_cast<const void*>(&v.as_map());
+  if (key == target)
+    throw RuntimeFailure{"cannot store a namespace inside itself (the value refers back to it)"};
+  auto it = seen.find(key);
+  if (it != seen.end()) return it->second;
+  int h = 0;
+  if (v.is_list()) {
+    for (const auto& e : v.as_list()) h = std::max(h, value_height(e, target, seen, depth + 1));
+  } else {
+    for (const auto& [k, e] : v.as_map().items())
+      h = std::max(h, value_height(e, target, seen, depth + 1));
+  }
+  seen.emplace(key, h + 1);
+  return h + 1;
+}
+
 Value make_namespace(const CallArgs& a) {
   Map m;
   m.is_namespace = true;
@@ -61,6 +96,7 @@ class Interp {
   void set_root(Frame* root) { root_ = root; }
 
   Value eval(const Node& n, Frame& f) {
+    Nested level(*this, n);
     try {
       return eval_inner(n, f);
     } catch (const RuntimeFailure& e) {
@@ -73,7 +109,25 @@ class Interp {
     throw Error(name_ + ":" + std::to_string(n.line) + ":" + std::to_string(n.col) + ": " + msg);
   }
 
+  // One evaluation in progress; refused past kMaxEvalNesting.
+  class Nested {
+   public:
+    Nested(Interp& in, const Node& n) : in_(in) {
+      if (in_.nesting_ >= kMaxEvalNesting)
+        in_.fail(n, "template recursion too deep (more than " + std::to_string(kMaxEvalNesting) +
+                        " nested evaluations)");
+      ++in_.nesting_;
+    }
+    ~Nested() { --in_.nesting_; }
+    Nested(const Nested&) = delete;
+    Nested& operator=(const Nested&) = delete;
+
+   private:
+    Interp& in_;
+  };
+
   Flow exec(const Node& n, Frame& f, std::string& out) {
+    Nested level(*this, n);
     try {
       return exec_inner(n, f, out);
     } catch (const RuntimeFailure& e) {
@@ -93,39 +147,21 @@ class Interp {
         return exec_body(eval(*n.a, f).truthy() ? n.items : n.items2, f, out);
       case NodeKind::For:
         return exec_for(n, f, out);
-      case NodeKind::Set: {
-        Value v = eval(*n.a, f);
-        if (!n.str.empty()) {
-          const Value* ns = f.find(n.names[0]);
-          if (!ns || !ns->is_map() || !ns->as_map().is_namespace)
-            throw RuntimeFailure{"cannot assign attribute on non-namespace object '" + n.names[0] +
-                                 "'"};
-          ns->mutable_map().set(n.str, std::move(v));
-        } else {
-          assign(f, n.names, std::move(v));
-        }
+      case NodeKind::Set:
+        exec_set(n, f);
         return Flow::Normal;
-      }
-      case NodeKind::SetBlock: {
-        std::string s;
-        exec_body(n.items, f, s);
-        Value v(std::move(s));
-        if (n.a) v = apply_chain(*n.a, f, v);
-        f.vars[n.names[0]] = std::move(v);
+      case NodeKind::SetBlock:
+        exec_set_block(n, f);
         return Flow::Normal;
-      }
       case NodeKind::Macro: {
         const Node* node = &n;
         f.vars[n.str] =
             Value::function([this, node](const CallArgs& a) { return call_macro(*node, a); });
         return Flow::Normal;
       }
-      case NodeKind::FilterBlock: {
-        std::string s;
-        exec_body(n.items, f, s);
-        out += apply_chain(*n.a, f, Value(std::move(s))).str();
+      case NodeKind::FilterBlock:
+        exec_filter_block(n, f, out);
         return Flow::Normal;
-      }
       case NodeKind::Break:
         return Flow::Break;
       case NodeKind::Continue:
@@ -155,7 +191,7 @@ class Interp {
     for (size_t i = 0; i < names.size(); ++i) f.vars[names[i]] = items[i];
   }
 
-  Flow exec_for(const Node& n, Frame& f, std::string& out) {
+  [[gnu::noinline]] Flow exec_for(const Node& n, Frame& f, std::string& out) {
     List all = iterate(eval(*n.a, f));
     List seq;
     if (n.b) {
@@ -199,9 +235,10 @@ class Interp {
   }
 
   Value call_macro(const Node& m, const CallArgs& a) {
-    if (++depth_ > 200) {
+    if (++depth_ > kMaxMacroNesting) {
       --depth_;
-      throw RuntimeFailure{"macro recursion too deep"};
+      throw RuntimeFailure{"macro recursion too deep (more than " +
+                           std::to_string(kMaxMacroNesting) + " calls)"};
     }
     Frame mf;
     mf.parent = root_;
@@ -237,6 +274,119 @@ class Interp {
     return a;
   }
 
+  // The larger cases of eval_inner and exec_inner live apart, so that the frame every level of
+  // nesting pays for stays small (it is several times larger under ASan).
+  [[gnu::noinline]] void exec_set(const Node& n, Frame& f) {
+    Value v = eval(*n.a, f);
+    if (!n.str.empty()) {
+      const Value* ns = f.find(n.names[0]);
+      if (!ns || !ns->is_map() || !ns->as_map().is_namespace)
+        throw RuntimeFailure{"cannot assign attribute on non-namespace object '" + n.names[0] +
+                             "'"};
+      // A namespace is the one value that lives across loop iterations: bound what it holds.
+      std::unordered_map<const void*, int> seen;
+      value_height(v, &ns->as_map(), seen, 1);
+      ns->mutable_map().set(n.str, std::move(v));
+    } else {
+      assign(f, n.names, std::move(v));
+    }
+  }
+
+  [[gnu::noinline]] void exec_set_block(const Node& n, Frame& f) {
+    std::string s;
+    exec_body(n.items, f, s);
+    Value v(std::move(s));
+    if (n.a) v = apply_chain(*n.a, f, v);
+    f.vars[n.names[0]] = std::move(v);
+  }
+
+  [[gnu::noinline]] void exec_filter_block(const Node& n, Frame& f, std::string& out) {
+    std::string s;
+    exec_body(n.items, f, s);
+    out += apply_chain(*n.a, f, Value(std::move(s))).str();
+  }
+
+  [[gnu::noinline]] Value eval_list(const Node& n, Frame& f) {
+    List l;
+    for (const auto& e : n.items) l.push_back(eval(*e, f));
+    return n.flag ? Value::tuple(std::move(l)) : Value(std::move(l));
+  }
+
+  [[gnu::noinline]] Value eval_dict(const Node& n, Frame& f) {
+    Map m;
+    for (size_t i = 0; i < n.items.size(); ++i)
+      m.set(eval(*n.items[i], f).str(), eval(*n.items2[i], f));
+    return m;
+  }
+
+  [[gnu::noinline]] Value eval_filter(const Node& n, Frame& f) {
+    Value input = n.a ? eval(*n.a, f) : filter_input_;
+    return apply_filter(n.str, input, eval_args(n, f));
+  }
+
+  [[gnu::noinline]] Value eval_test(const Node& n, Frame& f) {
+    Value v = eval(*n.a, f);
+    bool r = apply_test(n.str, v, eval_args(n, f));
+    return Value(n.flag ? !r : r);
+  }
+
+  [[gnu::noinline]] Value eval_slice(const Node& n, Frame& f) {
+    Value obj = eval(*n.a, f);
+    Value parts[3];
+    for (int k = 0; k < 3; ++k)
+      if (n.items[static_cast<size_t>(k)]) parts[k] = eval(*n.items[static_cast<size_t>(k)], f);
+    if (obj.is_undefined()) fail_undefined(obj);
+    if (obj.is_list()) {
+      const List& l = obj.as_list();
+      List out;
+      for (int64_t i :
+           slice_positions(static_cast<int64_t>(l.size()), parts[0], parts[1], parts[2]))
+        out.push_back(l[static_cast<size_t>(i)]);
+      return out;
+    }
+    if (obj.is_string()) {
+      const std::string& s = obj.as_string();
+      auto cps = decode(s);
+      std::string out;
+      for (int64_t i :
+           slice_positions(static_cast<int64_t>(cps.size()), parts[0], parts[1], parts[2]))
+        out += s.substr(cps[static_cast<size_t>(i)].off, cps[static_cast<size_t>(i)].len);
+      return out;
+    }
+    throw RuntimeFailure{"'" + obj.type_name() + "' object is not subscriptable"};
+  }
+
+  [[gnu::noinline]] Value eval_call(const Node& n, Frame& f) {
+    Value callee = eval(*n.a, f);
+    CallArgs a = eval_args(n, f);
+    if (callee.is_undefined()) fail_undefined(callee);
+    if (!callee.is_function())
+      throw RuntimeFailure{"'" + callee.type_name() + "' object is not callable"};
+    return callee.as_function()(a);
+  }
+
+  [[gnu::noinline]] Value eval_sign(const Node& n, Frame& f) {
+    Value v = eval(*n.a, f);
+    if (v.is_undefined()) fail_undefined(v);
+    if (!v.is_number())
+      throw RuntimeFailure{"bad operand type for unary -: '" + v.type_name() + "'"};
+    if (n.kind == NodeKind::Pos) return v.is_float() ? v : Value(v.as_int());
+    if (v.is_float()) return Value(-v.as_float());
+    if (v.as_int() == INT64_MIN)
+      throw RuntimeFailure{"integer overflow (hone's integers are 64-bit)"};
+    return Value(-v.as_int());
+  }
+
+  [[gnu::noinline]] Value eval_compare(const Node& n, Frame& f) {
+    Value left = eval(*n.items[0], f);
+    for (size_t i = 0; i < n.names.size(); ++i) {
+      Value right = eval(*n.items[i + 1], f);
+      if (!compare_op(n.names[i], left, right)) return Value(false);
+      left = std::move(right);
+    }
+    return Value(true);
+  }
+
   Value eval_inner(const Node& n, Frame& f) {
     switch (n.kind) {
       case NodeKind::Literal:
@@ -245,77 +395,27 @@ class Interp {
         const Value* v = f.find(n.str);
         return v ? *v : Value::undefined("'" + n.str + "' is undefined");
       }
-      case NodeKind::ListLit: {
-        List l;
-        for (const auto& e : n.items) l.push_back(eval(*e, f));
-        return n.flag ? Value::tuple(std::move(l)) : Value(std::move(l));
-      }
-      case NodeKind::DictLit: {
-        Map m;
-        for (size_t i = 0; i < n.items.size(); ++i)
-          m.set(eval(*n.items[i], f).str(), eval(*n.items2[i], f));
-        return m;
-      }
+      case NodeKind::ListLit:
+        return eval_list(n, f);
+      case NodeKind::DictLit:
+        return eval_dict(n, f);
       case NodeKind::GetAttr:
         return getattr(eval(*n.a, f), n.str);
       case NodeKind::GetItem:
         return getitem(eval(*n.a, f), eval(*n.b, f));
-      case NodeKind::Slice: {
-        Value obj = eval(*n.a, f);
-        Value parts[3];
-        for (int k = 0; k < 3; ++k)
-          if (n.items[static_cast<size_t>(k)]) parts[k] = eval(*n.items[static_cast<size_t>(k)], f);
-        if (obj.is_undefined()) fail_undefined(obj);
-        if (obj.is_list()) {
-          const List& l = obj.as_list();
-          List out;
-          for (int64_t i :
-               slice_positions(static_cast<int64_t>(l.size()), parts[0], parts[1], parts[2]))
-            out.push_back(l[static_cast<size_t>(i)]);
-          return out;
-        }
-        if (obj.is_string()) {
-          const std::string& s = obj.as_string();
-          auto cps = decode(s);
-          std::string out;
-          for (int64_t i :
-               slice_positions(static_cast<int64_t>(cps.size()), parts[0], parts[1], parts[2]))
-            out += s.substr(cps[static_cast<size_t>(i)].off, cps[static_cast<size_t>(i)].len);
-          return out;
-        }
-        throw RuntimeFailure{"'" + obj.type_name() + "' object is not subscriptable"};
-      }
-      case NodeKind::Call: {
-        Value callee = eval(*n.a, f);
-        CallArgs a = eval_args(n, f);
-        if (callee.is_undefined()) fail_undefined(callee);
-        if (!callee.is_function())
-          throw RuntimeFailure{"'" + callee.type_name() + "' object is not callable"};
-        return callee.as_function()(a);
-      }
-      case NodeKind::Filter: {
-        Value input = n.a ? eval(*n.a, f) : filter_input_;
-        return apply_filter(n.str, input, eval_args(n, f));
-      }
-      case NodeKind::Test: {
-        Value v = eval(*n.a, f);
-        bool r = apply_test(n.str, v, eval_args(n, f));
-        return Value(n.flag ? !r : r);
-      }
+      case NodeKind::Slice:
+        return eval_slice(n, f);
+      case NodeKind::Call:
+        return eval_call(n, f);
+      case NodeKind::Filter:
+        return eval_filter(n, f);
+      case NodeKind::Test:
+        return eval_test(n, f);
       case NodeKind::Not:
         return Value(!eval(*n.a, f).truthy());
       case NodeKind::Neg:
-      case NodeKind::Pos: {
-        Value v = eval(*n.a, f);
-        if (v.is_undefined()) fail_undefined(v);
-        if (!v.is_number())
-          throw RuntimeFailure{"bad operand type for unary -: '" + v.type_name() + "'"};
-        if (n.kind == NodeKind::Pos) return v.is_float() ? v : Value(v.as_int());
-        if (v.is_float()) return Value(-v.as_float());
-        if (v.as_int() == INT64_MIN)
-          throw RuntimeFailure{"integer overflow (hone's integers are 64-bit)"};
-        return Value(-v.as_int());
-      }
+      case NodeKind::Pos:
+        return eval_sign(n, f);
       case NodeKind::And: {
         Value l = eval(*n.a, f);
         return l.truthy() ? eval(*n.b, f) : l;
@@ -326,15 +426,8 @@ class Interp {
       }
       case NodeKind::Binary:
         return binary(n.str, eval(*n.a, f), eval(*n.b, f));
-      case NodeKind::Compare: {
-        Value left = eval(*n.items[0], f);
-        for (size_t i = 0; i < n.names.size(); ++i) {
-          Value right = eval(*n.items[i + 1], f);
-          if (!compare_op(n.names[i], left, right)) return Value(false);
-          left = std::move(right);
-        }
-        return Value(true);
-      }
+      case NodeKind::Compare:
+        return eval_compare(n, f);
       case NodeKind::Cond:
         if (eval(*n.a, f).truthy()) return eval(*n.b, f);
         return n.c ? eval(*n.c, f)
@@ -347,7 +440,8 @@ class Interp {
   std::string name_;
   Frame* root_ = nullptr;
   Value filter_input_;
-  int depth_ = 0;
+  int depth_ = 0;    // macro calls in progress
+  int nesting_ = 0;  // Nested levels on the stack
 };
 
 Value builtin_range(const CallArgs& a) {

@@ -67,6 +67,25 @@ TEST(InstructInputs, ChatTemplateSyntaxErrorNamesTokenizerConfig) {
   EXPECT_EQ(resolve_chat_template("", dir.file("tokenizer.json")), "{{ messages[0].content }}");
 }
 
+// The fuzzers' input: a template 100,000 parentheses deep overflowed the parser's stack.
+TEST(InstructInputs, ChatTemplateNestedTooDeeplyNamesTokenizerConfig) {
+  test::TempDir dir;
+  const std::string cfg = dir.file("tokenizer_config.json");
+  test::write_bytes(cfg, "{\"chat_template\": \"{{ " + std::string(100000, '(') + "1" +
+                             std::string(100000, ')') + " }}\"}");
+  try {
+    resolve_chat_template("", dir.file("tokenizer.json"));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind(cfg + ": chat_template:1:260: template nested too deeply (more than 256 "
+                            "levels)",
+                      0),
+              0u)
+        << m.substr(0, 300);
+  }
+}
+
 TEST(InstructInputs, ChatTemplateConfigTooDeep) {
   test::TempDir dir;
   const std::string cfg = dir.file("tokenizer_config.json");

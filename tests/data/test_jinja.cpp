@@ -323,5 +323,126 @@ TEST(Jinja, RuntimeErrorsSayLineAndColumn) {
   }
 }
 
+// Each shape below, 100,000 levels deep, overflowed the stack in the parser, the evaluator or the
+// tree's destructor; the parsed tree's height is bounded instead.
+std::string repeat(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+constexpr int kDeep = 100000;
+const std::string kTooDeep = "template nested too deeply (more than 256 levels)";
+
+// The message of a template that must be refused as too deeply nested (it starts with the
+// template's name and position).
+void expect_too_deep(const std::string& src) {
+  std::string err = error_of(src);
+  EXPECT_EQ(err.rfind("template:", 0), 0u) << err.substr(0, 200);
+  EXPECT_NE(err.find(kTooDeep), std::string::npos) << err.substr(0, 200);
+}
+
+TEST(JinjaDepth, NestedBracketsAreRefusedNotAStackOverflow) {
+  expect_too_deep("{{ " + repeat("(", kDeep) + "1" + repeat(")", kDeep) + " }}");
+  expect_too_deep("{{ " + repeat("[", kDeep) + repeat("]", kDeep) + " }}");
+  expect_too_deep("{{ " + repeat("{'a': ", kDeep) + "1" + repeat("}", kDeep) + " }}");
+  expect_too_deep("{{ " + repeat("f(", kDeep) + repeat(")", kDeep) + " }}");
+  expect_too_deep("{{ x[" + repeat("x[", kDeep) + "0" + repeat("]", kDeep) + "] }}");
+  expect_too_deep("{{ " + repeat("not ", kDeep) + "x }}");
+  expect_too_deep("{{ " + repeat("- ", kDeep) + "1 }}");
+  expect_too_deep("{{ " + repeat("1 if x else ", kDeep) + "2 }}");
+}
+
+TEST(JinjaDepth, FlatChainsAreRefusedNotAStackOverflow) {
+  // The parser builds these in a loop, but each link is one more level of the tree that the
+  // evaluator and the destructor recurse into.
+  expect_too_deep("{{ 1" + repeat(" + 1", kDeep) + " }}");
+  expect_too_deep("{{ 'a'" + repeat(" ~ 'a'", kDeep) + " }}");
+  expect_too_deep("{{ 2" + repeat(" * 1", kDeep) + " }}");
+  expect_too_deep("{{ x" + repeat(" or x", kDeep) + " }}");
+  expect_too_deep("{{ x" + repeat(" and x", kDeep) + " }}");
+  expect_too_deep("{{ x" + repeat(" | trim", kDeep) + " }}");
+  expect_too_deep("{{ x" + repeat(" | default('y')", kDeep) + " }}");
+  expect_too_deep("{{ x" + repeat(" is defined", kDeep) + " }}");
+  expect_too_deep("{{ a" + repeat(".b", kDeep) + " }}");
+  expect_too_deep("{{ a" + repeat(".b.0", kDeep) + " }}");
+  expect_too_deep("{{ x" + repeat("[0]", kDeep) + " }}");
+  expect_too_deep("{{ x" + repeat("[1:]", kDeep) + " }}");
+  expect_too_deep("{{ f" + repeat("()", kDeep) + " }}");
+}
+
+TEST(JinjaDepth, NestedBlocksAreRefusedNotAStackOverflow) {
+  expect_too_deep(repeat("{% if true %}", kDeep) + "x" + repeat("{% endif %}", kDeep));
+  expect_too_deep(repeat("{% for i in [1] %}", kDeep) + "x" + repeat("{% endfor %}", kDeep));
+  expect_too_deep(repeat("{% filter upper %}", kDeep) + "x" + repeat("{% endfilter %}", kDeep));
+  expect_too_deep("{% if x %}" + repeat("{% elif x %}", kDeep) + "{% endif %}");
+  expect_too_deep(repeat("{% if true %}", kDeep));  // never closed
+}
+
+TEST(JinjaDepth, NestingUpToTheLimitAndLongFlatTemplatesRender) {
+  EXPECT_EQ(R("{{ " + repeat("(", 200) + "7" + repeat(")", 200) + " }}"), "7");
+  EXPECT_EQ(R("{{ " + repeat("[", 200) + repeat("]", 200) + " | length }}"), "1");
+  EXPECT_EQ(R("{{ 0" + repeat(" + 1", 200) + " }}"), "200");
+  EXPECT_EQ(R(repeat("{% if true %}", 200) + "x" + repeat("{% endif %}", 200)), "x");
+  // Width is not depth: long lists, argument lists, comparisons and bodies are flat.
+  EXPECT_EQ(R("{{ [" + repeat("1, ", kDeep) + "1] | length }}"), std::to_string(kDeep + 1));
+  EXPECT_EQ(R("{{ 1" + repeat(" < 2", 1000) + " }}"), "False");
+  EXPECT_EQ(R(repeat("{{ 'x' }}", kDeep)).size(), static_cast<size_t>(kDeep));
+  // The error names the template the caller named and points at the 257th "(".
+  try {
+    Template t("{{ " + repeat("(", 300) + "1" + repeat(")", 300) + " }}", Options{},
+               "chat_template");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "chat_template:1:260: " + kTooDeep);
+  }
+}
+
+TEST(JinjaDepth, RecursiveMacrosStopWithAnErrorNotAStackOverflow) {
+  EXPECT_NE(error_of("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")
+                .find("macro recursion too deep (more than 200 calls)"),
+            std::string::npos);
+  // Each call nests 200 levels: the macro limit alone would allow 40,000 levels of evaluation.
+  std::string deep_body = repeat("[", 200) + "f()" + repeat("]", 200);
+  EXPECT_NE(error_of("{% macro f() %}{{ " + deep_body + " }}{% endmacro %}{{ f() }}")
+                .find("template recursion too deep (more than 512 nested evaluations)"),
+            std::string::npos);
+  // A macro recursing a bounded number of times still works.
+  EXPECT_EQ(R("{% macro count(n) %}{% if n > 0 %}{{ n }}{{ count(n - 1) }}{% endif %}{% endmacro "
+              "%}{{ count(50) | length }}"),
+            "91");
+  EXPECT_NE(
+      error_of("{% for x in y recursive %}{% endfor %}").find("recursive loops are not supported"),
+      std::string::npos);
+}
+
+TEST(JinjaDepth, NamespacesCannotGrowWithoutBoundOrHoldThemselves) {
+  // A namespace carries values across loop iterations: 100,000 levels of list overflowed the
+  // stack when printed or destroyed.
+  EXPECT_NE(error_of("{% set ns = namespace(x=0) %}{% for i in range(100000) %}"
+                     "{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}")
+                .find("value nested too deeply (more than 1024 levels)"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace(x=0) %}{% for i in range(100000) %}"
+                     "{% set ns.x = namespace(y=ns.x) %}{% endfor %}{{ ns.x }}")
+                .find("value nested too deeply (more than 1024 levels)"),
+            std::string::npos);
+  // A namespace holding itself would be printed forever.
+  const std::string cycle = "cannot store a namespace inside itself";
+  EXPECT_NE(error_of("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}").find(cycle),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set a = namespace() %}{% set b = namespace(a=a) %}{% set a.b = [b] %}"
+                     "{{ a }}")
+                .find(cycle),
+            std::string::npos);
+  // Shared, not nested: the same value twice is fine, and is measured once, not 2^60 times.
+  EXPECT_EQ(R("{% set ns = namespace(x=[]) %}{% for i in range(60) %}"
+              "{% set ns.x = [ns.x, ns.x] %}{% endfor %}{{ ns.x[0][1][0] | length }}"),
+            "2");
+  EXPECT_EQ(R("{% set ns = namespace(n=[]) %}{% for i in range(3) %}"
+              "{% set ns.n = ns.n + [i] %}{% endfor %}{{ ns.n }}"),
+            "[0, 1, 2]");
+}
+
 }  // namespace
 }  // namespace hone::jinja
