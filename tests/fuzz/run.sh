@@ -61,7 +61,10 @@ case "$mode" in
   fuzz)
     seconds=$1 work=$2
     shift 2
-    mkdir -p "$work/corpus" "$work/crashes" "$work/tmp"
+    mkdir -p "$work/corpus" "$work/crashes"
+    # A scratch folder of this run's own: two runs of one target (a long one and make test's) must
+    # not remove each other's files.
+    tmp=$(mktemp -d "$work/tmp.XXXXXX")
     dirs=() flags=()
     for a in "$@"; do
       case "$a" in
@@ -71,10 +74,10 @@ case "$mode" in
     done
     # New coverage lands in the first folder (the work corpus, kept between runs); the committed
     # seeds are read, never written.
-    TMPDIR=$work/tmp "$bin" "${limits[@]}" -max_total_time="$seconds" \
+    TMPDIR=$tmp "$bin" "${limits[@]}" -max_total_time="$seconds" \
       -artifact_prefix="$work/crashes/" "${flags[@]}" "$work/corpus" "${dirs[@]}"
     r=$?
-    rm -rf "$work/tmp"/hone_fuzz_* 2>/dev/null
+    rm -rf "$tmp"
     if [ $r -ne 0 ]; then
       echo "run.sh: $(basename "$bin") FAILED (exit $r); the input is in $work/crashes/;" \
         "replay it with: $bin $work/crashes/<file>" >&2
