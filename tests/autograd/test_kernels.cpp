@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -150,25 +151,82 @@ TEST(KernelBlas, GemmDoubleAndBetaZeroIgnoresGarbage) {
     EXPECT_LE(std::abs(C[i] - R[i]), test::dot_bound(double(K + 1), S[i], test::kUnitF64)) << i;
 }
 
+namespace {
+
+// Every got[i] within bound(i) of want(i) (f64 functions of the index); names the worst element.
+template <class Want, class Bound>
+void expect_each_within(const std::vector<float>& got, const Want& want, const Bound& bound,
+                        const std::string& what) {
+  test::BoundCheck chk;
+  for (size_t i = 0; i < got.size(); ++i) chk.add(got[i], want(i), bound(i), int64_t(i));
+  EXPECT_LE(chk.worst(), 1.0) << what << ": " << chk.where();
+}
+
+double sigmoid64(double x) {
+  return 1 / (1 + std::exp(-x));
+}
+
+}  // namespace
+
+// Bounds from the float arithmetic, against the f64 value (each count has +1 for the f64
+// reference's own error, far below u). exp_poly is within 2 ulp (4u) of e^−x (Vmath test), and
+// 1 + e and the reciprocal round once each: s = sigmoid(x) is within 6u of s, relatively.
+//  silu y = x·s: 7u·|y|; swiglu y = x·s·up: 8u·|y|; the reference rounds once more.
+//  d silu/dx = s·(1 + x·(1 − s)) cancels near x = −1.28, so its error is absolute: s's 6u·s
+//  carried through x·(1 − s) and two roundings leave the bracket within 6u·(1 + |x|); with s's own
+//  6u and the product's u, 13u·s·(1 + |x|). Times dy (and up): 14u (15u); the += into the
+//  gradient adds u of it and of the old value, the reference 2u: γ_18 (γ_19) of
+//  |dy·up|·s·(1 + |x|) + |old|. d swiglu/d up = dy·x·s: 6u + 2u, +u, +2u: γ_12.
 TEST(KernelElementwise, SiluSwigluMatchReference) {
   for (int64_t n : {1, 3, 7, 16383, 16385, 40001}) {
+    const std::string at = " n=" + std::to_string(n);
     auto x = randn(n, 5, 3.0), u = randn(n, 6), dy = randn(n, 7);
+    auto s = [&](size_t i) { return sigmoid64(x[i]); };
     std::vector<float> y0(n), y1(n);
     silu_fwd<float>(n, x.data(), y0.data());
     silu_fwd_ref<float>(n, x.data(), y1.data());
-    EXPECT_LT(max_rel(y0, y1), 1e-6) << n;
-    auto d0 = randn(n, 8), d1 = d0;
+    auto silu = [&](size_t i) { return x[i] * s(i); };
+    auto rel = [&](double k, const auto& f) {
+      return [&, k](size_t i) { return test::gamma_n(k) * std::abs(f(i)); };
+    };
+    expect_each_within(y0, silu, rel(9, silu), "silu" + at);
+    expect_each_within(y1, silu, rel(2, silu), "silu_ref" + at);
+    const auto d_old = randn(n, 8);
+    auto d0 = d_old, d1 = d_old;
     silu_bwd<float>(n, x.data(), dy.data(), d0.data());
     silu_bwd_ref<float>(n, x.data(), dy.data(), d1.data());
-    EXPECT_LT(max_rel(d0, d1), 1e-6) << n;
+    auto dsilu = [&](size_t i) { return d_old[i] + dy[i] * (s(i) * (1 + x[i] * (1 - s(i)))); };
+    auto dsilu_bound = [&](size_t i) {
+      return test::gamma_n(18) *
+             (std::abs(double(dy[i])) * s(i) * (1 + std::abs(double(x[i]))) + std::abs(d_old[i]));
+    };
+    expect_each_within(d0, dsilu, dsilu_bound, "silu_bwd" + at);
+    expect_each_within(d1, dsilu, dsilu_bound, "silu_bwd_ref" + at);
     swiglu_fwd<float>(n, x.data(), u.data(), y0.data());
     swiglu_fwd_ref<float>(n, x.data(), u.data(), y1.data());
-    EXPECT_LT(max_rel(y0, y1), 1e-6) << n;
-    auto g0 = randn(n, 9), g1 = g0, u0 = randn(n, 10), u1 = u0;
+    auto swiglu = [&](size_t i) { return silu(i) * u[i]; };
+    expect_each_within(y0, swiglu, rel(10, swiglu), "swiglu" + at);
+    expect_each_within(y1, swiglu, rel(2, swiglu), "swiglu_ref" + at);
+    const auto g_old = randn(n, 9), u_old = randn(n, 10);
+    auto g0 = g_old, g1 = g_old, u0 = u_old, u1 = u_old;
     swiglu_bwd<float>(n, x.data(), u.data(), dy.data(), g0.data(), u0.data());
     swiglu_bwd_ref<float>(n, x.data(), u.data(), dy.data(), g1.data(), u1.data());
-    EXPECT_LT(max_rel(g0, g1), 1e-6) << n;
-    EXPECT_LT(max_rel(u0, u1), 1e-6) << n;
+    auto dgate = [&](size_t i) {
+      return g_old[i] + double(dy[i]) * u[i] * (s(i) * (1 + x[i] * (1 - s(i))));
+    };
+    auto dgate_bound = [&](size_t i) {
+      return test::gamma_n(19) *
+             (std::abs(double(dy[i]) * u[i]) * s(i) * (1 + std::abs(double(x[i]))) +
+              std::abs(g_old[i]));
+    };
+    auto dup = [&](size_t i) { return u_old[i] + double(dy[i]) * x[i] * s(i); };
+    auto dup_bound = [&](size_t i) {
+      return test::gamma_n(12) * (std::abs(double(dy[i]) * x[i]) * s(i) + std::abs(u_old[i]));
+    };
+    expect_each_within(g0, dgate, dgate_bound, "swiglu_bwd gate" + at);
+    expect_each_within(g1, dgate, dgate_bound, "swiglu_bwd_ref gate" + at);
+    expect_each_within(u0, dup, dup_bound, "swiglu_bwd up" + at);
+    expect_each_within(u1, dup, dup_bound, "swiglu_bwd_ref up" + at);
     // Storing into garbage (a fresh gradient buffer) equals adding into zeros, bit for bit.
     std::vector<float> gz(n, 0.0f), uz(n, 0.0f);
     auto gs = randn(n, 11), us = randn(n, 12);
@@ -179,29 +237,36 @@ TEST(KernelElementwise, SiluSwigluMatchReference) {
   }
 }
 
+// One correctly rounded operation gives the same bits on every IEEE machine; two (a product and
+// a sum, maybe one fused multiply-add) are within γ_2 of the magnitudes they add, in f64.
 TEST(KernelElementwise, AddMulScaleAxpy) {
   for (int64_t n : {1, 3, 7, 16385}) {
     auto a = randn(n, 1), b = randn(n, 2), dy = randn(n, 3);
     std::vector<float> y(n);
     add_fwd<float>(n, a.data(), b.data(), y.data());
-    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[i], a[i] + b[i]);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], a[i] + b[i]);
     mul_fwd<float>(n, a.data(), b.data(), y.data());
-    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[i], a[i] * b[i]);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], a[i] * b[i]);
     scale_fwd<float>(n, 2.5f, a.data(), y.data());
-    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(y[i], 2.5f * a[i]);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], 2.5f * a[i]);
     std::vector<float> da(n, 1.0f), db(n, 0.0f);
     mul_bwd<float>(n, a.data(), b.data(), dy.data(), da.data(), db.data());
+    const double g2 = test::gamma_n(2);
     for (int64_t i = 0; i < n; ++i) {
-      // (1 + dy·b may be one fused multiply-add: compared on the scale of the 1 it adds to.)
-      ASSERT_NEAR(da[i], 1.0f + dy[i] * b[i], 1e-6);
-      ASSERT_FLOAT_EQ(db[i], dy[i] * a[i]);
+      const double p = double(dy[i]) * b[i];  // exact
+      ASSERT_LE(std::abs(da[i] - (1 + p)), g2 * (1 + std::abs(p))) << i;
+      ASSERT_EQ(db[i], dy[i] * a[i]) << i;  // 0 + one product
     }
     // store_a writes da; with da aliasing db (a·a) the second write adds: 2·dy·a.
     auto ds = randn(n, 4);
     mul_bwd<float>(n, a.data(), a.data(), dy.data(), ds.data(), ds.data(), true, false);
-    for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(ds[i], dy[i] * a[i] + dy[i] * a[i]);
-    axpy<float>(n, -1.0f, dy.data(), db.data());
-    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(db[i], dy[i] * a[i] - dy[i], 1e-6);
+    for (int64_t i = 0; i < n; ++i) {
+      const double p = double(dy[i]) * a[i];
+      ASSERT_LE(std::abs(ds[i] - 2 * p), g2 * 2 * std::abs(p)) << i;
+    }
+    const auto db_old = db;
+    axpy<float>(n, -1.0f, dy.data(), db.data());  // −1·dy is exact: one rounding
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(db[i], db_old[i] - dy[i]) << i;
   }
 }
 
