@@ -20,8 +20,6 @@
 #include "tmpdir.h"
 #include "train_helpers.h"
 
-extern char** environ;
-
 using namespace hone;
 namespace fs = std::filesystem;
 
@@ -55,32 +53,6 @@ int run_limited(const std::vector<std::string>& args, const std::string& log, rl
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-// Starts `hone train recipe` in the background; returns its pid.
-pid_t spawn_train(const std::string& recipe) {
-  std::string bin = std::string(HONE_BINARY_DIR) + "/hone";
-  std::vector<std::string> args = {bin, "-q", "train", recipe};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
-
-bool wait_for(const std::string& path, pid_t pid) {
-  for (int i = 0; i < 6000; ++i) {
-    if (fs::exists(path)) return true;
-    int st;
-    if (waitpid(pid, &st, WNOHANG) == pid) return fs::exists(path);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
 std::vector<std::string> temp_files_under(const std::string& dir) {
   std::vector<std::string> found;
   std::error_code ec;
@@ -101,9 +73,9 @@ class RunGuard : public ::testing::Test {
 TEST_F(RunGuard, ASecondRunIntoTheSameFolderIsRefusedNamingTheHolder) {
   const std::string out = dir.file("shared");
   const std::string recipe = test::write_small_recipe(dir.file("r.yaml"), out, 5000);
-  pid_t first = spawn_train(recipe);
+  pid_t first = test::spawn_train(recipe);
   ASSERT_GT(first, 0);
-  ASSERT_TRUE(wait_for(checkpoint_path(out + "/checkpoints", 1), first));
+  ASSERT_TRUE(test::wait_for(checkpoint_path(out + "/checkpoints", 1), first));
   for (const std::string extra : {" --resume", ""}) {
     test::Outcome r = test::run_hone("train " + recipe + extra);
     SCOPED_TRACE("second run: train" + extra);

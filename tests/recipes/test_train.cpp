@@ -18,8 +18,6 @@
 #include "tmpdir.h"
 #include "train_helpers.h"
 
-extern char** environ;
-
 using namespace hone;
 namespace fs = std::filesystem;
 
@@ -33,34 +31,6 @@ TrainSummary train_quietly(const std::string& recipe, const std::string& resume 
   o.quiet = true;
   o.resume = resume;
   return run_train(o);
-}
-
-// Starts `hone train recipe` in the background; returns its pid.
-pid_t spawn_train(const std::string& recipe, bool resume = false) {
-  std::string bin = std::string(HONE_BINARY_DIR) + "/hone";
-  std::vector<std::string> args = {bin, "-q", "train", recipe};
-  if (resume) args.push_back("--resume");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
-
-// Waits until `path` exists (or the process ends); true when it appeared.
-bool wait_for(const std::string& path, pid_t pid) {
-  for (int i = 0; i < 3000; ++i) {
-    if (fs::exists(path)) return true;
-    int st;
-    if (waitpid(pid, &st, WNOHANG) == pid) return fs::exists(path);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
 }
 
 class Train : public ::testing::Test {
@@ -98,9 +68,9 @@ TEST_F(Train, ResumeAfterSigkillAtARandomStepIsBitwiseExact) {
   SCOPED_TRACE("killed after checkpoint " + std::to_string(kill_after));
   std::string out = dir.file("k");
   std::string recipe = test::write_small_recipe(dir.file("k.yaml"), out, kSteps);
-  pid_t pid = spawn_train(recipe);
+  pid_t pid = test::spawn_train(recipe);
   ASSERT_GT(pid, 0);
-  ASSERT_TRUE(wait_for(checkpoint_path(out + "/checkpoints", kill_after), pid));
+  ASSERT_TRUE(test::wait_for(checkpoint_path(out + "/checkpoints", kill_after), pid));
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
   ASSERT_FALSE(fs::exists(out + "/adapter_model.safetensors"));  // really interrupted
@@ -113,8 +83,8 @@ TEST_F(Train, SigintSavesACheckpointExitsAndResumesExactly) {
   const std::string want = reference_adapter();
   std::string out = dir.file("i");
   std::string recipe = test::write_small_recipe(dir.file("i.yaml"), out, kSteps);
-  pid_t pid = spawn_train(recipe);
-  ASSERT_TRUE(wait_for(checkpoint_path(out + "/checkpoints", 3), pid));
+  pid_t pid = test::spawn_train(recipe);
+  ASSERT_TRUE(test::wait_for(checkpoint_path(out + "/checkpoints", 3), pid));
   kill(pid, SIGINT);
   int st = 0;
   waitpid(pid, &st, 0);
@@ -132,10 +102,10 @@ TEST_F(Train, KillsDuringCheckpointWritesLeaveALoadableCheckpoint) {
   std::string recipe = test::write_small_recipe(dir.file("t.yaml"), out, 400);
   std::mt19937 rng(std::random_device{}());
   for (int round = 0; round < 4; ++round) {
-    pid_t pid = spawn_train(recipe, /*resume=*/round > 0);
+    pid_t pid = test::spawn_train(recipe, /*resume=*/round > 0);
     ASSERT_GT(pid, 0);
     if (round == 0) {
-      ASSERT_TRUE(wait_for(checkpoint_path(out + "/checkpoints", 1), pid));
+      ASSERT_TRUE(test::wait_for(checkpoint_path(out + "/checkpoints", 1), pid));
     }
     std::this_thread::sleep_for(std::chrono::microseconds(150000 + rng() % 300000));
     kill(pid, SIGKILL);

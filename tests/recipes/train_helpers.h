@@ -2,10 +2,21 @@
 // slices shipped in the repository.
 #pragma once
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "hone_process.h"
+
+extern char** environ;
 
 namespace hone::test {
 
@@ -31,6 +42,34 @@ inline std::string write_small_recipe(const std::string& path, const std::string
     << "logging:\n  every: 1\n"
     << extra;
   return path;
+}
+
+// Starts `hone -q train recipe [--resume]` in the background, stderr to /dev/null; returns its pid.
+inline pid_t spawn_train(const std::string& recipe, bool resume = false) {
+  std::string bin = std::string(HONE_BINARY_DIR) + "/hone";
+  std::vector<std::string> args = {bin, "-q", "train", recipe};
+  if (resume) args.push_back("--resume");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+// Waits (up to 30 s) until `path` exists or the process ends; true when it appeared.
+inline bool wait_for(const std::string& path, pid_t pid) {
+  for (int i = 0; i < 6000; ++i) {
+    if (std::filesystem::exists(path)) return true;
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) return std::filesystem::exists(path);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
 }
 
 }  // namespace hone::test
