@@ -72,6 +72,17 @@ LoraConfig read_peft_config(const std::string& dir) {
     if (!j.contains(key)) throw Error(path + ": missing field \"" + std::string(key) + "\"");
     return j.at(key);
   };
+  // A JSON number as an int in [lo, hi], or an error naming the field: nlohmann's get<int>() on a
+  // fraction or an out-of-range value converts with undefined behaviour.
+  auto integer = [&](const std::string& key, const json& v, int64_t lo, int64_t hi) -> int64_t {
+    const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(hi)
+                                             : v.is_number_integer() && v.get<int64_t>() >= lo &&
+                                                   v.get<int64_t>() <= hi;
+    if (!fits)
+      throw Error(path + ": " + key + ": expected an integer in [" + std::to_string(lo) + ", " +
+                  std::to_string(hi) + "], got " + v.dump());
+    return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
+  };
   try {
     if (j.value("peft_type", "LORA") != "LORA")
       throw Error(path + ": peft_type: only LORA is supported (got " + j["peft_type"].dump() + ")");
@@ -86,7 +97,7 @@ LoraConfig read_peft_config(const std::string& dir) {
         !j["modules_to_save"].empty())
       throw Error(path + ": modules_to_save: not supported (only LoRA tensors are loaded)");
     LoraConfig c;
-    c.rank = field("r").get<int64_t>();
+    c.rank = integer("r", field("r"), INT64_MIN, INT64_MAX);
     c.alpha = field("lora_alpha").get<double>();
     c.dropout = j.value("lora_dropout", 0.0);
     c.rslora = j.value("use_rslora", false);
@@ -98,10 +109,13 @@ LoraConfig read_peft_config(const std::string& dir) {
       std::sort(c.targets.begin(), c.targets.end());
     }
     if (j.contains("layers_to_transform") && !j["layers_to_transform"].is_null()) {
-      if (j["layers_to_transform"].is_number())
-        c.layers = {j["layers_to_transform"].get<int>()};
-      else
-        c.layers = j["layers_to_transform"].get<std::vector<int>>();
+      const json& layers = j["layers_to_transform"];
+      if (layers.is_array()) {
+        for (const json& l : layers)
+          c.layers.push_back(static_cast<int>(integer("layers_to_transform", l, 0, INT32_MAX)));
+      } else {
+        c.layers = {static_cast<int>(integer("layers_to_transform", layers, 0, INT32_MAX))};
+      }
     }
     try {
       c.validate();

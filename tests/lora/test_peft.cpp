@@ -100,6 +100,18 @@ TEST(Peft, RefusesWhatItCannotApply) {
   edit("target_modules", nlohmann::json::array({"q_proj", "v_proj"}));
   edit("r", 0);
   expect_error("rank");
+  // Numbers that are not integers in range are errors naming the field (converting 2.9e46 to an
+  // integer was undefined behaviour, found by the fuzzer).
+  edit("r", 2.8888888e46);
+  expect_error("r: expected an integer");
+  edit("r", 4.5);
+  expect_error("r: expected an integer");
+  edit("r", 8);
+  edit("layers_to_transform", nlohmann::json::array({0, 1e12}));
+  expect_error("layers_to_transform: expected an integer");
+  edit("layers_to_transform", -1);
+  expect_error("layers_to_transform: expected an integer");
+  edit("layers_to_transform", nullptr);
   // 200,000 nested arrays: refused at 512 levels rather than overflowing the stack.
   std::ofstream(dir.file("adapter_config.json"))
       << "{\"target_modules\": " << std::string(200000, '[') << std::string(200000, ']') << "}";
