@@ -59,6 +59,19 @@ inline void expected(const hone::Error& e) {
   if (verbose) std::fprintf(stderr, "hone::Error: %s\n", e.what());
 }
 
+// Reads every byte each tensor of a name -> Tensor map claims, so a view past its buffer shows up
+// under ASan.
+template <class TensorMap>
+inline void read_every_byte(const TensorMap& tensors) {
+  unsigned sum = 0;
+  for (const auto& [name, t] : tensors) {
+    const auto* p = static_cast<const unsigned char*>(t.raw());
+    for (size_t i = 0; i < t.nbytes(); ++i) sum += p[i];
+  }
+  volatile unsigned sink = sum;
+  (void)sink;
+}
+
 inline std::string_view as_view(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};
 }
