@@ -49,6 +49,10 @@ struct TrainingRecipe {
   uint64_t seed = 42;
   double grad_clip = 1.0;  // global-norm clip; 0 = off
   int threads = 0;         // 0 = all cores
+  // Pipeline parallel under MPI: the blocks are split across this many ranks (embedding on the
+  // first, final norm + LM head + loss on the last). The remaining factor of the rank count is
+  // data parallel: ranks = pipeline_stages × data-parallel degree. 1 = no pipeline.
+  int64_t pipeline_stages = 1;
   // Keep only each block's input in forward and recompute the block in backward: activation
   // memory of one block instead of all, for one more forward. Gradients are unchanged.
   bool activation_checkpointing = false;

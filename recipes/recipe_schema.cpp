@@ -135,6 +135,9 @@ const std::vector<Section>& schema() {
             "epochs", [](RecipeConfig & c) -> auto& { return c.training.epochs; }),
         int_field(
             "seed", [](RecipeConfig & c) -> auto& { return c.training.seed; }),
+        int_field(
+            "pipeline_stages",
+            [](RecipeConfig & c) -> auto& { return c.training.pipeline_stages; }),
         {"grad_clip",
          [](RecipeConfig& c, const YAML::Node& n, const Reader& r) {
            // null / none / off switch clipping off, like 0.
@@ -307,6 +310,8 @@ void validate(const RecipeConfig& c, Diagnostics& d) {
   const auto& t = c.training;
   check(t.batch_size > 0, "training.batch_size", "must be > 0 (got " + inum(t.batch_size) + ")");
   check(t.grad_accum > 0, "training.grad_accum", "must be > 0 (got " + inum(t.grad_accum) + ")");
+  check(t.pipeline_stages > 0, "training.pipeline_stages",
+        "must be > 0 (got " + inum(t.pipeline_stages) + ")");
   if (t.max_steps && t.epochs)
     d.raw(file + ": training: max_steps (" + inum(*t.max_steps) + ") and epochs (" +
           inum(*t.epochs) +

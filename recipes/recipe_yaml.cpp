@@ -129,6 +129,7 @@ std::string to_yaml(const RecipeConfig& c) {
     << "  seed: " << c.training.seed << "\n"
     << "  grad_clip: " << num(c.training.grad_clip) << "\n"
     << "  threads: " << c.training.threads << "\n"
+    << "  pipeline_stages: " << c.training.pipeline_stages << "\n"
     << "  activation_checkpointing: " << b(c.training.activation_checkpointing) << "\n"
     << "  fused_lm_head: " << yq(c.training.fused_lm_head) << "\n";
   y << "optimizer:\n"

@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libpcre2-dev
   libgtest-dev libbenchmark-dev
   clang libfuzzer-14-dev
+  libopenmpi-dev openmpi-bin
 )
 
 missing=()
