@@ -3,8 +3,10 @@
 #include <tbb/info.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <csignal>
 #include <iostream>
+#include <thread>
 
 #include "autograd/error.h"
 #include "autograd/kernels/blas.h"
@@ -12,6 +14,7 @@
 #include "recipes/generate.h"
 #include "recipes/inspect.h"
 #include "recipes/merge_export.h"
+#include "recipes/parallel/comm.h"
 #include "recipes/plan.h"
 #include "recipes/stdout_guard.h"
 #include "recipes/tokenize_cmd.h"
@@ -26,6 +29,23 @@ std::string runtime_banner() {
 
 // Thrown when stdout broke mid-command, to stop the work; main's final check names the reason.
 struct StdoutBroken {};
+
+// A failed rank ends the whole job at once: the others may be waiting for it in a collective.
+// Most errors (the recipe, the rank layout) are the same on every rank: rank 0 says it and ends
+// the job, and the others, a second later, would only repeat it. A rank failing alone (a file
+// missing on its machine) still says why, with its rank, before it ends the job.
+void hold_back_repeats() {
+  if (hone::launched_by_mpi() && hone::world().rank() != 0)
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
+int fail(int code) {
+  if (hone::launched_by_mpi() && hone::world().size() > 1) {
+    std::cerr.flush();
+    hone::abort_world(code);
+  }
+  return code;
+}
 
 int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   CLI::App app{"hone: LoRA fine-tuning of Llama-family models on CPUs"};
@@ -146,9 +166,18 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
     // CLI11 exits 104-109 for usage errors; hone exits 1 on every error, 0 for --help.
     return app.exit(e) == 0 ? 0 : 1;
   }
+  // Under mpirun/srun, train and eval run on every rank (rank 0 prints and writes); every other
+  // command runs on rank 0 alone.
+  const bool distributed = app.got_subcommand("train") || app.got_subcommand("eval");
+  if (hone::launched_by_mpi() && !distributed && hone::world().rank() != 0) return 0;
   try {
     if (app.got_subcommand("info")) {
       std::cout << runtime_banner() << "\n";
+      const std::string mpi = hone::mpi_library();
+      std::cout << "hone: MPI: "
+                << (mpi.empty() ? "none (built without MPI: one process only)"
+                                : mpi + " (mpirun -np N hone train ... trains on N ranks)")
+                << "\n";
     } else if (app.got_subcommand("plan")) {
       const int64_t limit =
           memory_limit.empty() ? 0 : hone::parse_memory_size(memory_limit, "--memory-limit");
@@ -202,11 +231,13 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   } catch (const StdoutBroken&) {
     return 1;
   } catch (const hone::Error& e) {
-    std::cerr << "hone: " << e.what() << "\n";
-    return 1;
+    hold_back_repeats();
+    std::cerr << "hone: " << hone::rank_prefix() << e.what() << "\n";
+    return fail(1);
   } catch (const std::exception& e) {
-    std::cerr << "hone: internal error: " << e.what() << "\n";
-    return 2;
+    hold_back_repeats();
+    std::cerr << "hone: " << hone::rank_prefix() << "internal error: " << e.what() << "\n";
+    return fail(2);
   }
   return 0;
 }
@@ -222,6 +253,7 @@ int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   hone::StdoutGuard out;
   const int rc = run_cli(argc, argv, out);
+  hone::finalize_world();
   // Every command's output is checked here, once: a cut output never exits 0.
   const std::string err = out.finish();
   if (err.empty()) return rc;

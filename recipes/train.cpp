@@ -6,6 +6,7 @@
 #include <tbb/global_control.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -23,6 +24,7 @@
 #include "model/io/atomic_file.h"
 #include "optim/clip.h"
 #include "recipes/metrics_log.h"
+#include "recipes/parallel/comm.h"
 #include "recipes/plan.h"
 #include "recipes/resume_policy.h"
 #include "recipes/run_checkpoint.h"
@@ -114,15 +116,54 @@ void say(bool quiet, const std::string& line) {
   if (!quiet) std::cerr << line << "\n";
 }
 
+std::string join_numbers(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == v.size() ? " or " : ", ") + std::to_string(v[i]);
+  return s;
+}
+
+// The rank layout a run needs: pipeline stages × data-parallel replicas = ranks, and the
+// step's micro-batches shared out evenly among the replicas. Refuses with the nearest values
+// that work.
+void check_layout(const RecipeConfig& cfg, int ranks) {
+  const int64_t S = cfg.training.pipeline_stages, M = cfg.training.grad_accum;
+  if (S > 1)
+    throw Error(cfg.source +
+                ": training.pipeline_stages: pipeline parallel is not built yet (got " +
+                std::to_string(S) + "); use 1");
+  if (ranks % S != 0)
+    throw Error(cfg.source + ": training.pipeline_stages: " + std::to_string(S) +
+                " stages do not divide " + std::to_string(ranks) + " ranks");
+  const int64_t D = ranks / S;
+  if (M % D == 0) return;
+  std::vector<int64_t> ok_ranks, ok_accum;
+  for (int64_t d = 1; d <= M; ++d)
+    if (M % d == 0) ok_ranks.push_back(d * S);
+  ok_accum.push_back(M / D * D);
+  ok_accum.push_back((M / D + 1) * D);
+  if (ok_accum[0] == 0) ok_accum.erase(ok_accum.begin());
+  throw Error(cfg.source + ": training.grad_accum: " + std::to_string(M) +
+              " micro-batches do not divide among " + std::to_string(D) +
+              " data-parallel ranks; run with " + join_numbers(ok_ranks) +
+              " ranks, or set training.grad_accum=" + join_numbers(ok_accum));
+}
+
 }  // namespace
 
-TrainSummary run_train(const TrainOptions& o) {
+TrainSummary run_train(const TrainOptions& opts) {
   IgnoreFileSizeSignal no_sigxfsz;
+  // Under mpirun every rank runs this function; rank 0 alone prints and writes files.
+  Comm& comm = world();
+  const bool lead = comm.rank() == 0;
+  TrainOptions o = opts;
+  if (!lead) o.quiet = true;
   // 1. The recipe, validated in full before any work or any output.
   Run run;
   run.cfg = load_recipe(o.recipe, o.overrides);
   check_recipe_paths(run.cfg);
   const RecipeConfig& cfg = run.cfg;
+  check_layout(cfg, comm.size());
   // Before any output: refuse a run the planner predicts will not fit.
   if (o.memory_limit >= 0) {
     const PlanSpec spec = plan_spec_for(cfg);
@@ -132,23 +173,25 @@ TrainSummary run_train(const TrainOptions& o) {
                      human_bytes(available) + " available");
   }
   std::error_code ec;
-  fs::create_directories(cfg.output.dir, ec);
+  if (lead) fs::create_directories(cfg.output.dir, ec);
   if (ec)
     throw Error(cfg.source + ": output.dir: cannot create " + cfg.output.dir + ": " + ec.message());
-  fs::create_directories(cfg.checkpoint.dir, ec);
+  if (lead) fs::create_directories(cfg.checkpoint.dir, ec);
   if (ec)
     throw Error(cfg.source + ": checkpoint.dir: cannot create " + cfg.checkpoint.dir + ": " +
                 ec.message());
   // One run per folder, and every folder writable, before any work or any output: a refusal
   // comes now, never at the first checkpoint, and never after an earlier run's files changed.
-  FolderLock out_lock(cfg.output.dir, cfg.source + ": output.dir");
-  std::unique_ptr<FolderLock> ckpt_lock;
-  if (!inside(cfg.checkpoint.dir, cfg.output.dir))
-    ckpt_lock = std::make_unique<FolderLock>(cfg.checkpoint.dir, cfg.source + ": checkpoint.dir");
-  check_writable(cfg.output.dir, cfg.source + ": output.dir");
-  check_writable(cfg.checkpoint.dir, cfg.source + ": checkpoint.dir");
-  check_writable(fs::path(cfg.logging.metrics_file).parent_path().string(),
-                 cfg.source + ": logging.metrics_file");
+  std::unique_ptr<FolderLock> out_lock, ckpt_lock;
+  if (lead) {
+    out_lock = std::make_unique<FolderLock>(cfg.output.dir, cfg.source + ": output.dir");
+    if (!inside(cfg.checkpoint.dir, cfg.output.dir))
+      ckpt_lock = std::make_unique<FolderLock>(cfg.checkpoint.dir, cfg.source + ": checkpoint.dir");
+    check_writable(cfg.output.dir, cfg.source + ": output.dir");
+    check_writable(cfg.checkpoint.dir, cfg.source + ": checkpoint.dir");
+    check_writable(fs::path(cfg.logging.metrics_file).parent_path().string(),
+                   cfg.source + ": logging.metrics_file");
+  }
 
   // The checkpoint to resume, verified and compared with the recipe before the model loads.
   std::unique_ptr<ResumePoint> resume;
@@ -158,7 +201,7 @@ TrainSummary run_train(const TrainOptions& o) {
     if (path.empty()) throw Error(cfg.checkpoint.dir + ": no checkpoint to resume from");
     resume = std::make_unique<ResumePoint>(open_run_checkpoint(path));
     warnings = check_resume_changes(path, resume->recipe, cfg, resume->step);
-  } else if (!latest_checkpoint(cfg.checkpoint.dir).empty()) {
+  } else if (lead && !latest_checkpoint(cfg.checkpoint.dir).empty()) {
     throw Error(cfg.checkpoint.dir +
                 ": holds checkpoints of an earlier run; resume it with "
                 "--resume, or set checkpoint.dir / output.dir to a new folder");
@@ -169,7 +212,10 @@ TrainSummary run_train(const TrainOptions& o) {
 
   // 2. Model, data, adapters, optimizer.
   load_base(run);
-  load_data(run, o.quiet);
+  // Rank 0 tokenizes first and fills the token cache the others then read.
+  if (lead) load_data(run, o.quiet);
+  comm.barrier();
+  if (!lead) load_data(run, true);
   prepare_training(run);
   say(o.quiet, "hone: " + run.model_id + "; LoRA " + run.lora_id + "; " +
                    std::to_string(run.data.train.size()) + " train / " +
@@ -186,18 +232,24 @@ TrainSummary run_train(const TrainOptions& o) {
     const std::string length = check_resume_length(*resume, run.total_steps);
     if (!length.empty()) warnings.push_back(length);
     step = restore_run_checkpoint(run, *resume, &metrics_so_far);
-    for (const std::string& w : warnings) say(false, "hone: warning: " + w);
+    for (const std::string& w : warnings) say(!lead, "hone: warning: " + w);
     say(o.quiet, "hone: resumed from " + resume->path + " at step " + std::to_string(step));
     resume.reset();  // its tensors are copied into the run
   }
   // Every refusal is behind us: only now is anything of the run written.
-  write_file_atomically((fs::path(cfg.output.dir) / "recipe.yaml").string(),
-                        [&](AtomicWriter& w) { w.write(resolved); });
-  MetricsLog metrics(cfg.logging.metrics_file, metrics_so_far);
+  std::unique_ptr<MetricsLog> metrics_file;
+  if (lead) {
+    write_file_atomically((fs::path(cfg.output.dir) / "recipe.yaml").string(),
+                          [&](AtomicWriter& w) { w.write(resolved); });
+    metrics_file = std::make_unique<MetricsLog>(cfg.logging.metrics_file, metrics_so_far);
+  }
+  auto log_metrics = [&](const nlohmann::json& j) {
+    if (metrics_file) metrics_file->add(j);
+  };
   auto eval_now = [&](int64_t at) {
     EvalResult e = evaluate(*run.model, run.adapters.get(), run.data.val, cfg.training.batch_size,
-                            cfg.eval.max_batches);
-    metrics.add(
+                            cfg.eval.max_batches, comm);
+    log_metrics(
         {{"step", at}, {"val_loss", e.loss}, {"val_ppl", e.perplexity}, {"val_tokens", e.tokens}});
     say(o.quiet, "hone: step " + std::to_string(at) + " val loss " + std::to_string(e.loss) +
                      " ppl " + std::to_string(e.perplexity));
@@ -215,17 +267,20 @@ TrainSummary run_train(const TrainOptions& o) {
   std::string last_good = latest_checkpoint(cfg.checkpoint.dir);
   auto save = [&](int64_t at) {
     const std::string path = checkpoint_path(cfg.checkpoint.dir, at);
-    save_run_checkpoint(run, at, metrics.text(), path);
-    prune_checkpoints(cfg.checkpoint.dir, cfg.checkpoint.keep);
+    if (lead) {
+      save_run_checkpoint(run, at, metrics_file->text(), path);
+      prune_checkpoints(cfg.checkpoint.dir, cfg.checkpoint.keep);
+    }
     last_good = path;
   };
   const int64_t first_step = step;
   CollapseWatch collapse(run.model_config.vocab_size);
+  int64_t sent_before = comm.bytes_sent();
   while (step < run.total_steps) {
     const double lr = lr_at(run.schedule, step, run.total_steps);
     std::vector<Batch> micro;
     for (int64_t m = 0; m < cfg.training.grad_accum; ++m) micro.push_back(run.loader->next());
-    const double loss = accumulate_step(*run.model, *run.adapters, micro);
+    const double loss = accumulate_step(*run.model, *run.adapters, micro, comm);
     const double gnorm = clip_grad_norm(run.adapters->grads(), cfg.training.grad_clip);
     if (!std::isfinite(loss) || !std::isfinite(gnorm))
       throw Error("step " + std::to_string(step + 1) + ": non-finite " +
@@ -245,6 +300,16 @@ TrainSummary run_train(const TrainOptions& o) {
     }
     run.optimizer->step(lr);
     ++step;
+    // One small message per step tells every rank whether any has seen a signal, and rank 0
+    // the bytes each rank sent for the step.
+    struct StepNote {
+      int64_t signal, sent;
+    };
+    const std::vector<StepNote> notes =
+        allgather_value(comm, StepNote{g_signal.load(), comm.bytes_sent() - sent_before});
+    sent_before = comm.bytes_sent();
+    const bool stop =
+        std::any_of(notes.begin(), notes.end(), [](const StepNote& n) { return n.signal != 0; });
     sum.last_loss = loss;
     for (const Batch& b : micro) tokens_since += b.batch * b.seq;
 
@@ -255,12 +320,15 @@ TrainSummary run_train(const TrainOptions& o) {
       const double tps = dt > 0 ? static_cast<double>(tokens_since) / dt : 0.0;
       const double eta = elapsed / static_cast<double>(step - first_step) *
                          static_cast<double>(run.total_steps - step);
-      metrics.add({{"step", step},
-                   {"loss", loss},
-                   {"lr", lr},
-                   {"grad_norm", gnorm},
-                   {"tokens_per_s", tps},
-                   {"elapsed_s", elapsed}});
+      nlohmann::json row = {{"step", step},       {"loss", loss},        {"lr", lr},
+                            {"grad_norm", gnorm}, {"tokens_per_s", tps}, {"elapsed_s", elapsed}};
+      if (comm.size() > 1) {
+        // Payload bytes each rank sent in this step (gradient exchange, activations).
+        std::vector<int64_t> sent;
+        for (const StepNote& n : notes) sent.push_back(n.sent);
+        row["sent_bytes"] = sent;
+      }
+      log_metrics(row);
       if (!o.quiet) {
         char line[256];
         std::snprintf(line, sizeof line,
@@ -278,10 +346,12 @@ TrainSummary run_train(const TrainOptions& o) {
     }
     if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0 && step < run.total_steps)
       save(step);
-    if (g_signal.load() != 0) {
+    // A signal reaches the ranks at different moments: they stop together, at the first step
+    // end where any of them has seen one.
+    if (stop) {
       save(step);
       if (tty && !o.quiet) std::cerr << "\n";
-      say(false, "hone: interrupted at step " + std::to_string(step) + "; checkpoint " + last_good +
+      say(!lead, "hone: interrupted at step " + std::to_string(step) + "; checkpoint " + last_good +
                      " (resume with --resume)");
       sum.interrupted = true;
       sum.steps_done = step;
@@ -294,8 +364,10 @@ TrainSummary run_train(const TrainOptions& o) {
   // 5. The end: final checkpoint, the adapter in PEFT format, the "after" figure.
   save(step);
   if (has_val) sum.val_after = eval_now(step);
-  metrics.close();
-  save_peft_adapter(cfg.output.dir, *run.adapters, cfg.model.path);
+  if (lead) {
+    metrics_file->close();
+    save_peft_adapter(cfg.output.dir, *run.adapters, cfg.model.path);
+  }
   sum.steps_done = step;
   sum.adapter_dir = cfg.output.dir;
   sum.last_checkpoint = last_good;
@@ -310,18 +382,22 @@ double run_eval(const std::string& recipe, const std::vector<std::string>& overr
   check_recipe_paths(run.cfg);
   ThreadScope threads(run.cfg.training.threads);
   load_base(run);
-  load_data(run);
+  Comm& group = world();
+  if (group.rank() == 0) load_data(run);  // rank 0 fills the token cache the others read
+  group.barrier();
+  if (group.rank() != 0) load_data(run, true);
   if (run.data.val.empty())
     throw Error(run.cfg.source + ": data.val / data.val_fraction: the recipe has no held-out data");
   std::unique_ptr<LoraAdapters> adapters;
   if (!adapter_dir.empty()) adapters = load_peft_adapter(adapter_dir, *run.model);
+  // Under mpirun the batches are shared out among every rank; rank 0 prints.
   EvalResult e = evaluate(*run.model, adapters.get(), run.data.val, run.cfg.training.batch_size,
-                          run.cfg.eval.max_batches);
+                          run.cfg.eval.max_batches, group);
   char line[160];
   std::snprintf(line, sizeof line, "val loss %.4f  perplexity %.3f  (%lld tokens%s)\n", e.loss,
                 e.perplexity, static_cast<long long>(e.tokens),
                 adapter_dir.empty() ? ", base model" : "");
-  std::cout << line;  // through std::cout, which main checks at exit
+  if (group.rank() == 0) std::cout << line;  // through std::cout, which main checks at exit
   return e.loss;
 }
 

@@ -7,6 +7,7 @@
 
 #include "data/loader.h"
 #include "lora/lora.h"
+#include "recipes/parallel/comm.h"
 
 namespace hone {
 
@@ -14,6 +15,15 @@ namespace hone {
 // loss is weighted by its share of the step's target tokens, so the gradients left in
 // adapters.grads() (zeroed first) are those of the mean over ALL target tokens of the step —
 // not a mean of per-micro-batch means. Returns that mean loss (0 when no token is a target).
+//
+// Data parallel: `micro_batches` is the whole step's (every rank draws them all, so each knows
+// the step's target count); rank r of `dp` computes micro-batches r·k … r·k+k−1 (k = M / ranks)
+// and the gradients are summed in micro-batch order (grad_fold.h), so every rank count gives
+// bitwise the same gradients, loss and adapter. Micro-batch m's dropout masks are drawn from a
+// state derived from (the generator's state at the step's start, m), whichever rank draws them;
+// the generator then moves on by one draw.
+double accumulate_step(const Transformer& model, LoraAdapters& adapters,
+                       const std::vector<Batch>& micro_batches, Comm& dp);
 double accumulate_step(const Transformer& model, LoraAdapters& adapters,
                        const std::vector<Batch>& micro_batches);
 
@@ -24,7 +34,10 @@ struct EvalResult {
 };
 
 // Held-out loss over `examples` in order, `batch_size` at a time, at most `max_batches` batches
-// (0 = all). Dropout is off during evaluation.
+// (0 = all). Dropout is off during evaluation. Over `dp`, batch i is scored by rank i mod size
+// and the sums are added in batch order: the same figure on every rank and for every rank count.
+EvalResult evaluate(const Transformer& model, LoraAdapters* adapters, const ExampleSet& examples,
+                    int64_t batch_size, int64_t max_batches, Comm& dp);
 EvalResult evaluate(const Transformer& model, LoraAdapters* adapters, const ExampleSet& examples,
                     int64_t batch_size, int64_t max_batches);
 
