@@ -26,7 +26,7 @@ ModelConfig llama_like(int64_t hidden, int64_t inter, int64_t layers, int64_t he
 
 const std::vector<std::string>& model_shape_names() {
   static const std::vector<std::string> names = {"smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b",
-                                                 "llama3-8b"};
+                                                 "llama3-8b",    "llama3-70b",   "llama3.1-405b"};
   return names;
 }
 
@@ -43,6 +43,13 @@ ModelConfig model_shape(const std::string& name) {
   // Llama 3.x: their llama3 rope scaling changes frequencies, not cost; left out.
   if (name == "llama3.2-1b") return llama_like(2048, 8192, 16, 32, 8, 128256, 500000, true);
   if (name == "llama3-8b") return llama_like(4096, 14336, 32, 32, 8, 128256, 500000, false);
+  // Their config.json: untied heads, rope_theta 500000; 3.1 trains to 131072 positions.
+  if (name == "llama3-70b") return llama_like(8192, 28672, 80, 64, 8, 128256, 500000, false);
+  if (name == "llama3.1-405b") {
+    ModelConfig c = llama_like(16384, 53248, 126, 128, 8, 128256, 500000, false);
+    c.max_position_embeddings = 131072;
+    return c;
+  }
   std::string known;
   for (const auto& n : model_shape_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error("unknown model shape \"" + name + "\" (known: " + known + ")");

@@ -9,7 +9,8 @@
 
 namespace hone {
 
-// "smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b", "llama3-8b". Throws Error listing the names.
+// "smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b", "llama3-8b", "llama3-70b", "llama3.1-405b".
+// Throws Error listing the names.
 ModelConfig model_shape(const std::string& name);
 const std::vector<std::string>& model_shape_names();
 

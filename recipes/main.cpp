@@ -92,12 +92,20 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
       "Memory the run may use (16G, 512M, bytes; none: no check). Default: what is available";
   tr->add_option("--memory-limit", memory_limit, memory_help);
 
-  std::string plan_recipe;
-  std::vector<std::string> plan_overrides;
+  hone::PlanOptions plan;
   auto* pl = app.add_subcommand("plan", "Predict a recipe's peak memory and step time");
-  pl->add_option("recipe", plan_recipe, "Recipe file (YAML)")->required();
-  pl->add_option("overrides", plan_overrides, "key.path=value overrides of the recipe");
+  pl->add_option("recipe", plan.recipe, "Recipe file (YAML)")->required();
+  pl->add_option("overrides", plan.overrides, "key.path=value overrides of the recipe");
   pl->add_option("--memory-limit", memory_limit, memory_help);
+  pl->add_option("--ranks", plan.ranks, "MPI ranks = stages x data-parallel replicas (default: S)")
+      ->check(CLI::PositiveNumber);
+  pl->add_option("--stages", plan.stages, "Pipeline stages (default: training.pipeline_stages)")
+      ->check(CLI::PositiveNumber);
+  pl->add_option("--link", plan.link, "Link speed a rank sends at: 25Gb/s, 3GB/s")
+      ->capture_default_str();
+  pl->add_option("--gflops", plan.gflops, "One rank's gemm GFLOP/s (default: timed here)")
+      ->check(CLI::PositiveNumber);
+  pl->add_option("--shape", plan.shape, "Plan this published shape instead of model.path's files");
 
   std::string eval_recipe, eval_adapter;
   std::vector<std::string> eval_overrides;
@@ -179,9 +187,9 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
                                 : mpi + " (mpirun -np N hone train ... trains on N ranks)")
                 << "\n";
     } else if (app.got_subcommand("plan")) {
-      const int64_t limit =
-          memory_limit.empty() ? 0 : hone::parse_memory_size(memory_limit, "--memory-limit");
-      std::cout << hone::run_plan(plan_recipe, plan_overrides, limit);
+      if (!memory_limit.empty())
+        plan.memory_limit = hone::parse_memory_size(memory_limit, "--memory-limit");
+      std::cout << hone::run_plan(plan);
     } else if (app.got_subcommand("inspect")) {
       std::cout << hone::inspect_report(inspect_path);
     } else if (app.got_subcommand("train")) {

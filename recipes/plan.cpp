@@ -13,6 +13,9 @@
 #include "data/text_dataset.h"
 #include "data/token_store.h"
 #include "model/io/model_files.h"
+#include "model/shapes.h"
+#include "recipes/parallel/layout.h"
+#include "recipes/plan_parallel.h"
 #include "recipes/recipe.h"
 #include "recipes/run_setup.h"
 
@@ -90,9 +93,30 @@ int64_t parse_memory_size(const std::string& text, const std::string& what) {
   return static_cast<int64_t>(v * mult);
 }
 
+bool stage_holds_tensor(const PlanSpec& s, const std::string& name) {
+  static const std::string layers = "model.layers.";
+  if (name.rfind(layers, 0) == 0) {
+    if (s.stage_layers < 0) return true;
+    const int64_t l = std::stoll(name.substr(layers.size()));
+    return l >= s.first_layer && l < s.first_layer + s.stage_layers;
+  }
+  if (name == "model.embed_tokens.weight")
+    return s.holds_embedding || (s.holds_head && s.model.tie_word_embeddings);
+  return s.holds_head;  // model.norm.weight, lm_head.weight
+}
+
 int64_t planned_weight_bytes(const ModelConfig& cfg, DType wd) {
+  PlanSpec s;
+  s.model = cfg;
+  s.weight_dtype = wd;
+  return planned_weight_bytes(s);
+}
+
+int64_t planned_weight_bytes(const PlanSpec& s) {
+  const DType wd = s.weight_dtype;
   int64_t n = 0;
-  for (const auto& [name, shape] : expected_tensor_shapes(cfg)) {
+  for (const auto& [name, shape] : expected_tensor_shapes(s.model)) {
+    if (!stage_holds_tensor(s, name)) continue;
     const int64_t numel = shape_numel(shape);
     DType d = DType::F32;
     if (is_stored_weight(name)) {
@@ -113,8 +137,17 @@ MemoryPlan plan_memory(const PlanSpec& s) {
   const int64_t r = s.lora.rank;
   const bool dropout = s.lora.dropout > 0.0;
 
-  p.weights = planned_weight_bytes(m, s.weight_dtype);
+  p.weights = planned_weight_bytes(s);
   p.load_extra = s.source_bytes;
+  if (s.stage_layers >= 0) {
+    p.load_extra = 0;
+    for (const auto& [name, bytes] : s.source_tensors)
+      if (stage_holds_tensor(s, name)) p.load_extra += bytes;
+  }
+  // The blocks this process runs: all, or its pipeline stage's.
+  const int64_t first = s.stage_layers < 0 ? 0 : s.first_layer;
+  const int64_t end = s.stage_layers < 0 ? L : s.first_layer + s.stage_layers;
+  const int64_t n_layers = end - first;
 
   // Per token, the floats each block's ops keep for the backward (their outputs, which later
   // ops capture): 6 of width C (norm, o_proj, residual, norm, down_proj, residual; 4 when
@@ -122,9 +155,8 @@ MemoryPlan plan_memory(const PlanSpec& s) {
   // roped q, attention), 3 of K (k, v, roped k), 3 of F (gate, up, SwiGLU), the attention
   // log-sum-exp per head and the norms' inverse RMS; per adapter x·Aᵀ (r), and with dropout the
   // dropped copy of its input.
-  std::vector<int64_t> block(L);
   int64_t sum_blocks = 0, max_block = 0;
-  for (int64_t l = 0; l < L; ++l) {
+  for (int64_t l = first; l < end; ++l) {
     int64_t f = 6 * C + 3 * Q + 3 * K + 3 * F + Hq + 2;
     if (m.qk_norm) f += Q + K + Hq + Hkv;
     for (const Proj& pr : projections(m))
@@ -135,7 +167,6 @@ MemoryPlan plan_memory(const PlanSpec& s) {
         p.lora_params += r * (pr.in + pr.out);
         if (dropout) f += pr.in;
       }
-    block[l] = f;
     sum_blocks += f;
     max_block = std::max(max_block, f);
   }
@@ -153,38 +184,42 @@ MemoryPlan plan_memory(const PlanSpec& s) {
   const int64_t tile = std::min(V, kConvertTile / std::max<int64_t>(C, 1));
   const int64_t chunk = std::min(N, kConvertTile / std::max<int64_t>(tile, 1));
   p.lm_head = p.fused_head ? (chunk * tile + 2 * N * C) * kF32 : logits_bytes + N * C * kF32;
+  if (!s.holds_head) p.lm_head = 0;
 
-  const int64_t outside = N * kF32 * (2 * C + 1);  // embedding output, final norm
+  // The embedding output (or, on a later pipeline stage, the hidden state received) and, where
+  // the head is, the final norm; per micro-batch in flight.
+  const int64_t outside = N * kF32 * (C + (s.holds_head ? C + 1 : 0));
   if (!s.checkpointing) {
-    p.activations = outside + N * kF32 * sum_blocks;
+    p.activations = s.in_flight * (outside + N * kF32 * sum_blocks);
     p.backward = grads_block;
   } else {
     // Each block keeps its input; its own activations exist again only while it is recomputed.
-    p.activations = outside + N * kF32 * C * L;
+    p.activations = s.in_flight * (outside + N * kF32 * C * n_layers);
     p.backward = N * kF32 * max_block + grads_block;
   }
+  p.dp_buffers = dp_buffer_bytes(p.lora_params, s.data_parallel, s.local_micro_batches);
 
   // Conversion tiles of a 16-bit or quantized base: one per thread that converts.
   if (s.weight_dtype != DType::F32 && s.weight_dtype != DType::F64) {
     int64_t largest = 0;
     for (const Proj& pr : projections(m)) largest = std::max(largest, pr.in * pr.out);
-    largest = std::max(largest, V * C);
+    if (s.holds_embedding || s.holds_head) largest = std::max(largest, V * C);
     p.workspace = std::min(largest, kConvertTile) * kF32 * std::max(1, s.threads);
   }
   p.runtime = s.runtime_bytes;
   p.data = s.data_bytes;
   p.load_peak = p.weights + p.load_extra + p.runtime;
   p.train_peak = p.weights + p.adapters + p.optimizer + p.activations + p.lm_head + p.backward +
-                 p.workspace + p.runtime + p.data;
+                 p.workspace + p.runtime + p.data + p.dp_buffers;
   p.peak = std::max(p.load_peak, p.train_peak);
 
   // FLOPs per token (bench/compare_table.py writes the same formula out).
   double n_blocks = 0;
   for (const Proj& pr : projections(m)) n_blocks += static_cast<double>(pr.in * pr.out);
-  n_blocks *= static_cast<double>(L);
-  const double head = static_cast<double>(V * C);
+  n_blocks *= static_cast<double>(n_layers);
+  const double head = s.holds_head ? static_cast<double>(V * C) : 0.0;
   const double lora = 6.0 * static_cast<double>(p.lora_params);
-  const double attn = 6.0 * static_cast<double>(L * s.seq * Q);
+  const double attn = 6.0 * static_cast<double>(n_layers * s.seq * Q);
   const double per_token = 4 * (n_blocks + head) + lora + attn;
   double extra = 0;
   if (s.checkpointing) extra += 2 * n_blocks + lora / 3 + attn / 3;  // the blocks' forward again
@@ -226,15 +261,22 @@ int64_t available_memory_bytes() {
 }
 
 PlanSpec plan_spec_for(const RecipeConfig& cfg) {
-  PlanSpec s;
   ModelFiles files = load_model_files(cfg.model.path);  // headers and mappings; no weight is read
-  s.model = files.config;
-  s.weight_dtype = weight_dtype_from(cfg.model.dtype);
+  PlanSpec s = plan_spec_for_shape(cfg, files.config);
   // Tensors already in the storage dtype are used in place; the others are converted, with the
   // source held (and, when memory-mapped, wholly read) meanwhile.
   for (const auto& [name, t] : files.tensors)
-    if (is_stored_weight(name) && t.dtype() != s.weight_dtype)
+    if (is_stored_weight(name) && t.dtype() != s.weight_dtype) {
       s.source_bytes += static_cast<int64_t>(t.nbytes());
+      s.source_tensors.emplace_back(name, static_cast<int64_t>(t.nbytes()));
+    }
+  return s;
+}
+
+PlanSpec plan_spec_for_shape(const RecipeConfig& cfg, const ModelConfig& model) {
+  PlanSpec s;
+  s.model = model;
+  s.weight_dtype = weight_dtype_from(cfg.model.dtype);
   s.lora = cfg.lora;
   s.batch = cfg.training.batch_size;
   s.seq = cfg.data.seq_len;
@@ -251,13 +293,23 @@ PlanSpec plan_spec_for(const RecipeConfig& cfg) {
 
 int64_t planned_data_bytes(const RecipeConfig& cfg, int32_t vocab_size) {
   if (cfg.data.format != "text") return 0;
-  const TextDataOptions o = text_data_options(cfg);
+  // The token cache is keyed by the tokenizer's files; planning a shape without them, the bound.
+  std::error_code exists_ec;
+  const bool tokenizer_at_hand =
+      !cfg.model.tokenizer.empty() || std::filesystem::exists(cfg.model.path, exists_ec);
+  TextDataOptions o;
+  if (tokenizer_at_hand) {
+    o = text_data_options(cfg);
+  } else {
+    o.train = cfg.data.train;
+    o.val = cfg.data.val;
+  }
   const TextTokenOptions t = text_token_options(o);
   int64_t total = 0;
   for (const std::string& spec : {o.train, o.val}) {
     if (spec.empty()) continue;
     for (const std::string& f : corpus_files(spec)) {
-      int64_t store = cached_store_bytes(f, t);
+      int64_t store = tokenizer_at_hand ? cached_store_bytes(f, t) : -1;
       if (store < 0) {
         std::error_code ec;
         const auto bytes = static_cast<int64_t>(std::filesystem::file_size(f, ec));
@@ -318,6 +370,7 @@ std::string plan_report(const PlanSpec& s, const MemoryPlan& p, double gflops, i
   row("workspace", p.workspace, "weight conversion tiles");
   row("runtime", p.runtime, "libraries, BLAS buffers");
   row("data", p.data, "token ids of the corpus, mapped");
+  row("gradient fold", p.dp_buffers, "micro-batch gradients summed in a fixed order");
   row("peak (training)", p.train_peak, "");
   if (p.load_extra > 0) row("peak (loading)", p.load_peak, "source held while converting");
   row("predicted peak", p.peak, "");
@@ -377,18 +430,40 @@ void check_plan_fits(const RecipeConfig& cfg, const PlanSpec& spec, int64_t avai
   throw Error(o.str());
 }
 
-std::string run_plan(const std::string& recipe, const std::vector<std::string>& overrides,
-                     int64_t memory_limit) {
-  RecipeConfig cfg = load_recipe(recipe, overrides);
-  check_recipe_paths(cfg);
-  const PlanSpec spec = plan_spec_for(cfg);
-  const MemoryPlan p = plan_memory(spec);
-  if (spec.threads > 0) kernels::set_blas_threads(spec.threads);
-  const double gflops = measure_gemm_gflops(spec.batch * spec.seq, spec.model.hidden_size,
-                                            spec.model.intermediate_size);
+std::string run_plan(const PlanOptions& o) {
+  RecipeConfig cfg = load_recipe(o.recipe, o.overrides);
+  PlanSpec spec;
+  if (o.shape.empty()) {
+    check_recipe_paths(cfg);
+    spec = plan_spec_for(cfg);
+  } else {
+    // The model's files need not exist; the corpus must (its size is a term).
+    RecipeConfig checked = cfg;
+    checked.model.path.clear();
+    checked.model.tokenizer.clear();
+    check_recipe_paths(checked);
+    spec = plan_spec_for_shape(cfg, model_shape(o.shape));
+  }
+  const int64_t stages = o.stages > 0 ? o.stages : cfg.training.pipeline_stages;
+  const int64_t ranks = o.ranks > 0 ? o.ranks : stages;
+  RankLayout layout;
+  try {
+    layout = make_rank_layout(ranks, stages, cfg.training.grad_accum, spec.model.num_layers);
+  } catch (const Error& e) {
+    throw Error(cfg.source + ": " + e.what());
+  }
+  const double link = parse_link_speed(o.link, "--link");
+  double gflops = o.gflops;
+  if (gflops <= 0) {
+    if (spec.threads > 0) kernels::set_blas_threads(spec.threads);
+    gflops = measure_gemm_gflops(spec.batch * spec.seq, spec.model.hidden_size,
+                                 spec.model.intermediate_size);
+  }
   const int64_t available =
-      memory_limit > 0 ? memory_limit : (memory_limit == 0 ? available_memory_bytes() : 0);
-  return plan_report(spec, p, gflops, available);
+      o.memory_limit > 0 ? o.memory_limit : (o.memory_limit == 0 ? available_memory_bytes() : 0);
+  if (layout.ranks == 1) return plan_report(spec, plan_memory(spec), gflops, available);
+  const ParallelPlan pp = plan_parallel(spec, layout, cfg.training.grad_accum, gflops, link);
+  return parallel_plan_report(spec, pp, gflops, link, available);
 }
 
 }  // namespace hone

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lora/lora.h"
@@ -30,6 +31,17 @@ struct PlanSpec {
   int64_t fused_loss_bytes = Transformer::kFusedLossBytes;
   int64_t runtime_bytes = 0;  // the process before any model memory (libraries, BLAS buffers)
   int64_t data_bytes = 0;     // the tokenized corpus (mapped token stores), see planned_data_bytes
+  // Converted tensors' source bytes by name (their sum is source_bytes), so a pipeline stage
+  // counts only its own.
+  std::vector<std::pair<std::string, int64_t>> source_tensors;
+  // One pipeline stage of a distributed run (recipes/parallel/layout.h): blocks [first_layer,
+  // first_layer + stage_layers) (-1: all), the embedding and the final norm + LM head only where
+  // held; `in_flight` micro-batches' activations alive at once; the data-parallel exchange of
+  // `data_parallel` replicas, each with `local_micro_batches` micro-batch gradients kept apart.
+  int64_t first_layer = 0, stage_layers = -1;
+  bool holds_embedding = true, holds_head = true;
+  int64_t in_flight = 1;
+  int64_t data_parallel = 1, local_micro_batches = 1;
 };
 
 struct MemoryPlan {
@@ -44,6 +56,7 @@ struct MemoryPlan {
   int64_t workspace = 0;      // weight-conversion tiles and the like
   int64_t runtime = 0;        // as given
   int64_t data = 0;           // the tokenized corpus, as given
+  int64_t dp_buffers = 0;     // gradient fold accumulator / data-parallel exchange buffers
   int64_t load_peak = 0;      // weights + load_extra + runtime
   int64_t train_peak = 0;     // the step's peak
   int64_t peak = 0;           // max of the two
@@ -57,6 +70,10 @@ MemoryPlan plan_memory(const PlanSpec& spec);
 // Bytes of the frozen base as Transformer stores it (projections/embedding in weight_dtype, a
 // quantized weight whose rows are not whole 32-blocks in BF16, norms and biases F32).
 int64_t planned_weight_bytes(const ModelConfig& cfg, DType weight_dtype);
+// The same for the tensors a pipeline stage holds (PlanSpec's stage fields).
+int64_t planned_weight_bytes(const PlanSpec& spec);
+// Whether the stage `spec` describes holds the tensor of this HF name.
+bool stage_holds_tensor(const PlanSpec& spec, const std::string& name);
 
 // Resident bytes of this process now (VmRSS), and the memory a new allocation can count on:
 // MemAvailable, lowered by a cgroup memory limit when one is set.
@@ -76,6 +93,9 @@ int64_t planned_data_bytes(const RecipeConfig& cfg, int32_t vocab_size);
 
 // The spec a recipe implies, reading only the model's config and tensor headers (no weights).
 PlanSpec plan_spec_for(const RecipeConfig& cfg);
+// The same for a model of this shape whose files are not at hand: the base is taken to be stored
+// as model.dtype already (a q4_0 GGUF for model.dtype q4_0), so nothing is held while converting.
+PlanSpec plan_spec_for_shape(const RecipeConfig& cfg, const ModelConfig& model);
 
 // The report `hone plan` prints: one line per term, the peak, the step estimate, and what fits.
 // gflops: the measured matrix-product rate the step estimate divides by.
@@ -94,10 +114,20 @@ std::string human_bytes(int64_t bytes);
 // Throws Error naming `what` otherwise.
 int64_t parse_memory_size(const std::string& text, const std::string& what);
 
-// `hone plan recipe.yaml [key=value ...]`: the report for a recipe. memory_limit as in
-// TrainOptions (0: what the machine has available).
-std::string run_plan(const std::string& recipe, const std::vector<std::string>& overrides,
-                     int64_t memory_limit);
+struct PlanOptions {
+  std::string recipe;
+  std::vector<std::string> overrides;
+  int64_t memory_limit = 0;  // as TrainOptions (0: what the machine has available; -1: no check)
+  int64_t ranks = 0;         // 0: as many as stages
+  int64_t stages = 0;        // 0: the recipe's training.pipeline_stages
+  std::string link = "25Gb/s";
+  double gflops = 0;  // one rank's matrix-product rate; 0: time this machine's gemm
+  std::string shape;  // a model_shape() name planned instead of the recipe's model files
+};
+
+// `hone plan recipe.yaml [key=value ...] [--ranks N] [--stages S] ...`: the single-process report,
+// or with more than one rank the per-stage report of recipes/plan_parallel.h.
+std::string run_plan(const PlanOptions& options);
 
 // A short sgemm at a training-sized shape: GFLOP/s this machine reaches now, for the step estimate.
 double measure_gemm_gflops(int64_t tokens, int64_t hidden, int64_t inter);

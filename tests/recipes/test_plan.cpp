@@ -107,7 +107,7 @@ TEST(Plan, PlanPrintsEveryTerm) {
   auto r = test::run_hone("plan " + kRecipe);
   ASSERT_EQ(r.status, 0) << r.out;
   for (const char* term : {"weights", "adapters", "optimizer state", "activations", "lm head",
-                           "predicted peak", "available", "s/step"})
+                           "gradient fold", "predicted peak", "available", "s/step"})
     EXPECT_NE(r.out.find(term), std::string::npos) << term << "\n" << r.out;
   // The quickstart's logits are small: unfused unless the recipe asks.
   EXPECT_NE(r.out.find("logits + grad"), std::string::npos) << r.out;
