@@ -25,6 +25,7 @@
 #include "optim/clip.h"
 #include "recipes/metrics_log.h"
 #include "recipes/parallel/comm.h"
+#include "recipes/parallel/layout.h"
 #include "recipes/plan.h"
 #include "recipes/resume_policy.h"
 #include "recipes/run_checkpoint.h"
@@ -116,39 +117,6 @@ void say(bool quiet, const std::string& line) {
   if (!quiet) std::cerr << line << "\n";
 }
 
-std::string join_numbers(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i)
-    s += (i == 0 ? "" : i + 1 == v.size() ? " or " : ", ") + std::to_string(v[i]);
-  return s;
-}
-
-// The rank layout a run needs: pipeline stages × data-parallel replicas = ranks, and the
-// step's micro-batches shared out evenly among the replicas. Refuses with the nearest values
-// that work.
-void check_layout(const RecipeConfig& cfg, int ranks) {
-  const int64_t S = cfg.training.pipeline_stages, M = cfg.training.grad_accum;
-  if (S > 1)
-    throw Error(cfg.source +
-                ": training.pipeline_stages: pipeline parallel is not built yet (got " +
-                std::to_string(S) + "); use 1");
-  if (ranks % S != 0)
-    throw Error(cfg.source + ": training.pipeline_stages: " + std::to_string(S) +
-                " stages do not divide " + std::to_string(ranks) + " ranks");
-  const int64_t D = ranks / S;
-  if (M % D == 0) return;
-  std::vector<int64_t> ok_ranks, ok_accum;
-  for (int64_t d = 1; d <= M; ++d)
-    if (M % d == 0) ok_ranks.push_back(d * S);
-  ok_accum.push_back(M / D * D);
-  ok_accum.push_back((M / D + 1) * D);
-  if (ok_accum[0] == 0) ok_accum.erase(ok_accum.begin());
-  throw Error(cfg.source + ": training.grad_accum: " + std::to_string(M) +
-              " micro-batches do not divide among " + std::to_string(D) +
-              " data-parallel ranks; run with " + join_numbers(ok_ranks) +
-              " ranks, or set training.grad_accum=" + join_numbers(ok_accum));
-}
-
 }  // namespace
 
 TrainSummary run_train(const TrainOptions& opts) {
@@ -163,7 +131,17 @@ TrainSummary run_train(const TrainOptions& opts) {
   run.cfg = load_recipe(o.recipe, o.overrides);
   check_recipe_paths(run.cfg);
   const RecipeConfig& cfg = run.cfg;
-  check_layout(cfg, comm.size());
+  // The blocks' count is checked against the stages once the model's config is read.
+  try {
+    make_rank_layout(comm.size(), cfg.training.pipeline_stages, cfg.training.grad_accum, 0,
+                     "mpirun -np");
+  } catch (const Error& e) {
+    throw Error(cfg.source + ": " + e.what());
+  }
+  if (cfg.training.pipeline_stages > 1)
+    throw Error(cfg.source +
+                ": training.pipeline_stages: pipeline parallel is not built yet (got " +
+                std::to_string(cfg.training.pipeline_stages) + "); use 1");
   // Before any output: refuse a run the planner predicts will not fit.
   if (o.memory_limit >= 0) {
     const PlanSpec spec = plan_spec_for(cfg);

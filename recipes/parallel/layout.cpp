@@ -116,7 +116,7 @@ int64_t dp_bytes_sent(int64_t params, int64_t data, int64_t k, int64_t j) {
 }
 
 int64_t dp_buffer_bytes(int64_t params, int64_t data, int64_t k) {
-  if (data <= 1) return params * 4;
+  if (data <= 1) return k > 1 ? params * 4 : 0;  // one micro-batch: the backward's own gradient
   int64_t largest = 0;
   for (int64_t j = 0; j < data; ++j) largest = std::max(largest, dp_slice(params, data, j).size());
   return k * params * 4 + k * data * largest * 4;

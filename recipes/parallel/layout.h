@@ -60,7 +60,7 @@ int64_t dp_allgather_bytes_sent(int64_t params, int64_t data, int64_t j);
 int64_t dp_bytes_sent(int64_t params, int64_t data, int64_t k, int64_t j);
 // The bytes the exchange keeps beside the adapters' own gradient buffer: D > 1, the k gradients
 // kept apart (k·P·4) and the owner's receive buffer of M slices (k·|largest slice|·D·4, i.e.
-// k·P·4 when the slices are even); D = 1, the fold accumulator (P·4).
+// k·P·4 when the slices are even); D = 1, the fold accumulator (P·4) when k > 1, else nothing.
 int64_t dp_buffer_bytes(int64_t params, int64_t data, int64_t k);
 
 }  // namespace hone

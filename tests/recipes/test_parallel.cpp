@@ -67,8 +67,8 @@ TEST(DataParallelLayout, RanksThatDoNotDivideTheMicroBatchesAreRefusedWithTheNea
   const std::string recipe = write_fixture_recipe(dir.path().string(), "tiny-llama");
   const Outcome r = run_hone_mpi(3, "train " + recipe);
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.out.find("training.grad_accum: 4 micro-batches do not divide among 3 data-parallel "
-                       "ranks; run with 1, 2 or 4 ranks, or set training.grad_accum=3 or 6"),
+  EXPECT_NE(r.out.find("recipe.yaml: grad_accum 4 does not divide among 3 data-parallel ranks; "
+                       "use mpirun -np 2 or 4, or training.grad_accum=3 or 6"),
             std::string::npos)
       << r.out;
   EXPECT_FALSE(fs::exists(dir.file("out/recipe.yaml")));  // nothing written

@@ -106,6 +106,7 @@ TEST(RankLayout, BytesSentFollowTheExchange) {
   EXPECT_EQ(dp_bytes_sent(1000, 1, 8, 0), 0);
   // Buffers: D = 1 the fold accumulator; else k gradients kept apart and M slices received.
   EXPECT_EQ(dp_buffer_bytes(1000, 1, 8), 4000);
+  EXPECT_EQ(dp_buffer_bytes(1000, 1, 1), 0);  // one micro-batch: no fold
   EXPECT_EQ(dp_buffer_bytes(1000, 2, 4), 4 * 1000 * 4 + 4 * 2 * 500 * 4);
   EXPECT_EQ(dp_buffer_bytes(1000, 3, 2), 2 * 1000 * 4 + 2 * 3 * 334 * 4);
 }
@@ -159,7 +160,7 @@ TEST(ParallelPlan, AStageHoldsItsShareOfTheWhole) {
   for (bool tied : {false, true}) {
     PlanSpec s = small_spec(tied);
     const MemoryPlan whole = plan_memory(s);
-    EXPECT_EQ(whole.dp_buffers, whole.lora_params * 4);  // the single process's fold accumulator
+    EXPECT_EQ(whole.dp_buffers, 0);  // one micro-batch a step: no fold accumulator
     // One micro-batch a step: one in flight everywhere, so activations add up too.
     const ParallelPlan p = plan_parallel(s, make_rank_layout(2, 2, 1, 5), 1, 100, 1e9);
     int64_t weights = 0, params = 0, activations = 0;
