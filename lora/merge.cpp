@@ -52,7 +52,14 @@ DType parse_output_dtype(const std::string& s, const std::string& what) {
   throw Error(what + ": expected f32, bf16 or f16 (got \"" + s + "\")");
 }
 
-MergeAdapter read_merge_adapter(const std::string& dir, double weight, const ModelConfig& base) {
+namespace {
+
+// The kind's block part: self_attn for q/k/v/o, mlp for gate/up/down.
+std::string block_of(const std::string& kind) {
+  return kind == "gate_proj" || kind == "up_proj" || kind == "down_proj" ? "mlp" : "self_attn";
+}
+
+MergeAdapter read_adapter(const std::string& dir, double weight, const ModelConfig* base) {
   MergeAdapter ad;
   ad.dir = dir;
   ad.weight = weight;
@@ -63,7 +70,8 @@ MergeAdapter read_merge_adapter(const std::string& dir, double weight, const Mod
     throw Error(ad.file + ": no such file (is " + dir + " a PEFT adapter folder?)");
   SafetensorsFile f = read_safetensors(ad.file);
 
-  const std::map<std::string, Shape> shapes = expected_tensor_shapes(base);
+  const std::map<std::string, Shape> shapes =
+      base ? expected_tensor_shapes(*base) : std::map<std::string, Shape>{};
   const auto& kinds = lora_target_kinds();
   const LoraConfig& c = ad.config;
   const bool all = c.targets.size() == 1 && c.targets[0] == "all-linear";
@@ -78,13 +86,21 @@ MergeAdapter read_merge_adapter(const std::string& dir, double weight, const Mod
     const std::string module = name.substr(
         kPrefix.size(), name.size() - kPrefix.size() - std::string(".lora_A.weight").size());
     const std::string kind = module.substr(module.rfind('.') + 1);
+    const bool known_kind = std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
+    const int layer = layer_of(module);
     auto base_it = shapes.find(module + ".weight");
-    if (base_it == shapes.end() || std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+    if (base && (base_it == shapes.end() || !known_kind))
       throw Error(ad.file + ": tensor " + name + ": module " + module +
-                  " does not exist in the base model (" + std::to_string(base.num_layers) +
+                  " does not exist in the base model (" + std::to_string(base->num_layers) +
                   " layers; adaptable projections: q_proj, k_proj, v_proj, o_proj, gate_proj, "
                   "up_proj, down_proj)");
-    const int layer = layer_of(module);
+    // Without a base, the name must still be a Llama block projection.
+    if (!base &&
+        (!known_kind || layer < 0 ||
+         module != "model.layers." + std::to_string(layer) + "." + block_of(kind) + "." + kind))
+      throw Error(ad.file + ": tensor " + name + ": module " + module +
+                  " is not a projection of a Llama-family block (expected model.layers.<n>."
+                  "self_attn.{q,k,v,o}_proj or model.layers.<n>.mlp.{gate,up,down}_proj)");
     const bool targeted =
         (all || std::find(c.targets.begin(), c.targets.end(), kind) != c.targets.end()) &&
         (c.layers.empty() || std::find(c.layers.begin(), c.layers.end(), layer) != c.layers.end());
@@ -95,13 +111,21 @@ MergeAdapter read_merge_adapter(const std::string& dir, double weight, const Mod
     if (!is_float(t.dtype()))
       throw Error(ad.file + ": tensor " + name + ": dtype " + dtype_name(t.dtype()) +
                   ", expected a float type");
-    const int64_t out = base_it->second[0], in = base_it->second[1];
-    const Shape want = which == 'A' ? Shape{c.rank, in} : Shape{out, c.rank};
-    if (t.shape() != want)
+    if (base) {
+      const int64_t out = base_it->second[0], in = base_it->second[1];
+      const Shape want = which == 'A' ? Shape{c.rank, in} : Shape{out, c.rank};
+      if (t.shape() != want)
+        throw Error(ad.file + ": tensor " + name + " has shape " + shape_str(t.shape()) +
+                    ", but module " + module + " of the base is " + shape_str(base_it->second) +
+                    " (out, in) and the adapter's rank is " + std::to_string(c.rank) +
+                    ", so lora_" + which + " must be " + shape_str(want));
+    } else if (t.ndim() != 2 || t.dim(which == 'A' ? 0 : 1) != c.rank || t.numel() == 0) {
       throw Error(ad.file + ": tensor " + name + " has shape " + shape_str(t.shape()) +
-                  ", but module " + module + " of the base is " + shape_str(base_it->second) +
-                  " (out, in) and the adapter's rank is " + std::to_string(c.rank) + ", so lora_" +
-                  which + " must be " + shape_str(want));
+                  ", but the adapter's rank is " + std::to_string(c.rank) + ", so lora_" + which +
+                  " must be " +
+                  (which == 'A' ? "(r, in) = (" + std::to_string(c.rank) + ", in)"
+                                : "(out, r) = (out, " + std::to_string(c.rank) + ")"));
+    }
     LoraFactors& fac = ad.modules[module];
     (which == 'A' ? fac.a : fac.b) = t;
   }
@@ -111,6 +135,16 @@ MergeAdapter read_merge_adapter(const std::string& dir, double weight, const Mod
                   " but no " + (fac.a.defined() ? "lora_B" : "lora_A") + " tensor");
   if (ad.modules.empty()) throw Error(ad.file + ": no LoRA tensors in this file");
   return ad;
+}
+
+}  // namespace
+
+MergeAdapter read_merge_adapter(const std::string& dir, double weight, const ModelConfig& base) {
+  return read_adapter(dir, weight, &base);
+}
+
+MergeAdapter read_merge_adapter(const std::string& dir, double weight) {
+  return read_adapter(dir, weight, nullptr);
 }
 
 Tensor merge_weight(const Tensor& w, const std::vector<MergeTerm>& terms, DType out) {

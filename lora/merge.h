@@ -38,6 +38,9 @@ struct MergeAdapter {
 // config targets, both factors are present, A is (r, in) and B is (out, r) with the base's in/out.
 // Errors name the adapter file, the tensor or module and both shapes.
 MergeAdapter read_merge_adapter(const std::string& dir, double weight, const ModelConfig& base);
+// The same without a base (hone combine): tensor names must be Llama block projections the
+// config targets, and each factor must have the config's rank; (out, in) are the file's.
+MergeAdapter read_merge_adapter(const std::string& dir, double weight);
 
 // One term of a merge: coef · B·A with B (out, r) and A (r, in), any float dtype.
 struct MergeTerm {

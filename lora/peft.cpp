@@ -27,10 +27,19 @@ std::vector<std::string> chosen_kinds(const LoraConfig& c) {
 
 void save_peft_adapter(const std::string& dir, const LoraAdapters& adapters,
                        const std::string& base_model) {
+  std::map<std::string, Tensor> tensors;
+  for (const LoraTensor& t : adapters.tensors()) {
+    tensors[LoraAdapters::peft_name(t.module, 'A')] = t.a.value();
+    tensors[LoraAdapters::peft_name(t.module, 'B')] = t.b.value();
+  }
+  save_peft_files(dir, adapters.config(), tensors, base_model);
+}
+
+void save_peft_files(const std::string& dir, const LoraConfig& c,
+                     const std::map<std::string, Tensor>& tensors, const std::string& base_model) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create folder: " + ec.message());
-  const LoraConfig& c = adapters.config();
   json cfg = {
       {"peft_type", "LORA"},
       {"task_type", "CAUSAL_LM"},
@@ -51,16 +60,18 @@ void save_peft_adapter(const std::string& dir, const LoraAdapters& adapters,
       {"layers_to_transform", c.layers.empty() ? json(nullptr) : json(c.layers)},
       {"revision", nullptr},
   };
-  std::map<std::string, Tensor> tensors;
-  for (const LoraTensor& t : adapters.tensors()) {
-    tensors[LoraAdapters::peft_name(t.module, 'A')] = t.a.value();
-    tensors[LoraAdapters::peft_name(t.module, 'B')] = t.b.value();
-  }
   write_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors,
                     {{"format", "pt"}});
   const std::string text = cfg.dump(2) + "\n";
   write_file_atomically((fs::path(dir) / "adapter_config.json").string(),
                         [&](AtomicWriter& w) { w.write(text); });
+}
+
+std::string read_peft_base_model(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "adapter_config.json").string();
+  const json j = parse_json_file<json>(path);
+  const auto it = j.find("base_model_name_or_path");
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 LoraConfig read_peft_config(const std::string& dir) {

@@ -2,6 +2,7 @@
 // with tensors base_model.model.<module>.lora_A.weight (r, in) and .lora_B.weight (out, r).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,14 @@ namespace hone {
 // as base_model_name_or_path.
 void save_peft_adapter(const std::string& dir, const LoraAdapters& adapters,
                        const std::string& base_model);
+
+// The same two files from a config and the tensors by PEFT name (base_model.model.<module>.
+// lora_A.weight ...): for adapters built without a model, e.g. by hone combine.
+void save_peft_files(const std::string& dir, const LoraConfig& config,
+                     const std::map<std::string, Tensor>& tensors, const std::string& base_model);
+
+// base_model_name_or_path of <dir>/adapter_config.json ("" when absent or not a string).
+std::string read_peft_base_model(const std::string& dir);
 
 // Reads adapter_config.json into a LoraConfig; refuses what hone cannot apply (use_dora, bias
 // other than "none", modules other than the seven projections, rank/alpha patterns) with an

@@ -114,6 +114,20 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   ev->add_option("overrides", eval_overrides, "key.path=value overrides of the recipe");
   ev->add_option("--adapter", eval_adapter, "PEFT adapter folder to evaluate");
 
+  // How several adapters combine (hone merge, unmerge and combine; lora/combine.h).
+  auto add_combine_options = [](CLI::App* c, hone::CombineArgs& a, const char* method_help) {
+    c->add_option("--method", a.method, method_help);
+    c->add_option("--density", a.density,
+                  "ties, dare_*, magnitude_prune: fraction of entries kept, in (0, 1]");
+    c->add_option("--seed", a.seed, "dare_*: seed of the random masks")->capture_default_str();
+    c->add_option("--majority-sign", a.majority_sign, "ties, dare_ties: total or frequency")
+        ->capture_default_str();
+    c->add_option("--svd-rank", a.svd_rank, "*svd: rank of the result (default: largest input)");
+  };
+  const char* kMethods =
+      "cat, linear, svd, ties, ties_svd, dare_linear, dare_linear_svd, dare_ties, dare_ties_svd, "
+      "magnitude_prune, magnitude_prune_svd";
+
   hone::MergeOptions merge_opt;
   auto add_merge_options = [&](CLI::App* c) {
     c->add_option("--base", merge_opt.base, "Base model: HF folder, .safetensors, .bin, .gguf")
@@ -124,11 +138,26 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
     c->add_option("--dtype", merge_opt.dtype, "f32, bf16 or f16 (default: the base's)");
     c->add_option("--max-shard-size", merge_opt.max_shard_size, "e.g. 2GB; default one file");
     c->add_flag("--force", merge_opt.force, "Replace a non-empty output folder");
+    add_combine_options(c, merge_opt.combine,
+                        (std::string("How the adapters combine: ") + kMethods +
+                         " (default cat: the weighted sum of s*B*A)")
+                            .c_str());
   };
   auto* mg = app.add_subcommand("merge", "Fold adapters into the base weights: W + s*B*A");
   add_merge_options(mg);
   auto* um = app.add_subcommand("unmerge", "Subtract adapters from merged weights: W - s*B*A");
   add_merge_options(um);
+
+  hone::CombineCmdOptions combine_opt;
+  auto* cb = app.add_subcommand("combine",
+                                "Combine adapters into one PEFT adapter (PEFT's "
+                                "add_weighted_adapter methods)");
+  cb->add_option("--adapter", combine_opt.adapters, "PEFT adapter folder, DIR or DIR:weight")
+      ->required();
+  cb->add_option("--out", combine_opt.out, "Output folder (PEFT adapter)")->required();
+  cb->add_option("--base", combine_opt.base, "Base model to check the adapters against");
+  cb->add_flag("--force", combine_opt.force, "Replace a non-empty output folder");
+  add_combine_options(cb, combine_opt.combine, (std::string("Required: ") + kMethods).c_str());
 
   hone::ExportOptions export_opt;
   auto* ex = app.add_subcommand("export", "Write a model (adapter merged) as HF or GGUF");
@@ -214,6 +243,10 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
                                                              : hone::run_export(export_opt);
       std::cerr << "hone: wrote " << m.out << " (" << m.tensors << " tensors, " << m.merged_tensors
                 << " with an adapter folded in)\n";
+    } else if (app.got_subcommand("combine")) {
+      hone::MergeSummary m = hone::run_combine(combine_opt);
+      std::cerr << "hone: wrote " << m.out << " (" << m.tensors << " tensors, " << m.merged_tensors
+                << " modules combined)\n";
     } else if (data_cmd->got_subcommand("inspect")) {
       hone::run_data_inspect(inspect_recipe, inspect_overrides, std::cout);
     } else if (app.got_subcommand("tokenize")) {

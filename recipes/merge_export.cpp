@@ -6,7 +6,10 @@
 #include <filesystem>
 #include <optional>
 
+#include "lora/combine.h"
 #include "lora/merge.h"
+#include "lora/peft.h"
+#include "model/io/atomic_file.h"
 #include "model/io/hf_export.h"
 #include "model/io/model_files.h"
 
@@ -31,9 +34,29 @@ DType default_dtype(const ModelFiles& files) {
   return d == DType::BF16 || d == DType::F16 ? d : DType::F32;
 }
 
+// The flags as CombineOptions; `fallback` is the method when --method is not given ("" = it is
+// required).
+CombineOptions combine_options(const CombineArgs& a, const std::string& fallback) {
+  CombineOptions o;
+  const std::string method = a.method.empty() ? fallback : a.method;
+  if (method.empty())
+    throw Error(
+        "--method: required (cat, linear, svd, ties, ties_svd, dare_linear, dare_linear_svd, "
+        "dare_ties, dare_ties_svd, magnitude_prune or magnitude_prune_svd)");
+  o.method = parse_combine_method(method);
+  if (!a.density.empty()) o.density = parse_density(a.density);
+  o.majority = parse_majority_sign(a.majority_sign);
+  o.seed = a.seed;
+  o.svd_rank = a.svd_rank;
+  if (a.svd_rank < 0)
+    throw Error("--svd-rank: must be > 0 (got " + std::to_string(a.svd_rank) + ")");
+  return o;
+}
+
 MergeSummary merge_and_write(const std::string& base, const std::vector<AdapterArg>& adapter_args,
                              double sign, const std::string& out, const std::string& dtype,
-                             const std::string& max_shard_size, bool force) {
+                             const std::string& max_shard_size, bool force,
+                             const CombineOptions& combine = {}) {
   if (base.empty()) throw Error("--base: a model is required");
   if (out.empty()) throw Error("--out: an output folder is required");
   const uint64_t shard = max_shard_size.empty() ? 0 : parse_byte_size(max_shard_size);
@@ -57,6 +80,7 @@ MergeSummary merge_and_write(const std::string& base, const std::vector<AdapterA
   std::vector<MergeAdapter> adapters;
   for (const AdapterArg& a : adapter_args)
     adapters.push_back(read_merge_adapter(a.dir, a.weight, files.config));
+  const int64_t rank = adapters.empty() ? 0 : combined_rank(adapters, combine);
 
   const std::vector<ExportTensor> plan = hf_export_plan(files.config, out_dtype);
   HfExportOptions opt;
@@ -70,7 +94,7 @@ MergeSummary merge_and_write(const std::string& base, const std::vector<AdapterA
   MergeSummary summary;
   auto produce = [&](const ExportTensor& e) {
     const Tensor& w = files.tensors.at(e.name);
-    std::vector<MergeTerm> terms = merge_terms_for(e.name, adapters, sign);
+    std::vector<MergeTerm> terms = combined_terms_for(e.name, adapters, combine, rank, sign);
     if (!terms.empty()) ++summary.merged_tensors;
     return merge_weight(w, terms, e.dtype);
   };
@@ -116,14 +140,61 @@ AdapterArg parse_adapter_arg(const std::string& arg) {
 
 MergeSummary run_merge(const MergeOptions& o) {
   if (o.adapters.empty()) throw Error("--adapter: at least one adapter folder is required");
+  const CombineOptions combine = combine_options(o.combine, "cat");
   return merge_and_write(o.base, parse_all(o.adapters), 1.0, o.out, o.dtype, o.max_shard_size,
-                         o.force);
+                         o.force, combine);
 }
 
 MergeSummary run_unmerge(const MergeOptions& o) {
   if (o.adapters.empty()) throw Error("--adapter: at least one adapter folder is required");
+  const CombineOptions combine = combine_options(o.combine, "cat");
   return merge_and_write(o.base, parse_all(o.adapters), -1.0, o.out, o.dtype, o.max_shard_size,
-                         o.force);
+                         o.force, combine);
+}
+
+MergeSummary run_combine(const CombineCmdOptions& o) {
+  if (o.adapters.empty()) throw Error("--adapter: at least one adapter folder is required");
+  if (o.out.empty()) throw Error("--out: an output folder is required");
+  const CombineOptions combine = combine_options(o.combine, "");
+  const std::vector<AdapterArg> args = parse_all(o.adapters);
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(o.out, ec);
+  if (fs::exists(st) && !fs::is_directory(st))
+    throw Error(o.out + ": exists and is not a folder (" +
+                (fs::is_symlink(st) ? "a symbolic link" : "a file or device") +
+                "); refusing to replace it");
+  if (fs::exists(o.out, ec) && !o.force && !fs::is_empty(o.out, ec))
+    throw Error(o.out + ": folder exists and is not empty (choose another --out, or pass " +
+                "--force to replace it)");
+
+  // Everything is read, checked and computed before the first byte is written.
+  std::optional<ModelFiles> files;
+  if (!o.base.empty()) files = load_model_files(o.base);
+  std::vector<MergeAdapter> adapters;
+  for (const AdapterArg& a : args)
+    adapters.push_back(files ? read_merge_adapter(a.dir, a.weight, files->config)
+                             : read_merge_adapter(a.dir, a.weight));
+  const CombinedAdapter combined =
+      combine_adapters(adapters, combine, files ? files->config.num_layers : 0);
+  std::map<std::string, Tensor> tensors;
+  MergeSummary summary;
+  for (const auto& [module, f] : combined.modules) {
+    tensors[LoraAdapters::peft_name(module, 'A')] = f.a;
+    tensors[LoraAdapters::peft_name(module, 'B')] = f.b;
+    bool any = false;
+    for (const MergeAdapter& ad : adapters) any = any || ad.modules.count(module);
+    if (any) ++summary.merged_tensors;
+  }
+  const std::string base_name = o.base.empty() ? read_peft_base_model(adapters[0].dir) : o.base;
+  write_folder_atomically(o.out, o.force, [&](const std::string& tmp) {
+    save_peft_files(tmp, combined.config, tensors, base_name);
+  });
+  summary.out = o.out;
+  summary.tensors = static_cast<int64_t>(tensors.size());
+  for (const auto& entry : fs::directory_iterator(o.out))
+    summary.files.push_back(entry.path().filename().string());
+  std::sort(summary.files.begin(), summary.files.end());
+  return summary;
 }
 
 MergeSummary run_export(const ExportOptions& o) {

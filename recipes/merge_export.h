@@ -2,14 +2,27 @@
 // written as a Hugging Face folder, streaming tensor by tensor from the memory-mapped base.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace hone {
 
+// How several adapters are combined (lora/combine.h), as given on the command line; checked
+// (each error naming its flag) before anything is read or written.
+struct CombineArgs {
+  std::string method;   // cat | linear | svd | ties | dare_linear | ... ("" = the default)
+  std::string density;  // "" = not given
+  uint64_t seed = 0;    // DARE's masks
+  std::string majority_sign = "total";  // ties / dare_ties sign election: total | frequency
+  int64_t svd_rank = 0;                 // svd methods: 0 = the largest input rank
+};
+
 // `hone merge --base MODEL --adapter DIR[:weight] ... --out DIR [--dtype f32|bf16|f16]
-//  [--max-shard-size S] [--force]`: W' = W + Σ w_i·s_i·B_i·A_i (w_i defaults to 1).
-// `hone unmerge` takes the same options and subtracts instead (W' = W − Σ w_i·s_i·B_i·A_i).
+//  [--max-shard-size S] [--force] [--method M --density D --seed S ...]`:
+// W' = W + Δ, where Δ is the combination of the adapters by --method (lora/combine.h); the
+// default, cat, is the weighted sum Δ = Σ w_i·s_i·B_i·A_i (w_i defaults to 1).
+// `hone unmerge` takes the same options and subtracts instead (W' = W − Δ).
 struct MergeOptions {
   std::string base;                   // HF folder / .safetensors / llama2.c .bin
   std::vector<std::string> adapters;  // PEFT folders, each "DIR" or "DIR:weight"
@@ -17,6 +30,19 @@ struct MergeOptions {
   std::string dtype;                  // f32 | bf16 | f16; "" = the base embedding's dtype
   std::string max_shard_size;         // "2GB", "500MB", a byte count; "" = one file
   bool force = false;                 // replace a non-empty `out` (once the new one is complete)
+  CombineArgs combine;                // method "" = cat
+};
+
+// `hone combine --adapter DIR[:weight] ... --method M --out DIR [--base MODEL] [--density D]
+//  [--seed S] [--majority-sign total|frequency] [--svd-rank R] [--force]`: one PEFT adapter
+// folder (adapter_config.json + adapter_model.safetensors) holding the combination, rank and
+// alpha equal (scaling 1). With --base the adapters are checked against that model.
+struct CombineCmdOptions {
+  std::vector<std::string> adapters;
+  std::string out;
+  std::string base;  // optional
+  bool force = false;
+  CombineArgs combine;  // method required
 };
 
 // `hone export --model MODEL [--adapter DIR] --out PATH [--format hf|gguf|gguf-lora]
@@ -58,6 +84,9 @@ AdapterArg parse_adapter_arg(const std::string& arg);
 MergeSummary run_merge(const MergeOptions& options);
 MergeSummary run_unmerge(const MergeOptions& options);
 MergeSummary run_export(const ExportOptions& options);
+// Writes the combined adapter; `tensors` counts its tensors, `merged_tensors` the modules some
+// input adapter adapts.
+MergeSummary run_combine(const CombineCmdOptions& options);
 // The gguf and gguf-lora formats of run_export (recipes/gguf_export.cpp).
 MergeSummary export_gguf(const ExportOptions& options);
 

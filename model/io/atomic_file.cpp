@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "autograd/error.h"
 
@@ -33,6 +34,25 @@ const char* kind_of(mode_t m) {
   if (S_ISFIFO(m)) return "a FIFO";
   if (S_ISSOCK(m)) return "a socket";
   return "not a regular file";
+}
+
+void fsync_dir(const std::filesystem::path& dir) {
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+// A fresh sibling folder "<out><tag>XXXXXX" (same filesystem, so rename is atomic).
+std::filesystem::path make_sibling_dir(const std::filesystem::path& out, const std::string& tag) {
+  std::string templ = out.string() + tag + "XXXXXX";
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data()))
+    throw Error(out.string() + ": cannot create temporary folder " + templ + ": " +
+                std::strerror(errno));
+  return std::filesystem::path(buf.data());
 }
 
 }  // namespace
@@ -110,6 +130,60 @@ void commit_file(const std::string& tmp, const std::string& path) {
     throw Error(path + ": could not replace with " + tmp + ": " + std::strerror(e));
   }
   fsync_parent(path);
+}
+
+void write_folder_atomically(const std::string& out_dir, bool force,
+                             const std::function<void(const std::string& tmp)>& fill) {
+  namespace fs = std::filesystem;
+  if (out_dir.empty()) throw Error("output folder is empty");
+  fs::path out = fs::path(out_dir).lexically_normal();
+  if (out.filename().empty()) out = out.parent_path();  // "dir/" -> "dir"
+  std::error_code ec;
+  bool replace = false;
+  if (fs::exists(out, ec)) {
+    if (!fs::is_directory(out, ec)) throw Error(out.string() + ": exists and is not a folder");
+    if (!fs::is_empty(out, ec)) {
+      if (!force)
+        throw Error(out.string() +
+                    ": folder exists and is not empty (choose another --out, or pass --force to "
+                    "replace it)");
+      replace = true;
+    }
+  } else if (out.has_parent_path()) {
+    fs::create_directories(out.parent_path(), ec);
+    if (ec) throw Error(out.parent_path().string() + ": cannot create folder: " + ec.message());
+  }
+
+  const fs::path tmp = make_sibling_dir(out, ".tmp-");
+  try {
+    fill(tmp.string());
+    // Swap the finished folder in. An existing one is moved aside first (rename onto an empty
+    // placeholder), and removed only once the new folder is in place.
+    if (replace) {
+      const fs::path old = make_sibling_dir(out, ".old-");
+      if (std::rename(out.c_str(), old.c_str()) != 0) {
+        const int e = errno;
+        fs::remove(old, ec);
+        throw Error(out.string() + ": cannot move the existing folder aside: " + std::strerror(e));
+      }
+      if (std::rename(tmp.c_str(), out.c_str()) != 0) {
+        const int e = errno;
+        std::rename(old.c_str(), out.c_str());
+        throw Error(out.string() + ": rename from " + tmp.string() +
+                    " failed: " + std::strerror(e));
+      }
+      fs::remove_all(old, ec);
+    } else {
+      // An empty existing folder is replaced by rename(2) directly.
+      if (std::rename(tmp.c_str(), out.c_str()) != 0)
+        throw Error(out.string() + ": rename from " + tmp.string() +
+                    " failed: " + std::strerror(errno));
+    }
+    fsync_dir(out.has_parent_path() ? out.parent_path() : fs::current_path());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
 }
 
 }  // namespace hone

@@ -31,6 +31,14 @@ void check_replaceable_file(const std::string& path);
 // writing) a `path` that check_replaceable_file refuses.
 void write_file_atomically(const std::string& path, const std::function<void(AtomicWriter&)>& fill);
 
+// Fills a fresh temporary sibling folder "<out>.tmp-XXXXXX" (fill gets its path), then swaps it in
+// as `out`: an absent or empty `out` is replaced by rename(2); a non-empty one is refused unless
+// `force`, and then moved aside and removed only once the new folder is in place. On any error
+// the temporary folder is removed and `out` is untouched. Refuses (before fill) an `out` that
+// exists and is not a folder; creates `out`'s parent folders.
+void write_folder_atomically(const std::string& out, bool force,
+                             const std::function<void(const std::string& tmp)>& fill);
+
 // For files written by other libraries (e.g. HDF5) to `tmp`: fsync, rename over `path`, fsync
 // the folder. Removes `tmp` and throws on failure, or when `path` is not replaceable.
 void commit_file(const std::string& tmp, const std::string& path);

@@ -65,24 +65,6 @@ void copy_file_atomically(const std::string& src, const std::string& dst) {
   });
 }
 
-void fsync_dir(const fs::path& dir) {
-  FILE* f = std::fopen(dir.c_str(), "r");
-  if (!f) return;
-  ::fsync(fileno(f));
-  std::fclose(f);
-}
-
-// A fresh sibling folder "<out><tag>XXXXXX" (same filesystem, so rename is atomic).
-fs::path make_sibling_dir(const fs::path& out, const std::string& tag) {
-  std::string templ = out.string() + tag + "XXXXXX";
-  std::vector<char> buf(templ.begin(), templ.end());
-  buf.push_back('\0');
-  if (!::mkdtemp(buf.data()))
-    throw Error(out.string() + ": cannot create temporary folder " + templ + ": " +
-                std::strerror(errno));
-  return fs::path(buf.data());
-}
-
 }  // namespace
 
 uint64_t ExportTensor::nbytes() const {
@@ -224,27 +206,11 @@ void export_hf(const std::string& out_dir, const ModelConfig& config, DType dtyp
                const std::vector<ExportTensor>& plan, const TensorProducer& produce,
                const HfExportOptions& options, const TensorDone& done) {
   if (out_dir.empty()) throw Error("export: output folder is empty");
-  fs::path out = fs::path(out_dir).lexically_normal();
-  if (out.filename().empty()) out = out.parent_path();  // "dir/" -> "dir"
-  std::error_code ec;
-  bool replace = false;
-  if (fs::exists(out, ec)) {
-    if (!fs::is_directory(out, ec)) throw Error(out.string() + ": exists and is not a folder");
-    if (!fs::is_empty(out, ec)) {
-      if (!options.force)
-        throw Error(out.string() +
-                    ": folder exists and is not empty (choose another --out, or pass --force to "
-                    "replace it)");
-      replace = true;
-    }
-  } else if (out.has_parent_path()) {
-    fs::create_directories(out.parent_path(), ec);
-    if (ec) throw Error(out.parent_path().string() + ": cannot create folder: " + ec.message());
-  }
   const std::string torch_dtype = torch_dtype_name(dtype);  // validates before any write
 
-  const fs::path tmp = make_sibling_dir(out, ".tmp-");
-  try {
+  write_folder_atomically(out_dir, options.force, [&](const std::string& tmp_dir) {
+    const fs::path tmp(tmp_dir);
+    std::error_code ec;
     write_file_atomically((tmp / "config.json").string(),
                           [&](AtomicWriter& w) { w.write(hf_config_json(config, dtype)); });
     write_file_atomically((tmp / "generation_config.json").string(),
@@ -279,34 +245,7 @@ void export_hf(const std::string& out_dir, const ModelConfig& config, DType dtyp
       write_file_atomically((tmp / "model.safetensors.index.json").string(),
                             [&](AtomicWriter& w) { w.write(index.dump(2) + "\n"); });
     }
-
-    // Swap the finished folder in. An existing one is moved aside first (rename onto an empty
-    // placeholder), and removed only once the new folder is in place.
-    if (replace) {
-      const fs::path old = make_sibling_dir(out, ".old-");
-      if (std::rename(out.c_str(), old.c_str()) != 0) {
-        const int e = errno;
-        fs::remove(old, ec);
-        throw Error(out.string() + ": cannot move the existing folder aside: " + std::strerror(e));
-      }
-      if (std::rename(tmp.c_str(), out.c_str()) != 0) {
-        const int e = errno;
-        std::rename(old.c_str(), out.c_str());
-        throw Error(out.string() + ": rename from " + tmp.string() +
-                    " failed: " + std::strerror(e));
-      }
-      fs::remove_all(old, ec);
-    } else {
-      // An empty existing folder is replaced by rename(2) directly.
-      if (std::rename(tmp.c_str(), out.c_str()) != 0)
-        throw Error(out.string() + ": rename from " + tmp.string() +
-                    " failed: " + std::strerror(errno));
-    }
-    fsync_dir(out.has_parent_path() ? out.parent_path() : fs::current_path());
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
 }
 
 uint64_t parse_byte_size(const std::string& s, const std::string& what) {
