@@ -61,36 +61,75 @@ std::string LoraAdapters::peft_name(const std::string& module, char which) {
   return "base_model.model." + module + ".lora_" + std::string(1, which) + ".weight";
 }
 
+namespace {
+
+// (in, out) features of a projection kind in a block of `c`.
+std::pair<int64_t, int64_t> projection_shape(const ModelConfig& c, const std::string& kind) {
+  const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), ff = c.intermediate_size;
+  if (kind == "q_proj") return {h, q};
+  if (kind == "k_proj" || kind == "v_proj") return {h, kv};
+  if (kind == "o_proj") return {q, h};
+  if (kind == "gate_proj" || kind == "up_proj") return {h, ff};
+  return {ff, h};  // down_proj
+}
+
+}  // namespace
+
 LoraAdapters::LoraAdapters(Transformer& model, const LoraConfig& cfg)
     : cfg_(cfg), dropout_rng_(cfg.seed ^ 0x5eed0d0d5eedull) {
   cfg_.validate();
   const bool all = cfg_.targets.size() == 1 && cfg_.targets[0] == "all-linear";
-  auto wanted = [&](const NamedLinear& nl) {
-    if (!all && std::find(cfg_.targets.begin(), cfg_.targets.end(), nl.kind) == cfg_.targets.end())
+  auto wanted = [&](const std::string& kind, int64_t layer) {
+    if (!all && std::find(cfg_.targets.begin(), cfg_.targets.end(), kind) == cfg_.targets.end())
       return false;
     return cfg_.layers.empty() ||
-           std::find(cfg_.layers.begin(), cfg_.layers.end(), nl.layer) != cfg_.layers.end();
+           std::find(cfg_.layers.begin(), cfg_.layers.end(), layer) != cfg_.layers.end();
   };
+  const ModelConfig& mc = model.config();
   for (int l : cfg_.layers)
-    if (l < 0 || l >= model.config().num_layers)
+    if (l < 0 || l >= mc.num_layers)
       throw Error("lora.layers: layer " + std::to_string(l) + " does not exist (model has " +
-                  std::to_string(model.config().num_layers) + ")");
+                  std::to_string(mc.num_layers) + ")");
+
+  // The whole model's arena is layer-major (layers in order, within a layer the kinds in
+  // lora_target_kinds() order, A then B): a pipeline stage's arena is the slice for its layers,
+  // which starts after the layers before it, and its A draws come after theirs.
+  const LayerRange& range = model.layer_range();
+  int64_t slice = 0, a_draws_before = 0;
+  for (int64_t l = 0; l < mc.num_layers; ++l)
+    for (const std::string& kind : lora_target_kinds()) {
+      if (!wanted(kind, l)) continue;
+      const auto [in, out] = projection_shape(mc, kind);
+      const int64_t count = cfg_.rank * (in + out);
+      full_parameters_ += count;
+      ++full_modules_;
+      if (l < range.first) {
+        arena_offset_ += count;
+        a_draws_before += cfg_.rank * in;
+      } else if (l < range.last) {
+        slice += count;
+      }
+    }
+  if (full_parameters_ == 0) throw Error("lora.targets: no projection of the model matches");
 
   std::vector<NamedLinear> chosen;
   int64_t total = 0;
   for (auto& nl : model.linears()) {
-    if (!wanted(nl)) continue;
+    if (!wanted(nl.kind, nl.layer)) continue;
     chosen.push_back(nl);
     total += cfg_.rank * ((*nl.slot)->in_features() + (*nl.slot)->out_features());
   }
-  if (chosen.empty()) throw Error("lora.targets: no projection of the model matches");
+  if (total != slice)
+    throw Error("lora: the held projections take " + std::to_string(total) +
+                " parameters, the config implies " + std::to_string(slice));
 
   // The arenas have the model's compute dtype: F32, or F64 for whole-model reference checks.
   values_ = Tensor::zeros(model.compute_dtype(), {total});
   grads_ = Tensor::zeros(model.compute_dtype(), {total});
   // A: PEFT's default, kaiming_uniform_(a=√5) = U(-1/√in, 1/√in); B: zeros, so the adapted
-  // model starts equal to the base. Drawn sequentially from one seeded stream.
+  // model starts equal to the base. Drawn sequentially from one seeded stream (in arena order).
   Rng init(cfg_.seed);
+  init.skip(static_cast<uint64_t>(a_draws_before));  // one draw per element of A
   int64_t off = 0;
   const double s = cfg_.scaling();
   for (auto& nl : chosen) {
