@@ -67,6 +67,10 @@ class LoraAdapters {
  public:
   // A stage may hold no adapted layer (its arena is then empty); the whole model must have one.
   LoraAdapters(Transformer& model, const LoraConfig& cfg);
+  // The whole model's adapters without a model: the full arena and tensors (names, shapes,
+  // initial values as the whole model's adapters have them), wrapping no projection. For the
+  // process that gathers a pipeline's stage arenas into one adapter (checkpoint, PEFT file).
+  LoraAdapters(const ModelConfig& model, const LoraConfig& cfg, DType dtype = DType::F32);
   const LoraConfig& config() const { return cfg_; }
   const std::vector<LoraTensor>& tensors() const { return tensors_; }
   Tensor& values() { return values_; }  // (P) flat
@@ -85,6 +89,8 @@ class LoraAdapters {
   static std::string peft_name(const std::string& module, char which);
 
  private:
+  // Lays out the arena of `range`'s layers; with a model, wraps its projections.
+  void build(const ModelConfig& mc, const LayerRange& range, DType dtype, Transformer* model);
   LoraConfig cfg_;
   Tensor values_, grads_;
   int64_t arena_offset_ = 0, full_parameters_ = 0, full_modules_ = 0;

@@ -11,10 +11,12 @@
 
 #include "common.h"
 #include "lora/lora.h"
+#include "lora/peft.h"
 #include "model/io/model_files.h"
 #include "model/io/safetensors.h"
 #include "model/random_weights.h"
 #include "tiny_model.h"
+#include "tmpdir.h"
 
 using namespace hone;
 
@@ -109,7 +111,12 @@ float staged_step(std::vector<Stage>& stages, const Batch& b) {
 }
 
 bool same_bytes(const void* a, const void* b, size_t n) {
-  return std::memcmp(a, b, n) == 0;
+  return n == 0 || std::memcmp(a, b, n) == 0;
+}
+
+void copy(const Tensor& from, Tensor to) {
+  ASSERT_EQ(from.nbytes(), to.nbytes());
+  if (from.nbytes()) std::memcpy(to.raw(), from.raw(), from.nbytes());
 }
 
 // Stage ranges, whole model vs stages: two micro-batches accumulated (the second one's dropout
@@ -303,3 +310,56 @@ TEST(PipelineStages, DropoutStateIsPerLayer) {
 }
 
 }  // namespace
+
+// The process that writes the adapter holds no whole model: the model-less full adapters take
+// the stages' arenas at their offsets and write the PEFT file byte for byte as the whole model's
+// adapters do; a full PEFT file read into them gives each stage its slice back.
+TEST(PipelineStages, GatheredStagesWriteTheWholeModelsPeftFile) {
+  HONE_REQUIRE_SHARED(dir, "fixtures/models/stories260K");
+  StageSetup s = fixture(dir);
+  s.lora.targets = {"q_proj", "v_proj", "gate_proj"};
+  auto wm = make_model(s, {});
+  LoraAdapters whole(*wm, s.lora);
+  LoraAdapters gathered(s.config, s.lora);
+  ASSERT_EQ(gathered.num_parameters(), whole.num_parameters());
+  EXPECT_EQ(gathered.arena_offset(), 0);
+  ASSERT_EQ(gathered.tensors().size(), whole.tensors().size());
+  for (size_t i = 0; i < whole.tensors().size(); ++i) {
+    EXPECT_EQ(gathered.tensors()[i].module, whole.tensors()[i].module);
+    EXPECT_EQ(gathered.tensors()[i].a.shape(), whole.tensors()[i].a.shape());
+    EXPECT_EQ(gathered.tensors()[i].b.shape(), whole.tensors()[i].b.shape());
+  }
+  EXPECT_TRUE(same_bytes(gathered.values().raw(), whole.values().raw(), whole.values().nbytes()));
+
+  Rng r(4);
+  float* v = whole.values().data<float>();
+  for (int64_t i = 0; i < whole.values().numel(); ++i) v[i] = static_cast<float>(r.normal());
+  std::vector<Stage> stages;
+  for (LayerRange lr : {LayerRange{0, 2}, LayerRange{2, 5}}) {
+    stages.push_back(make_stage(s, lr));
+    LoraAdapters& a = *stages.back().adapters;
+    copy(whole.values().slice0(a.arena_offset(), a.arena_offset() + a.num_parameters()),
+         a.values());
+  }
+  gathered.values().fill_zero();
+  for (Stage& st : stages) {
+    LoraAdapters& a = *st.adapters;
+    copy(a.values(),
+         gathered.values().slice0(a.arena_offset(), a.arena_offset() + a.num_parameters()));
+  }
+  test::TempDir tmp;
+  save_peft_adapter(tmp.file("whole"), whole, "base");
+  save_peft_adapter(tmp.file("gathered"), gathered, "base");
+  for (const char* f : {"adapter_model.safetensors", "adapter_config.json"})
+    EXPECT_EQ(test::read_bytes(tmp.file("whole") + "/" + f),
+              test::read_bytes(tmp.file("gathered") + "/" + f))
+        << f;
+
+  LoraAdapters back(s.config, s.lora);
+  load_peft_weights(back, tmp.file("whole") + "/adapter_model.safetensors");
+  for (Stage& st : stages) {
+    LoraAdapters& a = *st.adapters;
+    Tensor slice = back.values().slice0(a.arena_offset(), a.arena_offset() + a.num_parameters());
+    EXPECT_TRUE(same_bytes(slice.raw(), a.values().raw(), a.values().nbytes()));
+  }
+}
