@@ -25,6 +25,7 @@ struct LayerRange {
   bool is_full(int64_t num_layers) const { return first == 0 && last == num_layers; }
   int count() const { return last - first; }
   std::string str() const;  // "[first, last)"
+  bool operator==(const LayerRange&) const = default;
 };
 
 // True when a stage with the (resolved) range needs the tensor `hf_name` of a model with
