@@ -1,5 +1,7 @@
 #include "model/layer_range.h"
 
+#include <algorithm>
+
 #include "autograd/error.h"
 
 namespace hone {
@@ -22,6 +24,18 @@ std::string LayerRange::str() const {
   s += std::to_string(last);
   s += ")";
   return s;
+}
+
+LayerRange pipeline_stage_layers(int64_t num_layers, int stages, int stage) {
+  if (stages < 1 || stages > num_layers)
+    throw Error("pipeline of " + std::to_string(stages) + " stages: must be between 1 and the " +
+                "model's " + std::to_string(num_layers) + " layers");
+  if (stage < 0 || stage >= stages)
+    throw Error("pipeline stage " + std::to_string(stage) + " of " + std::to_string(stages) +
+                " does not exist");
+  const int64_t each = num_layers / stages, extra = num_layers % stages;
+  auto start = [&](int64_t k) { return k * each + std::min(k, extra); };
+  return LayerRange{static_cast<int>(start(stage)), static_cast<int>(start(stage + 1))};
 }
 
 bool range_holds_tensor(const LayerRange& r, const ModelConfig& c, const std::string& name) {

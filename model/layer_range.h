@@ -28,6 +28,11 @@ struct LayerRange {
   bool operator==(const LayerRange&) const = default;
 };
 
+// Stage `stage` of `stages` (0-based) in an even split of num_layers blocks: every stage gets
+// num_layers / stages blocks and the first num_layers % stages one more. Throws Error when stages
+// is not in [1, num_layers] or stage not in [0, stages).
+LayerRange pipeline_stage_layers(int64_t num_layers, int stages, int stage);
+
 // True when a stage with the (resolved) range needs the tensor `hf_name` of a model with
 // `config`: its blocks' tensors, the embedding on the first stage (and on the last one when
 // tied), model.norm and lm_head on the last. Names outside the model are never held by a partial

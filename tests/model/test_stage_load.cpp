@@ -62,6 +62,25 @@ TEST(LayerRange, ResolvesAndRejects) {
         << bad.str();
 }
 
+TEST(LayerRange, EvenPipelineSplit) {
+  auto split = [](int64_t layers, int stages) {
+    std::string out;
+    for (int k = 0; k < stages; ++k) out += pipeline_stage_layers(layers, stages, k).str();
+    return out;
+  };
+  EXPECT_EQ(split(5, 1), "[0, 5)");
+  EXPECT_EQ(split(5, 2), "[0, 3)[3, 5)");
+  EXPECT_EQ(split(5, 3), "[0, 2)[2, 4)[4, 5)");
+  EXPECT_EQ(split(80, 3), "[0, 27)[27, 54)[54, 80)");
+  EXPECT_EQ(split(4, 4), "[0, 1)[1, 2)[2, 3)[3, 4)");
+  EXPECT_NE(error_of([] {
+              pipeline_stage_layers(2, 3, 0);
+            }).find("pipeline of 3 stages: must be between 1 and the model's 2 layers"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { pipeline_stage_layers(4, 2, 2); }).find("stage 2 of 2 does not exist"),
+            std::string::npos);
+}
+
 TEST(LayerRange, TensorsAStageHolds) {
   ModelConfig c;
   c.num_layers = 12;
@@ -155,6 +174,31 @@ TEST(StageLoad, AnotherLayersMissingTensorIsNotNeeded) {
         error_of([&] { load_model_files(path, r); }).find(path + ": tensor " + gone + ": missing"),
         std::string::npos)
         << r.str();
+}
+
+// A sharded checkpoint whose second shard (layer 1 and the head) is gone: the stage holding
+// layer 0 never opens it; the whole model names the missing shard.
+TEST(StageLoad, AShardOfOtherLayersIsNotOpened) {
+  HONE_REQUIRE_SHARED(src, "fixtures/models/tiny-llama");
+  TempDir dir;
+  fs::copy_file(src + "/config.json", dir.file("config.json"));
+  SafetensorsFile f = read_safetensors(src + "/model.safetensors");
+  std::map<std::string, Tensor> one, two;
+  std::string map;
+  for (const auto& [n, t] : f.tensors) {
+    const bool first = n.rfind("model.layers.0.", 0) == 0 || n == "model.embed_tokens.weight";
+    (first ? one : two)[n] = t;
+    map += std::string(map.empty() ? "" : ", ") + "\"" + n + "\": \"" +
+           (first ? "a.safetensors" : "b.safetensors") + "\"";
+  }
+  write_safetensors(dir.file("a.safetensors"), one);
+  test::write_bytes(dir.file("model.safetensors.index.json"), "{\"weight_map\": {" + map + "}}");
+  const std::string path = dir.path().string();
+  ModelFiles stage = load_model_files(path, {0, 1});
+  EXPECT_EQ(names_of(stage.tensors), names_of(one));
+  EXPECT_EQ(stage.files.size(), 3u);  // config, index, a.safetensors
+  EXPECT_NE(error_of([&] { load_model_files(path); }).find("b.safetensors: no such file"),
+            std::string::npos);
 }
 
 // A NaN in layer 1 (safetensors) or in the last layer of the llama2.c checkpoint: the finite
