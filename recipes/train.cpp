@@ -154,6 +154,7 @@ TrainSummary run_train(const TrainOptions& opts) {
     throw Error(cfg.source + ": " + e.what());
   }
   const Parallel par = make_parallel(comm, static_cast<int>(cfg.training.pipeline_stages));
+  const LayerRange stage = stage_range(cfg, par);
   // Before any output: refuse a run the planner predicts will not fit (this rank's share).
   if (o.memory_limit >= 0) {
     PlanSpec spec = plan_spec_for(cfg);
@@ -207,7 +208,7 @@ TrainSummary run_train(const TrainOptions& opts) {
   if (!o.quiet) std::cerr << "hone: resolved recipe\n" << resolved;
 
   // 2. Model, data, adapters, optimizer.
-  load_base(run, stage_range(cfg, par));
+  load_base(run, stage);
   // Rank 0 tokenizes first and fills the token cache the others then read.
   if (lead) load_data(run, o.quiet);
   comm.barrier();

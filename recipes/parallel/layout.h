@@ -24,7 +24,8 @@ struct RankLayout {
 RankLayout make_rank_layout(int64_t ranks, int64_t stages, int64_t grad_accum, int64_t num_layers,
                             const std::string& ranks_flag = "--ranks");
 
-// Blocks [first, last) of stage s: L/S each, the first L % S stages one more.
+// Blocks [first, last) of stage s: L/S each, the first L % S stages one more (the model's
+// pipeline_stage_layers, with the layout's integer types).
 LayerRange stage_layers(int64_t num_layers, int64_t stages, int64_t stage);
 // The stage holding block `layer`.
 int64_t stage_of_layer(int64_t num_layers, int64_t stages, int64_t layer);
