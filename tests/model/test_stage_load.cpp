@@ -15,6 +15,7 @@
 #include "model/io/gguf_model.h"
 #include "model/io/model_files.h"
 #include "model/io/safetensors.h"
+#include "model/random_weights.h"
 #include "model/transformer.h"
 #include "tmpdir.h"
 
@@ -281,4 +282,42 @@ TEST(StageModel, HoldsItsPartsQuantizedAsTheWholeModel) {
 }
 
 }  // namespace
+}  // namespace hone
+
+namespace hone {
+
+// A stage's random weights (benchmarks of shapes without a checkpoint) are the whole model's
+// tensors of that stage, drawn alone: the same values, bit for bit, in every storage.
+TEST(StageLoad, RandomWeightsOfAStageAreTheWholeModelsShare) {
+  ModelConfig c;
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.num_layers = 3;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 16;
+  c.vocab_size = 128;
+  c.max_position_embeddings = 64;
+  for (DType d : {DType::F32, DType::Q4_0}) {
+    const auto whole = random_weights(c, 5, d);
+    for (const LayerRange r : {LayerRange{0, 1}, LayerRange{1, 2}, LayerRange{2, 3}}) {
+      const auto part = random_weights(c, 5, d, range_filter(r, c));
+      size_t held = 0;
+      for (const auto& [name, t] : whole) {
+        if (!range_holds_tensor(r, c, name)) {
+          EXPECT_FALSE(part.count(name)) << name;
+          continue;
+        }
+        ++held;
+        ASSERT_TRUE(part.count(name)) << name;
+        const Tensor& p = part.at(name);
+        ASSERT_EQ(p.nbytes(), t.nbytes()) << name;
+        EXPECT_EQ(std::memcmp(p.raw(), t.raw(), t.nbytes()), 0) << name << " " << r.str();
+      }
+      EXPECT_EQ(part.size(), held);
+      EXPECT_LT(part.size(), whole.size());
+    }
+  }
+}
+
 }  // namespace hone
