@@ -6,6 +6,10 @@
 #      bases, activation checkpointing and the Llama-3-8B shape (BIG=0 skips that one).
 #   2. Tokenizer speed against transformers.js (needs ../shared and npm).
 #   3. Merge memory.
+#   4. Across MPI ranks (issue 16): 2 ranks × 1 thread against 1 rank × 2 threads on the
+#      SmolLM2-135M shape (bench/data_parallel.sh); the Llama-3-8B shape in 2 pipeline stages
+#      against one process (peak RSS per rank, losses, bytes sent against the plan;
+#      bench/pipeline_memory.sh, BIG=0 runs it on the SmolLM2-135M shape instead).
 # Record the output in bench/RESULTS.md with the date and this command. (bench_kernels, built
 # beside these, times single kernels at the same shapes; run it by hand.)
 set -euo pipefail
@@ -19,3 +23,10 @@ else
   echo '{"bench": "tokenizer", "skipped": "needs ../shared and npm"}'
 fi
 bash bench/merge_memory.sh "$build"
+if command -v mpirun >/dev/null; then
+  bash bench/data_parallel.sh "$build"
+  if [ "${BIG:-1}" = 0 ]; then MODEL=smollm2-135m bash bench/pipeline_memory.sh "$build"
+  else bash bench/pipeline_memory.sh "$build"; fi
+else
+  echo '{"bench": "data_parallel", "skipped": "needs mpirun (scripts/install-deps.sh)"}'
+fi

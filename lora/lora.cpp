@@ -61,40 +61,101 @@ std::string LoraAdapters::peft_name(const std::string& module, char which) {
   return "base_model.model." + module + ".lora_" + std::string(1, which) + ".weight";
 }
 
+namespace {
+
+// (in, out) features of a projection kind in a block of `c`.
+std::pair<int64_t, int64_t> projection_shape(const ModelConfig& c, const std::string& kind) {
+  const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), ff = c.intermediate_size;
+  if (kind == "q_proj") return {h, q};
+  if (kind == "k_proj" || kind == "v_proj") return {h, kv};
+  if (kind == "o_proj") return {q, h};
+  if (kind == "gate_proj" || kind == "up_proj") return {h, ff};
+  return {ff, h};  // down_proj
+}
+
+}  // namespace
+
 LoraAdapters::LoraAdapters(Transformer& model, const LoraConfig& cfg)
     : cfg_(cfg), dropout_rng_(cfg.seed ^ 0x5eed0d0d5eedull) {
+  build(model.config(), model.layer_range(), model.compute_dtype(), &model);
+  // With activation checkpointing the model replays this generator's draws per block.
+  model.set_dropout_rng(&dropout_rng_);
+}
+
+LoraAdapters::LoraAdapters(const ModelConfig& model, const LoraConfig& cfg, DType dtype)
+    : cfg_(cfg), dropout_rng_(cfg.seed ^ 0x5eed0d0d5eedull) {
+  build(model, LayerRange{}.resolved(model.num_layers), dtype, nullptr);
+}
+
+void LoraAdapters::build(const ModelConfig& mc, const LayerRange& range, DType dtype,
+                         Transformer* model) {
   cfg_.validate();
   const bool all = cfg_.targets.size() == 1 && cfg_.targets[0] == "all-linear";
-  auto wanted = [&](const NamedLinear& nl) {
-    if (!all && std::find(cfg_.targets.begin(), cfg_.targets.end(), nl.kind) == cfg_.targets.end())
+  auto wanted = [&](const std::string& kind, int64_t layer) {
+    if (!all && std::find(cfg_.targets.begin(), cfg_.targets.end(), kind) == cfg_.targets.end())
       return false;
     return cfg_.layers.empty() ||
-           std::find(cfg_.layers.begin(), cfg_.layers.end(), nl.layer) != cfg_.layers.end();
+           std::find(cfg_.layers.begin(), cfg_.layers.end(), layer) != cfg_.layers.end();
   };
   for (int l : cfg_.layers)
-    if (l < 0 || l >= model.config().num_layers)
+    if (l < 0 || l >= mc.num_layers)
       throw Error("lora.layers: layer " + std::to_string(l) + " does not exist (model has " +
-                  std::to_string(model.config().num_layers) + ")");
+                  std::to_string(mc.num_layers) + ")");
 
-  std::vector<NamedLinear> chosen;
-  int64_t total = 0;
-  for (auto& nl : model.linears()) {
-    if (!wanted(nl)) continue;
-    chosen.push_back(nl);
-    total += cfg_.rank * ((*nl.slot)->in_features() + (*nl.slot)->out_features());
+  // The whole model's arena is layer-major (layers in order, within a layer the kinds in
+  // lora_target_kinds() order, A then B): a pipeline stage's arena is the slice for its layers,
+  // which starts after the layers before it, and its A draws come after theirs.
+  struct Module {
+    std::string name;
+    int64_t in, out;
+    std::unique_ptr<Linear>* slot;  // null without a model
+  };
+  std::vector<Module> chosen;
+  int64_t slice = 0, a_draws_before = 0;
+  for (int64_t l = 0; l < mc.num_layers; ++l)
+    for (const std::string& kind : lora_target_kinds()) {
+      if (!wanted(kind, l)) continue;
+      const auto [in, out] = projection_shape(mc, kind);
+      const int64_t count = cfg_.rank * (in + out);
+      full_parameters_ += count;
+      ++full_modules_;
+      if (l < range.first) {
+        arena_offset_ += count;
+        a_draws_before += cfg_.rank * in;
+      } else if (l < range.last) {
+        slice += count;
+        if (!model) {
+          // Named as Transformer::linears() names them.
+          const bool attn =
+              kind == "q_proj" || kind == "k_proj" || kind == "v_proj" || kind == "o_proj";
+          const std::string part = attn ? ".self_attn." : ".mlp.";
+          chosen.push_back({"model.layers." + std::to_string(l) + part + kind, in, out, nullptr});
+        }
+      }
+    }
+  if (full_parameters_ == 0) throw Error("lora.targets: no projection of the model matches");
+  if (model) {
+    for (auto& nl : model->linears())
+      if (wanted(nl.kind, nl.layer))
+        chosen.push_back({nl.name, (*nl.slot)->in_features(), (*nl.slot)->out_features(), nl.slot});
   }
-  if (chosen.empty()) throw Error("lora.targets: no projection of the model matches");
+  int64_t total = 0;
+  for (const Module& m : chosen) total += cfg_.rank * (m.in + m.out);
+  if (total != slice)
+    throw Error("lora: the held projections take " + std::to_string(total) +
+                " parameters, the config implies " + std::to_string(slice));
 
   // The arenas have the model's compute dtype: F32, or F64 for whole-model reference checks.
-  values_ = Tensor::zeros(model.compute_dtype(), {total});
-  grads_ = Tensor::zeros(model.compute_dtype(), {total});
+  values_ = Tensor::zeros(dtype, {total});
+  grads_ = Tensor::zeros(dtype, {total});
   // A: PEFT's default, kaiming_uniform_(a=√5) = U(-1/√in, 1/√in); B: zeros, so the adapted
-  // model starts equal to the base. Drawn sequentially from one seeded stream.
+  // model starts equal to the base. Drawn sequentially from one seeded stream (in arena order).
   Rng init(cfg_.seed);
+  init.skip(static_cast<uint64_t>(a_draws_before));  // one draw per element of A
   int64_t off = 0;
   const double s = cfg_.scaling();
-  for (auto& nl : chosen) {
-    const int64_t in = (*nl.slot)->in_features(), out = (*nl.slot)->out_features();
+  for (Module& m : chosen) {
+    const int64_t in = m.in, out = m.out;
     const int64_t na = cfg_.rank * in, nb = out * cfg_.rank;
     Tensor av = values_.slice0(off, off + na).view({cfg_.rank, in});
     Tensor ag = grads_.slice0(off, off + na).view({cfg_.rank, in});
@@ -112,14 +173,14 @@ LoraAdapters::LoraAdapters(Transformer& model, const LoraConfig& cfg)
     }
     Var a = Var::with_grad_buffer(av, ag);
     Var b = Var::with_grad_buffer(bv, bg);
-    auto layer =
-        std::make_unique<LoraLinear>(std::move(*nl.slot), a, b, s, cfg_.dropout, &dropout_rng_);
-    layers_.push_back(layer.get());
-    *nl.slot = std::move(layer);
-    tensors_.push_back({nl.name, a, b});
+    if (m.slot) {
+      auto layer =
+          std::make_unique<LoraLinear>(std::move(*m.slot), a, b, s, cfg_.dropout, &dropout_rng_);
+      layers_.push_back(layer.get());
+      *m.slot = std::move(layer);
+    }
+    tensors_.push_back({m.name, a, b});
   }
-  // With activation checkpointing the model replays this generator's draws per block.
-  model.set_dropout_rng(&dropout_rng_);
 }
 
 void LoraAdapters::set_training(bool on) {

@@ -58,15 +58,30 @@ struct LoraTensor {
 };
 
 // Every trainable parameter lives in two flat arenas (values and gradients), so the optimizer is
-// one loop and the adapter's memory is one number.
+// one loop and the adapter's memory is one number. The arena is layer-major: layer by layer, in
+// each layer the targeted kinds in lora_target_kinds() order, each as A (r, in) then B (out, r).
+// On a pipeline stage (a model holding layers [first, last)) the adapters are those of the held
+// layers and the arena is exactly the slice [arena_offset(), arena_offset() + num_parameters())
+// of the whole model's arena, with the same initial values.
 class LoraAdapters {
  public:
+  // A stage may hold no adapted layer (its arena is then empty); the whole model must have one.
   LoraAdapters(Transformer& model, const LoraConfig& cfg);
+  // The whole model's adapters without a model: the full arena and tensors (names, shapes,
+  // initial values as the whole model's adapters have them), wrapping no projection. For the
+  // process that gathers a pipeline's stage arenas into one adapter (checkpoint, PEFT file).
+  LoraAdapters(const ModelConfig& model, const LoraConfig& cfg, DType dtype = DType::F32);
   const LoraConfig& config() const { return cfg_; }
   const std::vector<LoraTensor>& tensors() const { return tensors_; }
   Tensor& values() { return values_; }  // (P) flat
   Tensor& grads() { return grads_; }    // (P) flat
   int64_t num_parameters() const { return values_.numel(); }
+  // Where this arena starts in the whole model's arena, and that arena's size (both equal to
+  // 0 and num_parameters() for the whole model).
+  int64_t arena_offset() const { return arena_offset_; }
+  int64_t full_num_parameters() const { return full_parameters_; }
+  // The whole model's adapted projections (tensors().size() for the whole model).
+  int64_t full_num_modules() const { return full_modules_; }
   void zero_grad() { grads_.fill_zero(); }
   void set_training(bool on);
   Rng& dropout_rng() { return dropout_rng_; }
@@ -74,8 +89,11 @@ class LoraAdapters {
   static std::string peft_name(const std::string& module, char which);
 
  private:
+  // Lays out the arena of `range`'s layers; with a model, wraps its projections.
+  void build(const ModelConfig& mc, const LayerRange& range, DType dtype, Transformer* model);
   LoraConfig cfg_;
   Tensor values_, grads_;
+  int64_t arena_offset_ = 0, full_parameters_ = 0, full_modules_ = 0;
   std::vector<LoraTensor> tensors_;
   std::vector<LoraLinear*> layers_;
   Rng dropout_rng_;

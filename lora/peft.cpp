@@ -139,7 +139,8 @@ LoraConfig read_peft_config(const std::string& dir) {
   }
 }
 
-void load_peft_weights(LoraAdapters& adapters, const std::string& safetensors_path) {
+void load_peft_weights(LoraAdapters& adapters, const std::string& safetensors_path,
+                       const std::set<std::string>& elsewhere) {
   SafetensorsFile f = read_safetensors(safetensors_path);
   std::set<std::string> used;
   for (const LoraTensor& t : adapters.tensors()) {
@@ -156,7 +157,7 @@ void load_peft_weights(LoraAdapters& adapters, const std::string& safetensors_pa
     }
   }
   for (const auto& [name, t] : f.tensors)
-    if (!used.count(name))
+    if (!used.count(name) && !elsewhere.count(name))
       throw Error(safetensors_path + ": tensor " + name +
                   " matches no adapted module of the model");
 }
@@ -165,7 +166,14 @@ std::unique_ptr<LoraAdapters> load_peft_adapter(const std::string& dir, Transfor
   LoraConfig c = read_peft_config(dir);
   auto adapters = std::make_unique<LoraAdapters>(model, c);
   adapters->set_training(false);
-  load_peft_weights(*adapters, (fs::path(dir) / "adapter_model.safetensors").string());
+  // A pipeline stage takes its layers' tensors; the others' belong to the other stages.
+  std::set<std::string> elsewhere;
+  if (!model.is_full()) {
+    const LoraAdapters whole(model.config(), c);
+    for (const LoraTensor& t : whole.tensors())
+      for (char which : {'A', 'B'}) elsewhere.insert(LoraAdapters::peft_name(t.module, which));
+  }
+  load_peft_weights(*adapters, (fs::path(dir) / "adapter_model.safetensors").string(), elsewhere);
   return adapters;
 }
 

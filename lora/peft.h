@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "lora/lora.h"
@@ -33,7 +34,9 @@ LoraConfig read_peft_config(const std::string& dir);
 std::unique_ptr<LoraAdapters> load_peft_adapter(const std::string& dir, Transformer& model);
 
 // Copies the weights of a PEFT safetensors map into existing adapters (names and shapes must
-// match exactly; every adapter tensor must be present).
-void load_peft_weights(LoraAdapters& adapters, const std::string& safetensors_path);
+// match exactly; every adapter tensor must be present). A tensor that matches no adapted module
+// is an error unless it is named in `elsewhere` (another pipeline stage's).
+void load_peft_weights(LoraAdapters& adapters, const std::string& safetensors_path,
+                       const std::set<std::string>& elsewhere = {});
 
 }  // namespace hone

@@ -9,13 +9,18 @@
 
 namespace hone {
 
-std::map<std::string, Tensor> random_weights(const ModelConfig& cfg, uint64_t seed, DType storage) {
+std::map<std::string, Tensor> random_weights(const ModelConfig& cfg, uint64_t seed, DType storage,
+                                             const TensorFilter& keep) {
   cfg.validate("random_weights");
   // One stream over every value in the order below; chunks jump to their offset in it, so the
   // parallel fill gives the sequential values whatever the thread count.
   uint64_t drawn = 0;
   std::map<std::string, Tensor> ts;
   auto fill = [&](const std::string& name, Shape shape, double lo, double hi, bool weight) {
+    if (keep && !keep(name)) {  // another stage's: its values are skipped in the stream
+      drawn += static_cast<uint64_t>(shape_numel(shape));
+      return;
+    }
     // A weight that will be converted is drawn into plain heap memory, not the block cache:
     // freeing it then gives the pages back at once, so generating an 8B model in 4-bit never
     // holds more than one f32 tensor (the 2 GiB embedding) besides the converted ones.

@@ -7,6 +7,7 @@
 
 #include "autograd/tensor.h"
 #include "model/config.h"
+#include "model/layer_range.h"
 
 namespace hone {
 
@@ -15,7 +16,10 @@ namespace hone {
 // soon as it is drawn (norms and biases stay F32; a row that is not whole 32-blocks stays BF16,
 // as Transformer does), so a model far larger than its f32 size in memory can be generated: an
 // 8B shape in 4-bit needs ~4.5 GiB, not 32. The values are those of the f32 call, converted.
+// `keep` (a pipeline stage's range_filter) draws only the tensors it accepts, with the values
+// they have in the whole model's call.
 std::map<std::string, Tensor> random_weights(const ModelConfig& cfg, uint64_t seed,
-                                             DType storage = DType::F32);
+                                             DType storage = DType::F32,
+                                             const TensorFilter& keep = {});
 
 }  // namespace hone

@@ -38,26 +38,33 @@ Var frozen_small(const Tensor& t, DType compute) {
 }  // namespace
 
 Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Tensor>& ts,
-                         DType weight_dtype)
-    : cfg_(cfg) {
+                         DType weight_dtype, const LayerRange& range)
+    : cfg_(cfg), range_(range.resolved(cfg.num_layers)) {
   if (weight_dtype != DType::F32 && weight_dtype != DType::BF16 && weight_dtype != DType::F16 &&
       weight_dtype != DType::F64 && !is_quantized(weight_dtype))
     throw Error(std::string("model: unsupported weight dtype ") + dtype_name(weight_dtype));
   const DType compute = weight_dtype == DType::F64 ? DType::F64 : DType::F32;
   compute_ = compute;
   auto frozen_norm = [compute](const Tensor& t) { return frozen_small(t, compute); };
-  embed_ = frozen_weight(need(ts, "model.embed_tokens.weight"), weight_dtype);
-  final_norm_ = frozen_norm(need(ts, "model.norm.weight"));
-  lm_head_ =
-      cfg.tie_word_embeddings ? embed_ : frozen_weight(need(ts, "lm_head.weight"), weight_dtype);
+  // Only the held tensors are looked up: a stage's map need not have the others.
+  const bool first = range_.holds_embedding(), last = range_.holds_head(cfg.num_layers);
+  if (first || (last && cfg.tie_word_embeddings))
+    embed_ = frozen_weight(need(ts, "model.embed_tokens.weight"), weight_dtype);
+  if (last) {
+    final_norm_ = frozen_norm(need(ts, "model.norm.weight"));
+    lm_head_ =
+        cfg.tie_word_embeddings ? embed_ : frozen_weight(need(ts, "lm_head.weight"), weight_dtype);
+  }
+  // A tied last stage keeps the matrix only as its head.
+  if (!first) embed_ = Var();
   auto proj = [&](const std::string& p, bool bias) {
     Var b = bias ? frozen_norm(need(ts, p + ".bias")) : Var();
     return std::make_unique<FrozenLinear>(frozen_weight(need(ts, p + ".weight"), weight_dtype), b);
   };
-  blocks_.resize(cfg.num_layers);
-  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+  blocks_.resize(range_.count());
+  for (int64_t l = range_.first; l < range_.last; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
-    Block& b = blocks_[l];
+    Block& b = blocks_[l - range_.first];
     b.input_norm = frozen_norm(need(ts, p + "input_layernorm.weight"));
     b.post_norm = frozen_norm(need(ts, p + "post_attention_layernorm.weight"));
     if (cfg.qk_norm) {
@@ -125,7 +132,8 @@ Var Transformer::checkpointed_block(Tape* t, const Var& x, int layer,
   Tensor y;
   {
     Tape local;
-    Var yl = block_forward(&local, x, blocks_[layer], pos, batch, segment_start, nullptr, layer);
+    Var yl = block_forward(&local, x, blocks_[layer - range_.first], pos, batch, segment_start,
+                           nullptr, layer);
     rg = yl.requires_grad();
     y = yl.value();
   }
@@ -141,7 +149,8 @@ Var Transformer::checkpointed_block(Tape* t, const Var& x, int layer,
     if (dropout_rng_) dropout_rng_->set_state(rng_state);
     Tape local;
     Var xl(x.value(), x.requires_grad());  // shares x's storage, a fresh gradient
-    Var yl = block_forward(&local, xl, blocks_[layer], pos, batch, segment_start, nullptr, layer);
+    Var yl = block_forward(&local, xl, blocks_[layer - range_.first], pos, batch, segment_start,
+                           nullptr, layer);
     if (dropout_rng_) dropout_rng_->set_state(now);
     local.backward_from(yl, out.grad());
     if (x.requires_grad() && xl.has_grad()) {
@@ -155,8 +164,35 @@ Var Transformer::checkpointed_block(Tape* t, const Var& x, int layer,
   return out;
 }
 
-Var Transformer::hidden(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
-                        const std::vector<int32_t>* segment_start) const {
+uint64_t Transformer::block_dropout_state(uint64_t base, int layer) {
+  // splitmix64's finaliser over the base and a layer-dependent odd-constant offset: the blocks'
+  // streams start at unrelated points whatever the base, and depend on nothing else.
+  uint64_t z = base + (static_cast<uint64_t>(layer) + 1) * 0xd1b54a32d192ed03ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t Transformer::next_dropout_base(uint64_t base) {
+  Rng r(base);
+  r.skip(1);
+  return r.state();
+}
+
+void Transformer::need_embedding(const char* what) const {
+  if (!range_.holds_embedding())
+    throw Error(std::string(what) + ": this pipeline stage holds layers " + range_.str() +
+                ", not the token embedding");
+}
+
+void Transformer::need_head(const char* what) const {
+  if (!range_.holds_head(cfg_.num_layers))
+    throw Error(std::string(what) + ": this pipeline stage holds layers " + range_.str() + " of " +
+                std::to_string(cfg_.num_layers) + ", not the final norm and LM head");
+}
+
+Var Transformer::embed(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq) const {
+  need_embedding("forward");
   if (static_cast<int64_t>(ids.size()) != batch * seq)
     throw Error("forward: " + std::to_string(ids.size()) + " ids for batch " +
                 std::to_string(batch) + " x seq " + std::to_string(seq));
@@ -164,39 +200,66 @@ Var Transformer::hidden(Tape* t, const std::vector<int32_t>& ids, int64_t batch,
     if (id < 0 || id >= cfg_.vocab_size)
       throw Error("forward: token id " + std::to_string(id) + " outside vocabulary of " +
                   std::to_string(cfg_.vocab_size));
-  if (segment_start && segment_start->size() != ids.size())
+  return embedding(t, embed_, ids);  // (N, C)
+}
+
+Var Transformer::run_blocks(Tape* t, const Var& x, int64_t batch, int64_t seq,
+                            const std::vector<int32_t>* segment_start) const {
+  const int64_t n = batch * seq;
+  if (x.value().ndim() != 2 || x.value().dim(0) != n || x.value().dim(1) != cfg_.hidden_size)
+    throw Error("forward: hidden states of shape " + shape_str(x.shape()) + " for batch " +
+                std::to_string(batch) + " x seq " + std::to_string(seq) + " x hidden " +
+                std::to_string(cfg_.hidden_size));
+  if (segment_start && static_cast<int64_t>(segment_start->size()) != n)
     throw Error("forward: segment_start has " + std::to_string(segment_start->size()) +
-                " entries for " + std::to_string(ids.size()) + " tokens");
-  std::vector<int32_t> pos(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i)
+                " entries for " + std::to_string(n) + " tokens");
+  std::vector<int32_t> pos(n);
+  for (int64_t i = 0; i < n; ++i)
     pos[i] = static_cast<int32_t>(i % seq) - (segment_start ? (*segment_start)[i] : 0);
-  Var x = embedding(t, embed_, ids);  // (N, C)
-  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
-    const int layer = static_cast<int>(l);
-    x = (t && checkpointing_)
-            ? checkpointed_block(t, x, layer, pos, batch, segment_start)
-            : block_forward(t, x, blocks_[l], pos, batch, segment_start, nullptr, layer);
+  const uint64_t base = dropout_rng_ ? dropout_rng_->state() : 0;
+  Var h = x;
+  for (int layer = range_.first; layer < range_.last; ++layer) {
+    if (dropout_rng_) dropout_rng_->set_state(block_dropout_state(base, layer));
+    h = (t && checkpointing_) ? checkpointed_block(t, h, layer, pos, batch, segment_start)
+                              : block_forward(t, h, blocks_[layer - range_.first], pos, batch,
+                                              segment_start, nullptr, layer);
   }
-  return rmsnorm(t, x, final_norm_, cfg_.rms_norm_eps);  // (N, C)
+  if (dropout_rng_) dropout_rng_->set_state(t ? next_dropout_base(base) : base);
+  return h;  // (N, C)
 }
 
-Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
-                         const std::vector<int32_t>* segment_start) const {
-  return linear(t, hidden(t, ids, batch, seq, segment_start), lm_head_);  // (N, V)
+Var Transformer::head_logits(Tape* t, const Var& h) const {
+  need_head("forward");
+  return linear(t, rmsnorm(t, h, final_norm_, cfg_.rms_norm_eps), lm_head_);  // (N, V)
 }
 
-Var Transformer::loss(Tape* t, const std::vector<int32_t>& ids, const std::vector<int32_t>& targets,
-                      int64_t batch, int64_t seq, const std::vector<int32_t>* segment_start) const {
-  Var x = hidden(t, ids, batch, seq, segment_start);  // (N, C)
+Var Transformer::head_loss(Tape* t, const Var& h, const std::vector<int32_t>& targets) const {
+  need_head("loss");
+  Var x = rmsnorm(t, h, final_norm_, cfg_.rms_norm_eps);  // (N, C)
   // When the (N, V) logits and their gradient would be large, the LM head is fused with the
   // cross-entropy and chunked so they never exist (it recomputes the logits in backward, so it
   // costs one more LM-head product: not worth it for small ones). Both give the same loss.
-  const int64_t logits_bytes = 2 * static_cast<int64_t>(ids.size()) * cfg_.vocab_size * 4;
+  const int64_t logits_bytes = 2 * x.value().dim(0) * cfg_.vocab_size * 4;
   if (logits_bytes > fused_loss_bytes_) return lm_head_cross_entropy(t, x, lm_head_, targets);
   return cross_entropy(t, linear(t, x, lm_head_), targets);
 }
 
+Var Transformer::forward(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
+                         const std::vector<int32_t>* segment_start) const {
+  need_head("forward");
+  return head_logits(t, run_blocks(t, embed(t, ids, batch, seq), batch, seq, segment_start));
+}
+
+Var Transformer::loss(Tape* t, const std::vector<int32_t>& ids, const std::vector<int32_t>& targets,
+                      int64_t batch, int64_t seq, const std::vector<int32_t>* segment_start) const {
+  need_head("loss");
+  return head_loss(t, run_blocks(t, embed(t, ids, batch, seq), batch, seq, segment_start), targets);
+}
+
 KVCache Transformer::make_cache(int64_t max_len) const {
+  if (!is_full())
+    throw Error("generate: this pipeline stage holds layers " + range_.str() +
+                ", not the whole model");
   KVCache c;
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
     c.k.push_back(Tensor::empty(DType::F32, {max_len, cfg_.kv_dim()}));
@@ -206,6 +269,9 @@ KVCache Transformer::make_cache(int64_t max_len) const {
 }
 
 Tensor Transformer::forward_cached(KVCache& cache, const std::vector<int32_t>& ids) const {
+  if (!is_full())
+    throw Error("generate: this pipeline stage holds layers " + range_.str() +
+                ", not the whole model");
   const int64_t n = static_cast<int64_t>(ids.size());
   if (cache.len + n > cache.capacity())
     throw Error("generate: context of " + std::to_string(cache.len + n) +
@@ -226,10 +292,10 @@ Tensor Transformer::forward_cached(KVCache& cache, const std::vector<int32_t>& i
 
 std::vector<NamedLinear> Transformer::linears() {
   std::vector<NamedLinear> out;
-  for (size_t l = 0; l < blocks_.size(); ++l) {
-    Block& b = blocks_[l];
-    std::string p = "model.layers." + std::to_string(l) + ".";
-    int li = static_cast<int>(l);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    Block& b = blocks_[i];
+    const int li = range_.first + static_cast<int>(i);
+    std::string p = "model.layers." + std::to_string(li) + ".";
     out.push_back({p + "self_attn.q_proj", "q_proj", li, &b.q_proj});
     out.push_back({p + "self_attn.k_proj", "k_proj", li, &b.k_proj});
     out.push_back({p + "self_attn.v_proj", "v_proj", li, &b.v_proj});
@@ -242,8 +308,10 @@ std::vector<NamedLinear> Transformer::linears() {
 }
 
 int64_t Transformer::num_parameters() const {
-  int64_t n = embed_.value().numel() + final_norm_.value().numel();
-  if (!cfg_.tie_word_embeddings) n += lm_head_.value().numel();
+  auto count = [](const Var& v) { return v.defined() ? v.value().numel() : int64_t{0}; };
+  // A tied head is the embedding: counted once, on whichever stage holds it.
+  int64_t n = count(embed_) + count(final_norm_);
+  if (!cfg_.tie_word_embeddings || !embed_.defined()) n += count(lm_head_);
   auto lin = [](const std::unique_ptr<Linear>& p) {
     return p->weight().value().numel() + (p->bias().defined() ? p->bias().value().numel() : 0);
   };
@@ -257,8 +325,9 @@ int64_t Transformer::num_parameters() const {
 }
 
 size_t Transformer::nbytes() const {
-  size_t n = embed_.value().nbytes() + final_norm_.value().nbytes();
-  if (!cfg_.tie_word_embeddings) n += lm_head_.value().nbytes();
+  auto bytes = [](const Var& v) { return v.defined() ? v.value().nbytes() : size_t{0}; };
+  size_t n = bytes(embed_) + bytes(final_norm_);
+  if (!cfg_.tie_word_embeddings || !embed_.defined()) n += bytes(lm_head_);
   auto lin = [](const std::unique_ptr<Linear>& p) {
     return p->weight().value().nbytes() + (p->bias().defined() ? p->bias().value().nbytes() : 0);
   };

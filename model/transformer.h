@@ -9,6 +9,7 @@
 
 #include "autograd/ops.h"
 #include "model/config.h"
+#include "model/layer_range.h"
 #include "model/linear.h"
 
 namespace hone {
@@ -50,18 +51,46 @@ class Transformer {
   // same as without it; it costs one more forward of the blocks.
   void set_activation_checkpointing(bool on) { checkpointing_ = on; }
   bool activation_checkpointing() const { return checkpointing_; }
-  // A generator that ops inside blocks draw from (LoRA dropout): with checkpointing, its state at
-  // each block's forward is restored for the recompute, so the masks are the same draws.
+  // A generator that ops inside blocks draw from (LoRA dropout). Each block's draws are a
+  // function of (the generator's state when run_blocks starts, the block's layer index) only:
+  // block l draws from block_dropout_state(base, l), so a pipeline stage starting at layer l
+  // draws what the whole model's block l draws without knowing the blocks before it. A forward
+  // on a tape then leaves the generator at next_dropout_base(base) (every stage advances alike),
+  // one without a tape (evaluation) leaves it at base. With checkpointing the recompute replays
+  // the block's state, so the masks are the same draws.
   void set_dropout_rng(Rng* rng) { dropout_rng_ = rng; }
+  static uint64_t block_dropout_state(uint64_t base, int layer);
+  static uint64_t next_dropout_base(uint64_t base);
 
   // tensors: HF names, HF layout (as load_model_files returns). `weight_dtype` is the storage of
   // the frozen projection and embedding weights: F32, BF16, F16, or Q8_0/Q4_0 quantized at load
   // (a weight whose rows are not a multiple of 32 long then stays BF16). Compute is F32; norms
   // and biases stay F32. F64 makes the whole model compute in double: for reference checks only.
+  // `range` makes a pipeline stage: only blocks [first, last), the embedding when first == 0,
+  // the final norm and head when last == num_layers; only those tensors are looked up (and
+  // converted), so `tensors` may be load_model_files(path, range)'s share.
   Transformer(const ModelConfig& cfg, const std::map<std::string, Tensor>& tensors,
-              DType weight_dtype = DType::F32);
+              DType weight_dtype = DType::F32, const LayerRange& range = {});
 
   const ModelConfig& config() const { return cfg_; }
+  // The blocks this instance holds (resolved: last is never -1).
+  const LayerRange& layer_range() const { return range_; }
+  bool is_full() const { return range_.is_full(cfg_.num_layers); }
+
+  // The pipeline pieces; loss() is exactly head_loss(run_blocks(embed(ids))), so chaining the
+  // stages' pieces gives the whole model's loss and gradients bit for bit. A later stage feeds
+  // the previous stage's output in as a leaf Var(value, true); after its backward, that leaf's
+  // gradient seeds the previous stage's Tape::backward_from(output, grad).
+  // First stage: the token embeddings of ids (B*T) -> (N, C); checks the ids.
+  Var embed(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq) const;
+  // The held blocks on x (N, C), N = batch*seq -> (N, C); segment_start as for forward().
+  Var run_blocks(Tape* t, const Var& x, int64_t batch, int64_t seq,
+                 const std::vector<int32_t>* segment_start = nullptr) const;
+  // Last stage: final norm and LM head of h (N, C) -> logits (N, V).
+  Var head_logits(Tape* t, const Var& h) const;
+  // Last stage: mean cross-entropy of the logits of h (N, C) against targets (N), ignore_index
+  // -100; the head is fused with the cross-entropy when the logits are big (fused_loss_bytes).
+  Var head_loss(Tape* t, const Var& h, const std::vector<int32_t>& targets) const;
   // F32, or F64 when built with weight dtype F64.
   DType compute_dtype() const { return compute_; }
   // ids (B*T) row-major as (B, T) -> logits (B*T, V). Positions restart at 0 per row.
@@ -78,17 +107,19 @@ class Transformer {
   // Inference: appends `ids` at positions cache.len.. and returns logits (ids.size(), V).
   Tensor forward_cached(KVCache& cache, const std::vector<int32_t>& ids) const;
 
+  // The held blocks' projections (global layer indices and names), in layer order.
   std::vector<NamedLinear> linears();
+  // The held blocks: blocks()[i] is layer layer_range().first + i.
   const std::vector<Block>& blocks() const { return blocks_; }
-  // Frozen base parameter count.
+  // Frozen base parameter count (of the held tensors; a tied last stage counts its head).
   int64_t num_parameters() const;
   // Bytes the frozen base occupies as stored (what weight_dtype saves), counted once when tied.
   size_t nbytes() const;
 
  private:
-  // Everything before the LM head: embedding, blocks, final norm -> (N, C).
-  Var hidden(Tape* t, const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
-             const std::vector<int32_t>* segment_start) const;
+  // Throws unless the instance holds the embedding (what = the caller) / the head / everything.
+  void need_embedding(const char* what) const;
+  void need_head(const char* what) const;
   Var block_forward(Tape* t, const Var& x, const Block& blk, const std::vector<int32_t>& pos,
                     int64_t batch, const std::vector<int32_t>* segment_start, KVCache* cache,
                     int layer) const;
@@ -101,9 +132,10 @@ class Transformer {
   int64_t fused_loss_bytes_ = kFusedLossBytes;
   bool checkpointing_ = false;
   Rng* dropout_rng_ = nullptr;
-  Var embed_;       // (V, C)
-  Var final_norm_;  // (C)
-  Var lm_head_;     // (V, C); the embedding when tied
+  LayerRange range_;
+  Var embed_;       // (V, C); undefined unless the first stage
+  Var final_norm_;  // (C); undefined unless the last stage
+  Var lm_head_;     // (V, C); the embedding when tied; undefined unless the last stage
   std::vector<Block> blocks_;
   std::vector<double> inv_freq_;
 };

@@ -23,7 +23,7 @@ ParallelPlan plan_parallel(const PlanSpec& spec, const RankLayout& layout, int64
     st.spec = spec;
     if (S > 1) {
       st.spec.first_layer = st.layers.first;
-      st.spec.stage_layers = st.layers.count;
+      st.spec.stage_layers = st.layers.count();
       st.spec.holds_embedding = s == 0;
       st.spec.holds_head = s == S - 1;
     }
@@ -102,8 +102,8 @@ std::string parallel_plan_report(const PlanSpec& spec, const ParallelPlan& p, do
   for (size_t s = 0; s < p.stages.size(); ++s) {
     const StagePlan& st = p.stages[s];
     const MemoryPlan& m = st.memory;
-    const std::string blocks = std::to_string(st.layers.first) + "-" +
-                               std::to_string(st.layers.first + st.layers.count - 1);
+    const std::string blocks =
+        std::to_string(st.layers.first) + "-" + std::to_string(st.layers.last - 1);
     std::snprintf(buf, sizeof buf,
                   "  %5zu %-9s %-15s %6lld %10s %11s %11s %10s %10s %10s %10s %10s %10s\n", s,
                   blocks.c_str(), holds(st.spec).c_str(), static_cast<long long>(st.spec.in_flight),

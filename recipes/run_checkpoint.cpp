@@ -84,10 +84,11 @@ void prune_checkpoints(const std::string& dir, int64_t keep) {
 }
 
 void save_run_checkpoint(const Run& run, int64_t step, const std::string& metrics_jsonl,
-                         const std::string& path) {
+                         const std::string& path, const WholeState* whole) {
   CheckpointData d;
-  d.tensors["lora/values"] = run.adapters->values();
-  for (const auto& [name, t] : run.optimizer->state()) d.tensors["optimizer/" + name] = t;
+  d.tensors["lora/values"] = whole ? whole->values : run.adapters->values();
+  for (const auto& [name, t] : whole ? whole->optimizer : run.optimizer->state())
+    d.tensors["optimizer/" + name] = t;
   const DataLoader::Cursor c = run.loader->cursor();
   d.strings["format"] = kFormat;
   d.strings["step"] = std::to_string(step);
@@ -154,19 +155,26 @@ int64_t restore_run_checkpoint(Run& run, const ResumePoint& p, std::string* metr
   same("data_id", run.data_id, "training data");
   same("optimizer", run.optimizer->name(), "optimizer");
 
+  // A pipeline stage takes its slice of the whole model's arenas.
+  const LoraAdapters& ad = *run.adapters;
+  const int64_t whole = ad.full_num_parameters(), at = ad.arena_offset(), P = ad.num_parameters();
+  auto mine = [&](const Tensor& t) {
+    return t.ndim() == 1 && t.numel() == whole && P != whole ? t.slice0(at, at + P) : t;
+  };
   auto it = d.tensors.find("lora/values");
-  if (it == d.tensors.end() || it->second.shape() != run.adapters->values().shape() ||
+  if (it == d.tensors.end() || it->second.shape() != Shape{whole} ||
       it->second.dtype() != DType::F32)
     throw Error(path + ": lora/values missing or of the wrong shape");
+  const Tensor values = mine(it->second);
   std::map<std::string, Tensor> opt_state;
   for (const auto& [name, t] : d.tensors)
-    if (name.rfind("optimizer/", 0) == 0) opt_state[name.substr(10)] = t;
+    if (name.rfind("optimizer/", 0) == 0) opt_state[name.substr(10)] = mine(t);
   try {
     run.optimizer->load_state(opt_state);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }
-  std::copy_n(it->second.data<float>(), it->second.numel(), run.adapters->values().data<float>());
+  std::copy_n(values.data<float>(), values.numel(), run.adapters->values().data<float>());
 
   DataLoader::Cursor c;
   std::istringstream cur(need(d, "data_cursor", path));

@@ -3,6 +3,7 @@
 // Resuming restores all of it, so the resumed run continues bit for bit.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,16 @@ std::string latest_checkpoint(const std::string& dir);
 // Deletes all but the newest `keep` checkpoints (keep <= 0: keep all).
 void prune_checkpoints(const std::string& dir, int64_t keep);
 
-// `step` = optimizer steps completed. Written atomically.
+// The whole model's adapter arena and optimizer state, gathered from a pipeline's stages.
+struct WholeState {
+  Tensor values;                            // (P) the whole model's arena
+  std::map<std::string, Tensor> optimizer;  // as Optimizer::state(), whole-arena moments
+};
+
+// `step` = optimizer steps completed. Written atomically. `whole`, on a pipeline stage, holds the
+// whole model's arenas (gather_whole_state), so the file is the one a single process writes.
 void save_run_checkpoint(const Run& run, int64_t step, const std::string& metrics_jsonl,
-                         const std::string& path);
+                         const std::string& path, const WholeState* whole = nullptr);
 
 // A checkpoint read, verified (checksums) and parsed, before any model or data is loaded.
 struct ResumePoint {
@@ -42,7 +50,8 @@ std::string check_resume_length(const ResumePoint& p, int64_t total_steps);
 
 // Restores a checkpoint into a prepared run. Refuses, naming what differs, a checkpoint whose
 // model, LoRA shape, data or optimizer differ from the recipe. Returns the completed step count;
-// `metrics_jsonl` receives the metrics recorded up to then.
+// `metrics_jsonl` receives the metrics recorded up to then. On a pipeline stage, the stage's
+// slice of the whole-model arenas is taken (a checkpoint of any layout resumes on any other).
 int64_t restore_run_checkpoint(Run& run, const ResumePoint& p, std::string* metrics_jsonl);
 
 }  // namespace hone

@@ -43,13 +43,13 @@ DType weight_dtype_from(const std::string& s) {
   throw Error("model.dtype: expected f32, bf16, f16, q8_0 or q4_0 (got \"" + s + "\")");
 }
 
-void load_base(Run& run) {
+void load_base(Run& run, const LayerRange& range) {
   const RecipeConfig& cfg = run.cfg;
-  ModelFiles files = load_model_files(cfg.model.path);
+  ModelFiles files = load_model_files(cfg.model.path, range);
   check_finite_weights(files.tensors, files.source);  // a damaged base, not a too-high lr
   run.model_config = files.config;
   run.model = std::make_unique<Transformer>(files.config, files.tensors,
-                                            weight_dtype_from(cfg.model.dtype));
+                                            weight_dtype_from(cfg.model.dtype), range);
   run.model->set_activation_checkpointing(cfg.training.activation_checkpointing);
   run.model->set_fused_loss_bytes(cfg.training.fused_loss_bytes());
   try {
@@ -65,7 +65,7 @@ void load_base(Run& run) {
   const ModelConfig& m = files.config;
   id << m.architecture << " hidden " << m.hidden_size << " layers " << m.num_layers << " heads "
      << m.num_heads << "/" << m.num_kv_heads << " vocab " << m.vocab_size << " params "
-     << run.model->num_parameters() << " dtype " << cfg.model.dtype;
+     << m.num_parameters() << " dtype " << cfg.model.dtype;
   run.model_id = id.str();
 }
 
@@ -135,8 +135,8 @@ void prepare_training(Run& run) {
   run.adapters = std::make_unique<LoraAdapters>(*run.model, cfg.lora);
   std::ostringstream id;
   id << "rank " << cfg.lora.rank << " alpha " << cfg.lora.alpha << " rslora " << cfg.lora.rslora
-     << " modules " << run.adapters->tensors().size() << " params "
-     << run.adapters->num_parameters();
+     << " modules " << run.adapters->full_num_modules() << " params "
+     << run.adapters->full_num_parameters();
   run.lora_id = id.str();
 
   const int64_t batch = cfg.training.batch_size;

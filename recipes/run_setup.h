@@ -36,8 +36,9 @@ struct Run {
 DType weight_dtype_from(const std::string& s);
 
 // Loads the model (and tokenizer) a recipe names. The tokenizer is model.tokenizer, or for a
-// folder the tokenizer file inside it (llama2.c tok*.bin for now).
-void load_base(Run& run);
+// folder the tokenizer file inside it (llama2.c tok*.bin for now). A partial `range` loads a
+// pipeline stage: only that stage's tensors are read, checked (shapes, finite values) and kept.
+void load_base(Run& run, const LayerRange& range = {});
 // The text-data options a recipe implies (data.format text), the token cache keyed by the
 // files of the tokenizer the run uses.
 TextDataOptions text_data_options(const RecipeConfig& cfg);

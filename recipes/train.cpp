@@ -26,7 +26,9 @@
 #include "recipes/metrics_log.h"
 #include "recipes/parallel/comm.h"
 #include "recipes/parallel/layout.h"
+#include "recipes/parallel/stage_state.h"
 #include "recipes/plan.h"
+#include "recipes/plan_parallel.h"
 #include "recipes/resume_policy.h"
 #include "recipes/run_checkpoint.h"
 #include "recipes/run_folder.h"
@@ -117,6 +119,19 @@ void say(bool quiet, const std::string& line) {
   if (!quiet) std::cerr << line << "\n";
 }
 
+// The blocks this rank's stage holds (the whole model without a pipeline). The model's block
+// count is read from its file's header; a recipe with more stages than blocks is refused.
+LayerRange stage_range(const RecipeConfig& cfg, const Parallel& par) {
+  if (par.stages == 1) return {};
+  const int64_t layers = load_model_files(cfg.model.path, LayerRange{0, 0}).config.num_layers;
+  try {
+    make_rank_layout(par.world->size(), par.stages, cfg.training.grad_accum, layers, "mpirun -np");
+  } catch (const Error& e) {
+    throw Error(cfg.source + ": training.pipeline_stages: " + e.what());
+  }
+  return stage_layers(layers, par.stages, par.stage);
+}
+
 }  // namespace
 
 TrainSummary run_train(const TrainOptions& opts) {
@@ -138,13 +153,17 @@ TrainSummary run_train(const TrainOptions& opts) {
   } catch (const Error& e) {
     throw Error(cfg.source + ": " + e.what());
   }
-  if (cfg.training.pipeline_stages > 1)
-    throw Error(cfg.source +
-                ": training.pipeline_stages: pipeline parallel is not built yet (got " +
-                std::to_string(cfg.training.pipeline_stages) + "); use 1");
-  // Before any output: refuse a run the planner predicts will not fit.
+  const Parallel par = make_parallel(comm, static_cast<int>(cfg.training.pipeline_stages));
+  const LayerRange stage = stage_range(cfg, par);
+  // Before any output: refuse a run the planner predicts will not fit (this rank's share).
   if (o.memory_limit >= 0) {
-    const PlanSpec spec = plan_spec_for(cfg);
+    PlanSpec spec = plan_spec_for(cfg);
+    if (comm.size() > 1) {
+      const RankLayout layout{comm.size(), par.stages, par.replicas};
+      spec = plan_parallel(spec, layout, cfg.training.grad_accum, 1, 1)
+                 .stages[static_cast<size_t>(par.stage)]
+                 .spec;
+    }
     const int64_t available = o.memory_limit > 0 ? o.memory_limit : available_memory_bytes();
     check_plan_fits(cfg, spec, available);
     say(o.quiet, "hone: predicted peak memory " + human_bytes(plan_memory(spec).peak) + " of " +
@@ -189,7 +208,7 @@ TrainSummary run_train(const TrainOptions& opts) {
   if (!o.quiet) std::cerr << "hone: resolved recipe\n" << resolved;
 
   // 2. Model, data, adapters, optimizer.
-  load_base(run);
+  load_base(run, stage);
   // Rank 0 tokenizes first and fills the token cache the others then read.
   if (lead) load_data(run, o.quiet);
   comm.barrier();
@@ -226,7 +245,7 @@ TrainSummary run_train(const TrainOptions& opts) {
   };
   auto eval_now = [&](int64_t at) {
     EvalResult e = evaluate(*run.model, run.adapters.get(), run.data.val, cfg.training.batch_size,
-                            cfg.eval.max_batches, comm);
+                            cfg.eval.max_batches, par);
     log_metrics(
         {{"step", at}, {"val_loss", e.loss}, {"val_ppl", e.perplexity}, {"val_tokens", e.tokens}});
     say(o.quiet, "hone: step " + std::to_string(at) + " val loss " + std::to_string(e.loss) +
@@ -245,8 +264,9 @@ TrainSummary run_train(const TrainOptions& opts) {
   std::string last_good = latest_checkpoint(cfg.checkpoint.dir);
   auto save = [&](int64_t at) {
     const std::string path = checkpoint_path(cfg.checkpoint.dir, at);
+    const std::optional<WholeState> whole = gather_whole_state(run, par);
     if (lead) {
-      save_run_checkpoint(run, at, metrics_file->text(), path);
+      save_run_checkpoint(run, at, metrics_file->text(), path, whole ? &*whole : nullptr);
       prune_checkpoints(cfg.checkpoint.dir, cfg.checkpoint.keep);
     }
     last_good = path;
@@ -258,8 +278,8 @@ TrainSummary run_train(const TrainOptions& opts) {
     const double lr = lr_at(run.schedule, step, run.total_steps);
     std::vector<Batch> micro;
     for (int64_t m = 0; m < cfg.training.grad_accum; ++m) micro.push_back(run.loader->next());
-    const double loss = accumulate_step(*run.model, *run.adapters, micro, comm);
-    const double gnorm = clip_grad_norm(run.adapters->grads(), cfg.training.grad_clip);
+    const double loss = accumulate_step(*run.model, *run.adapters, micro, par);
+    const double gnorm = clip_step_gradients(*run.adapters, cfg.training.grad_clip, par);
     if (!std::isfinite(loss) || !std::isfinite(gnorm))
       throw Error("step " + std::to_string(step + 1) + ": non-finite " +
                   (std::isfinite(loss) ? "gradient norm" : "loss") +
@@ -342,9 +362,10 @@ TrainSummary run_train(const TrainOptions& opts) {
   // 5. The end: final checkpoint, the adapter in PEFT format, the "after" figure.
   save(step);
   if (has_val) sum.val_after = eval_now(step);
+  const std::optional<WholeState> whole = gather_whole_state(run, par);
   if (lead) {
     metrics_file->close();
-    save_peft_adapter(cfg.output.dir, *run.adapters, cfg.model.path);
+    save_whole_peft_adapter(cfg.output.dir, run, whole ? &*whole : nullptr);
   }
   sum.steps_done = step;
   sum.adapter_dir = cfg.output.dir;
@@ -359,8 +380,9 @@ double run_eval(const std::string& recipe, const std::vector<std::string>& overr
   run.cfg = load_recipe(recipe, overrides);
   check_recipe_paths(run.cfg);
   ThreadScope threads(run.cfg.training.threads);
-  load_base(run);
   Comm& group = world();
+  const Parallel par = make_parallel(group, static_cast<int>(run.cfg.training.pipeline_stages));
+  load_base(run, stage_range(run.cfg, par));
   if (group.rank() == 0) load_data(run);  // rank 0 fills the token cache the others read
   group.barrier();
   if (group.rank() != 0) load_data(run, true);
@@ -370,7 +392,7 @@ double run_eval(const std::string& recipe, const std::vector<std::string>& overr
   if (!adapter_dir.empty()) adapters = load_peft_adapter(adapter_dir, *run.model);
   // Under mpirun the batches are shared out among every rank; rank 0 prints.
   EvalResult e = evaluate(*run.model, adapters.get(), run.data.val, run.cfg.training.batch_size,
-                          run.cfg.eval.max_batches, group);
+                          run.cfg.eval.max_batches, par);
   char line[160];
   std::snprintf(line, sizeof line, "val loss %.4f  perplexity %.3f  (%lld tokens%s)\n", e.loss,
                 e.perplexity, static_cast<long long>(e.tokens),

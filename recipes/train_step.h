@@ -7,7 +7,7 @@
 
 #include "data/loader.h"
 #include "lora/lora.h"
-#include "recipes/parallel/comm.h"
+#include "recipes/parallel/groups.h"
 
 namespace hone {
 
@@ -16,16 +16,25 @@ namespace hone {
 // adapters.grads() (zeroed first) are those of the mean over ALL target tokens of the step —
 // not a mean of per-micro-batch means. Returns that mean loss (0 when no token is a target).
 //
-// Data parallel: `micro_batches` is the whole step's (every rank draws them all, so each knows
-// the step's target count); rank r of `dp` computes micro-batches r·k … r·k+k−1 (k = M / ranks)
-// and the gradients are summed in micro-batch order (grad_fold.h), so every rank count gives
-// bitwise the same gradients, loss and adapter. Micro-batch m's dropout masks are drawn from a
-// state derived from (the generator's state at the step's start, m), whichever rank draws them;
-// the generator then moves on by one draw.
+// Across ranks (`par`): `micro_batches` is the whole step's (every rank draws them all, so each
+// knows the step's target count). Replica r computes micro-batches r·k … r·k+k−1 (k = M / D)
+// and the gradients are summed in micro-batch order (grad_fold.h), so every D gives bitwise the
+// same gradients, loss and adapter. With S pipeline stages each rank holds a stage's blocks and
+// adapters; a replica's micro-batches flow through its stages in 1F1B order (PipeDream-flush:
+// stage s runs S−s−1 forwards ahead, then one forward and one backward in turn, then the last
+// backwards), only the (B·T, C) hidden states and their gradients crossing between stages; each
+// stage's gradients are those of the whole model's slice, bit for bit. Micro-batch m's dropout
+// masks are drawn from a state derived from (the generator's state at the step's start, m),
+// whichever rank draws them; the generator then moves on by one draw.
 double accumulate_step(const Transformer& model, LoraAdapters& adapters,
-                       const std::vector<Batch>& micro_batches, Comm& dp);
+                       const std::vector<Batch>& micro_batches, const Parallel& par);
 double accumulate_step(const Transformer& model, LoraAdapters& adapters,
                        const std::vector<Batch>& micro_batches);
+
+// The global gradient norm of the adapters across the pipeline's stages, then clipped to
+// max_norm (clip_grad_norm's semantics): the chunk sums of every LoRA tensor (grad_norm_partials),
+// added in the whole model's order whatever the number of stages.
+double clip_step_gradients(LoraAdapters& adapters, double max_norm, const Parallel& par);
 
 struct EvalResult {
   double loss = 0;        // mean cross-entropy per target token
@@ -34,10 +43,11 @@ struct EvalResult {
 };
 
 // Held-out loss over `examples` in order, `batch_size` at a time, at most `max_batches` batches
-// (0 = all). Dropout is off during evaluation. Over `dp`, batch i is scored by rank i mod size
-// and the sums are added in batch order: the same figure on every rank and for every rank count.
+// (0 = all). Dropout is off during evaluation. Across ranks, batch i is scored by replica i mod D
+// (through its stages) and the sums are added in batch order: the same figure on every rank and
+// for every layout.
 EvalResult evaluate(const Transformer& model, LoraAdapters* adapters, const ExampleSet& examples,
-                    int64_t batch_size, int64_t max_batches, Comm& dp);
+                    int64_t batch_size, int64_t max_batches, const Parallel& par);
 EvalResult evaluate(const Transformer& model, LoraAdapters* adapters, const ExampleSet& examples,
                     int64_t batch_size, int64_t max_batches);
 

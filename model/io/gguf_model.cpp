@@ -263,10 +263,11 @@ ModelConfig gguf_model_config(const GgufFile& f) {
   return c;
 }
 
-ModelFiles read_gguf_model(const std::string& path) {
+ModelFiles read_gguf_model(const std::string& path, const LayerRange& range) {
   GgufFile f = read_gguf(path);
   ModelFiles out;
   out.config = gguf_model_config(f);
+  const TensorFilter keep = range_filter(range.resolved(out.config.num_layers), out.config);
   out.format = "gguf";
   out.source = path;
   out.files = {path};
@@ -282,6 +283,7 @@ ModelFiles read_gguf_model(const std::string& path) {
       fail(path,
            "tensor \"" + info.name + "\" is not part of a " + c.model_type + " model hone knows");
     }
+    if (keep && !keep(hf)) continue;
     Tensor t = gguf_tensor(f, info);
     if (permute) {
       const bool q = hf.find("self_attn.q_proj.") != std::string::npos;

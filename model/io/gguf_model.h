@@ -53,8 +53,10 @@ ModelConfig gguf_model_config(const GgufFile& file);
 
 // A GGUF model as HF-named tensors in HF layout: dims reversed, q/k rows permuted back for the
 // llama arch; F32/F16/BF16 are shared with the map, Q8_0 is dequantized to F32. Tensors hone does
-// not know (e.g. llama3's rope_freqs) are an error. format = "gguf".
-ModelFiles read_gguf_model(const std::string& path);
+// not know (e.g. llama3's rope_freqs) are an error. format = "gguf". With a partial `range`, only
+// the stage's tensors (range_holds_tensor) are shared, dequantized or permuted; the others' names
+// are still checked.
+ModelFiles read_gguf_model(const std::string& path, const LayerRange& range = {});
 
 // Writes a model llama.cpp loads: full hyper-parameter metadata, general.file_type, the
 // tokenizer when given, tensors under GGUF names with q/k permuted for llama. `type` is F32,

@@ -28,7 +28,7 @@ void permute_rope_rows(const float* src, float* dst, int64_t heads, int64_t head
 
 }  // namespace
 
-ModelFiles read_llama2c(const std::string& path) {
+ModelFiles read_llama2c(const std::string& path, const LayerRange& range) {
   auto file = map_file(path);
   auto fail = [&](const std::string& what) -> void { throw Error(path + ": " + what); };
   if (file->size < 28)
@@ -90,6 +90,8 @@ ModelFiles read_llama2c(const std::string& path) {
 
   ModelFiles out;
   out.config = c;
+  const TensorFilter keep = range_filter(range.resolved(L), c);
+  auto held = [&](const std::string& name) { return !keep || keep(name); };
   out.format = "llama2c";
   out.source = path;
   const uint8_t* p = file->data + 28;
@@ -109,34 +111,33 @@ ModelFiles read_llama2c(const std::string& path) {
   };
   // The file's float arrays start at byte 28, so they are 4-byte aligned in the map; memcpy
   // avoids relying on it anyway.
-  out.tensors["model.embed_tokens.weight"] = copy(take(vocab * dim), {vocab, dim});
-  for (int64_t i = 0; i < L; ++i)
-    out.tensors[layer(i, "input_layernorm.weight")] = copy(take(dim), {dim});
-  for (int64_t i = 0; i < L; ++i) {
-    Tensor t = Tensor::empty(DType::F32, {dim, dim});
-    permute_rope_rows(take(dim * dim), t.data<float>(), heads, head_dim, dim);
-    out.tensors[layer(i, "self_attn.q_proj.weight")] = t;
-  }
-  for (int64_t i = 0; i < L; ++i) {
-    Tensor t = Tensor::empty(DType::F32, {kv_dim, dim});
-    permute_rope_rows(take(kv_dim * dim), t.data<float>(), kv_heads, head_dim, dim);
-    out.tensors[layer(i, "self_attn.k_proj.weight")] = t;
-  }
-  for (int64_t i = 0; i < L; ++i)
-    out.tensors[layer(i, "self_attn.v_proj.weight")] = copy(take(kv_dim * dim), {kv_dim, dim});
-  for (int64_t i = 0; i < L; ++i)
-    out.tensors[layer(i, "self_attn.o_proj.weight")] = copy(take(dim * dim), {dim, dim});
-  for (int64_t i = 0; i < L; ++i)
-    out.tensors[layer(i, "post_attention_layernorm.weight")] = copy(take(dim), {dim});
-  for (int64_t i = 0; i < L; ++i)
-    out.tensors[layer(i, "mlp.gate_proj.weight")] = copy(take(hidden * dim), {hidden, dim});
-  for (int64_t i = 0; i < L; ++i)
-    out.tensors[layer(i, "mlp.down_proj.weight")] = copy(take(dim * hidden), {dim, hidden});
-  for (int64_t i = 0; i < L; ++i)
-    out.tensors[layer(i, "mlp.up_proj.weight")] = copy(take(hidden * dim), {hidden, dim});
-  out.tensors["model.norm.weight"] = copy(take(dim), {dim});
+  // Each array is copied (or permuted) only when the stage holds it; `take` skips it otherwise.
+  auto plain = [&](const std::string& name, Shape shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    const float* src = take(n);
+    if (held(name)) out.tensors[name] = copy(src, std::move(shape));
+  };
+  auto rope_rows = [&](const std::string& name, int64_t h, int64_t rows) {
+    const float* src = take(rows * dim);
+    if (!held(name)) return;
+    Tensor t = Tensor::empty(DType::F32, {rows, dim});
+    permute_rope_rows(src, t.data<float>(), h, head_dim, dim);
+    out.tensors[name] = t;
+  };
+  plain("model.embed_tokens.weight", {vocab, dim});
+  for (int64_t i = 0; i < L; ++i) plain(layer(i, "input_layernorm.weight"), {dim});
+  for (int64_t i = 0; i < L; ++i) rope_rows(layer(i, "self_attn.q_proj.weight"), heads, dim);
+  for (int64_t i = 0; i < L; ++i) rope_rows(layer(i, "self_attn.k_proj.weight"), kv_heads, kv_dim);
+  for (int64_t i = 0; i < L; ++i) plain(layer(i, "self_attn.v_proj.weight"), {kv_dim, dim});
+  for (int64_t i = 0; i < L; ++i) plain(layer(i, "self_attn.o_proj.weight"), {dim, dim});
+  for (int64_t i = 0; i < L; ++i) plain(layer(i, "post_attention_layernorm.weight"), {dim});
+  for (int64_t i = 0; i < L; ++i) plain(layer(i, "mlp.gate_proj.weight"), {hidden, dim});
+  for (int64_t i = 0; i < L; ++i) plain(layer(i, "mlp.down_proj.weight"), {dim, hidden});
+  for (int64_t i = 0; i < L; ++i) plain(layer(i, "mlp.up_proj.weight"), {hidden, dim});
+  plain("model.norm.weight", {dim});
   take(seq_len * head_dim);  // legacy freq_cis_real / freq_cis_imag, unused
-  if (!shared) out.tensors["lm_head.weight"] = copy(take(vocab * dim), {vocab, dim});
+  if (!shared) plain("lm_head.weight", {vocab, dim});
   out.files = {path};
   return out;
 }

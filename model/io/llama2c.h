@@ -12,7 +12,8 @@ namespace hone {
 // permuted from llama2.c's interleaved RoPE pairs to rotate-half order (per head, rows
 // [2i, 2i+1] become [i, i + head_dim/2]). The config gets llama2.c's fixed values: rope_theta
 // 10000, rms_norm_eps 1e-5, bos 1, eos 2, max_position_embeddings = seq_len. The file size must
-// match the header exactly. Errors read "<path>: <problem>".
-ModelFiles read_llama2c(const std::string& path);
+// match the header exactly. Errors read "<path>: <problem>". With a partial `range`, only the
+// stage's tensors (range_holds_tensor) are copied out of the map.
+ModelFiles read_llama2c(const std::string& path, const LayerRange& range = {});
 
 }  // namespace hone

@@ -12,7 +12,7 @@ namespace hone {
 
 namespace fs = std::filesystem;
 
-std::map<std::string, Shape> expected_tensor_shapes(const ModelConfig& c) {
+std::map<std::string, Shape> expected_tensor_shapes(const ModelConfig& c, const LayerRange& range) {
   const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), ff = c.intermediate_size;
   std::map<std::string, Shape> m;
   m["model.embed_tokens.weight"] = {c.vocab_size, h};
@@ -39,12 +39,16 @@ std::map<std::string, Shape> expected_tensor_shapes(const ModelConfig& c) {
   }
   m["model.norm.weight"] = {h};
   if (!c.tie_word_embeddings) m["lm_head.weight"] = {c.vocab_size, h};
+  const LayerRange r = range.resolved(c.num_layers);
+  if (r.is_full(c.num_layers)) return m;
+  for (auto it = m.begin(); it != m.end();)
+    it = range_holds_tensor(r, c, it->first) ? std::next(it) : m.erase(it);
   return m;
 }
 
 void check_model_tensors(const ModelConfig& config, const std::map<std::string, Tensor>& tensors,
-                         const std::string& source) {
-  for (const auto& [name, shape] : expected_tensor_shapes(config)) {
+                         const std::string& source, const LayerRange& range) {
+  for (const auto& [name, shape] : expected_tensor_shapes(config, range)) {
     auto it = tensors.find(name);
     if (it == tensors.end())
       throw Error(source + ": tensor " + name + ": missing (the config implies shape " +
@@ -68,7 +72,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 // A HF checkpoint: config.json plus either one safetensors file or a sharded index.
-ModelFiles load_hf(const std::string& source, const fs::path& config, const fs::path& weights) {
+ModelFiles load_hf(const std::string& source, const fs::path& config, const fs::path& weights,
+                   const LayerRange& range) {
   std::error_code ec;
   if (!fs::exists(config, ec))
     throw Error(source + ": no config.json beside the weights (looked for " + config.string() +
@@ -78,13 +83,14 @@ ModelFiles load_hf(const std::string& source, const fs::path& config, const fs::
   out.format = "safetensors";
   out.config = config_from_hf_json(config.string());
   out.files.push_back(config.string());
+  const TensorFilter keep = range_filter(range.resolved(out.config.num_layers), out.config);
   SafetensorsFile st;
   if (ends_with(weights.string(), ".index.json")) {
-    st = read_safetensors_index(weights.string());
+    st = read_safetensors_index(weights.string(), keep);
     out.files.push_back(weights.string());
     out.files.insert(out.files.end(), st.files.begin(), st.files.end());
   } else {
-    st = read_safetensors(weights.string());
+    st = read_safetensors(weights.string(), keep);
     out.files.push_back(weights.string());
   }
   out.tensors = std::move(st.tensors);
@@ -93,7 +99,7 @@ ModelFiles load_hf(const std::string& source, const fs::path& config, const fs::
 
 }  // namespace
 
-ModelFiles load_model_files(const std::string& path) {
+ModelFiles load_model_files(const std::string& path, const LayerRange& range) {
   std::error_code ec;
   if (path.empty()) throw Error("model path is empty");
   if (!fs::exists(path, ec)) throw Error(path + ": no such file or directory");
@@ -104,15 +110,15 @@ ModelFiles load_model_files(const std::string& path) {
     if (!fs::exists(config, ec))
       throw Error(path + ": no config.json in this folder (expected a Hugging Face model folder)");
     if (fs::exists(p / "model.safetensors", ec))
-      out = load_hf(path, config, p / "model.safetensors");
+      out = load_hf(path, config, p / "model.safetensors", range);
     else if (fs::exists(p / "model.safetensors.index.json", ec))
-      out = load_hf(path, config, p / "model.safetensors.index.json");
+      out = load_hf(path, config, p / "model.safetensors.index.json", range);
     else
       throw Error(path + ": no model.safetensors or model.safetensors.index.json in this folder");
   } else if (ends_with(path, ".safetensors") || ends_with(path, ".safetensors.index.json")) {
-    out = load_hf(path, p.parent_path() / "config.json", p);
+    out = load_hf(path, p.parent_path() / "config.json", p, range);
   } else if (ends_with(path, ".gguf")) {
-    out = read_gguf_model(path);
+    out = read_gguf_model(path, range);
   } else {
     char magic[4] = {0, 0, 0, 0};
     std::ifstream in(path, std::ios::binary);
@@ -120,17 +126,17 @@ ModelFiles load_model_files(const std::string& path) {
     if (std::memcmp(magic, "PK\x03\x04", 4) == 0)
       throw Error(path + ": a PyTorch (zip/pickle) checkpoint; convert it to safetensors first");
     if (std::memcmp(magic, "GGUF", 4) == 0) {
-      out = read_gguf_model(path);
-      check_model_tensors(out.config, out.tensors, path);
+      out = read_gguf_model(path, range);
+      check_model_tensors(out.config, out.tensors, path, range);
       return out;
     }
     if (!ends_with(path, ".bin"))
       throw Error(path +
                   ": unrecognised model file (expected a folder with config.json, a "
                   ".safetensors file, a .safetensors.index.json or a llama2.c .bin)");
-    out = read_llama2c(path);
+    out = read_llama2c(path, range);
   }
-  check_model_tensors(out.config, out.tensors, path);
+  check_model_tensors(out.config, out.tensors, path, range);
   out.source = path;
   return out;
 }

@@ -158,7 +158,7 @@ json parse_header(const std::string& path, const uint8_t* p, size_t n) {
 
 }  // namespace
 
-SafetensorsFile read_safetensors(const std::string& path) {
+SafetensorsFile read_safetensors(const std::string& path, const TensorFilter& keep) {
   auto file = map_file(path);
   const size_t size = file->size;
   if (size < 8)
@@ -259,6 +259,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
 
   std::shared_ptr<void> owner = file;
   for (const Entry& e : entries) {
+    if (keep && !keep(e.name)) continue;
     uint8_t* p = file->data + 8 + n + e.begin;
     if (reinterpret_cast<uintptr_t>(p) % dtype_size(e.dtype) == 0) {
       out.tensors[e.name] = Tensor::external(e.dtype, e.shape, p, owner);
@@ -271,7 +272,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
   return out;
 }
 
-SafetensorsFile read_safetensors_index(const std::string& index_path) {
+SafetensorsFile read_safetensors_index(const std::string& index_path, const TensorFilter& keep) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(index_path, ec)) fail(index_path, "no such file or directory");
@@ -302,13 +303,14 @@ SafetensorsFile read_safetensors_index(const std::string& index_path) {
     if (escapes)
       fail(index_path, "weight_map: " + qstr(it.key()) + ": shard " + qstr(shard) +
                            " must be a file name inside the index's folder");
+    if (keep && !keep(it.key())) continue;
     auto s = shards.find(shard);
     if (s == shards.end()) {
       const std::string shard_path = (dir / rel).string();
       if (!fs::exists(shard_path, ec))
         fail(index_path, "weight_map: " + qstr(it.key()) + ": shard " + shard_path +
                              ": no such file or directory");
-      s = shards.emplace(shard, read_safetensors(shard_path)).first;
+      s = shards.emplace(shard, read_safetensors(shard_path, keep)).first;
       out.files.push_back(shard_path);
       for (const auto& [k, v] : s->second.metadata) out.metadata[k] = v;
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/tensor.h"
+#include "model/layer_range.h"  // TensorFilter
 
 namespace hone {
 
@@ -25,13 +26,17 @@ constexpr uint64_t kSafetensorsMaxHeader = 100'000'000;
 // contiguously with no overlap or hole, no duplicate keys). Errors read "<path>: <problem>".
 // Supported dtypes: F32, F64, F16, BF16, I32, I64; other spec dtypes (I8, U8, BOOL, F8_*, ...) are
 // rejected by name. Tensors whose data is not aligned to their element size are copied.
-SafetensorsFile read_safetensors(const std::string& path);
+// With `keep`, only the tensors it accepts are returned: the header is still checked in full,
+// but no other tensor's data is touched (a pipeline stage maps the file and reads its own).
+SafetensorsFile read_safetensors(const std::string& path, const TensorFilter& keep = {});
 
 // Reads a sharded checkpoint from its index file (model.safetensors.index.json, with a
 // "weight_map": {tensor name: shard file name}); every mapped tensor must be in its shard. Shard
 // files are resolved relative to the index's folder. Errors name the index file. The metadata is
-// the union of the shards' "__metadata__".
-SafetensorsFile read_safetensors_index(const std::string& index_path);
+// the union of the shards' "__metadata__". With `keep`, names it rejects are skipped before their
+// shard is opened: a shard holding only such tensors is not read (nor needs to exist).
+SafetensorsFile read_safetensors_index(const std::string& index_path,
+                                       const TensorFilter& keep = {});
 
 // Writes `tensors` (keys sorted, data packed in key order) with `metadata` as "__metadata__".
 // The header is padded with spaces to a multiple of 8 bytes so every tensor starts 8-byte aligned.

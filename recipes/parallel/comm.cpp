@@ -26,6 +26,7 @@ class LocalComm final : public Comm {
     }
   }
   void allgatherv(float*, const std::vector<int64_t>&) override {}
+  void allgatherv_bytes(void*, const std::vector<int64_t>&) override {}
   void allgather(const void* in, void* out, size_t bytes) override {
     if (bytes) std::memmove(out, in, bytes);
   }

@@ -33,6 +33,8 @@ class Comm {
   // counts[r] floats from each rank r, gathered into out (Σ counts) in rank order on every rank;
   // this rank's own block is already in place at its offset.
   virtual void allgatherv(float* out, const std::vector<int64_t>& counts) = 0;
+  // The same with byte counts, for blocks of other types (each rank's block in place in out).
+  virtual void allgatherv_bytes(void* out, const std::vector<int64_t>& byte_counts) = 0;
   // `bytes` from every rank into out (size() × bytes) in rank order, on every rank.
   virtual void allgather(const void* in, void* out, size_t bytes) = 0;
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
@@ -40,12 +42,12 @@ class Comm {
   // The ranks of the same color, ordered by key then rank.
   virtual std::unique_ptr<Comm> split(int color, int key) = 0;
 
-  // Payload bytes this rank has sent (point to point and its share of the collectives: its own
-  // block to each other rank), for the per-step communication figure.
-  int64_t bytes_sent() const { return bytes_sent_; }
+  // Payload bytes this process has sent through any group (point to point and its share of the
+  // collectives: its own block to each other rank), for the per-step communication figure.
+  static int64_t bytes_sent() { return bytes_sent_; }
 
  protected:
-  int64_t bytes_sent_ = 0;
+  inline static int64_t bytes_sent_ = 0;
 };
 
 // The whole group: MPI_COMM_WORLD when the process was started by mpirun or srun (MPI is

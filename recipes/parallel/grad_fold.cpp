@@ -47,4 +47,53 @@ void fold_gradients(Comm& comm, const std::vector<float*>& local, int64_t P, flo
   comm.allgatherv(out, counts);
 }
 
+namespace {
+
+// acc += g, element by element: the one addition fold_gradients makes too.
+template <typename T>
+void add_into(T* acc, const T* g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) acc[i] += g[i];
+}
+
+}  // namespace
+
+StepGradients::StepGradients(Tensor& grads, int64_t k, int ranks)
+    : grads_(grads), k_(k), ranks_(ranks) {
+  if (ranks > 1 && grads.dtype() != DType::F32)
+    throw Error("internal: data parallel needs f32 adapter gradients");
+  grads_.fill_zero();
+  if (ranks > 1) kept_.resize(static_cast<size_t>(k));
+}
+
+void StepGradients::begin() {
+  if (!(ranks_ == 1 && k_ == 1)) grads_.fill_zero();
+}
+
+void StepGradients::end() {
+  const int64_t P = grads_.numel();
+  const int64_t j = done_++;
+  if (ranks_ > 1) {
+    const float* g = grads_.data<float>();
+    kept_[static_cast<size_t>(j)].assign(g, g + P);
+  } else if (k_ > 1) {
+    if (j == 0)
+      acc_ = grads_.clone();
+    else if (grads_.dtype() == DType::F64)
+      add_into(acc_.data<double>(), grads_.data<double>(), P);
+    else
+      add_into(acc_.data<float>(), grads_.data<float>(), P);
+  }
+}
+
+void StepGradients::finish(Comm& dp) {
+  if (done_ != k_) throw Error("internal: StepGradients finished before every micro-batch");
+  if (ranks_ == 1) {
+    if (k_ > 1) std::memcpy(grads_.raw(), acc_.raw(), grads_.nbytes());
+    return;
+  }
+  std::vector<float*> local;
+  for (auto& v : kept_) local.push_back(v.data());
+  fold_gradients(dp, local, grads_.numel(), grads_.data<float>());
+}
+
 }  // namespace hone

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "autograd/tensor.h"
 #include "recipes/parallel/comm.h"
 
 namespace hone {
@@ -27,5 +28,29 @@ Slice slice_of(int64_t n, int d, int r);
 // local: this rank's k micro-batch gradients, each (P) floats, in micro-batch order. out (P)
 // receives the fold of all M = k·comm.size() of them on every rank. out may be local[0].
 void fold_gradients(Comm& comm, const std::vector<float*>& local, int64_t P, float* out);
+
+// Collects a step's micro-batch gradients from the arena every backward accumulates into, in
+// micro-batch order, and leaves their ordered sum there. Per micro-batch: begin(), the backward
+// (or none, for a micro-batch without targets), end(). One rank with one micro-batch keeps the
+// backward's own gradient; one rank with several adds them up as it goes (its micro-batches are
+// the whole order); several ranks keep theirs apart for fold_gradients.
+class StepGradients {
+ public:
+  // grads: the (P) arena, F32 (F64 with one rank); k: this rank's micro-batches; ranks: the
+  // data-parallel group's size.
+  StepGradients(Tensor& grads, int64_t k, int ranks);
+  void begin();
+  void end();
+  // The ordered sum of the group's k·ranks micro-batch gradients, in grads on every rank.
+  void finish(Comm& dp);
+
+ private:
+  Tensor& grads_;
+  int64_t k_;
+  int ranks_;
+  int64_t done_ = 0;
+  Tensor acc_;                            // (P) one rank, several micro-batches: the sum so far
+  std::vector<std::vector<float>> kept_;  // several ranks: each micro-batch's gradient
+};
 
 }  // namespace hone

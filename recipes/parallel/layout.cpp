@@ -75,14 +75,13 @@ RankLayout make_rank_layout(int64_t ranks, int64_t stages, int64_t grad_accum, i
 }
 
 LayerRange stage_layers(int64_t num_layers, int64_t stages, int64_t stage) {
-  const int64_t base = num_layers / stages, extra = num_layers % stages;
-  return {stage * base + std::min(stage, extra), base + (stage < extra ? 1 : 0)};
+  return pipeline_stage_layers(num_layers, static_cast<int>(stages), static_cast<int>(stage));
 }
 
 int64_t stage_of_layer(int64_t num_layers, int64_t stages, int64_t layer) {
   for (int64_t s = 0; s < stages; ++s) {
     const LayerRange r = stage_layers(num_layers, stages, s);
-    if (layer < r.first + r.count) return s;
+    if (layer < r.last) return s;
   }
   return stages - 1;
 }

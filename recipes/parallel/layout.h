@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "model/layer_range.h"
+
 namespace hone {
 
 struct RankLayout {
@@ -22,11 +24,8 @@ struct RankLayout {
 RankLayout make_rank_layout(int64_t ranks, int64_t stages, int64_t grad_accum, int64_t num_layers,
                             const std::string& ranks_flag = "--ranks");
 
-// Blocks [first, first + count) of stage s: L/S each, the first L % S stages one more.
-struct LayerRange {
-  int64_t first = 0, count = 0;
-  bool operator==(const LayerRange&) const = default;
-};
+// Blocks [first, last) of stage s: L/S each, the first L % S stages one more (the model's
+// pipeline_stage_layers, with the layout's integer types).
 LayerRange stage_layers(int64_t num_layers, int64_t stages, int64_t stage);
 // The stage holding block `layer`.
 int64_t stage_of_layer(int64_t num_layers, int64_t stages, int64_t layer);

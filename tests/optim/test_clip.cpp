@@ -119,3 +119,50 @@ TEST(Clip, RejectsNonF32AndNanMaxNorm) {
   Tensor g = random_grads(5, 5);
   EXPECT_THROW(clip_grad_norm(g, std::nan("")), Error);
 }
+
+// The chunk sums restart at every segment start, so an arena split at segment boundaries (a
+// pipeline's stages) yields, part after part, exactly the whole arena's list; and their sum is
+// the squared norm within the rounding of a double sum.
+TEST(GradNormPartials, StagesSplitAtSegmentsGiveTheWholeListBitwise) {
+  const int64_t n = 70000;
+  Tensor g = Tensor::empty(DType::F32, {n});
+  Rng r(3);
+  for (int64_t i = 0; i < n; ++i) g.data<float>()[i] = static_cast<float>(r.normal());
+  const std::vector<int64_t> starts = {0, 100, 20000, 20001, 52000};
+  const std::vector<double> whole = grad_norm_partials(g, starts);
+  // Chunks: [0,100) [100,16484) [16484,20000) [20000,20001) [20001,36385) [36385,52000)
+  // [52000,68384) [68384,70000).
+  ASSERT_EQ(whole.size(), 8u);
+  double sum = 0, ref = 0, abs_sum = 0;
+  for (double x : whole) sum += x;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = g.data<float>()[i];
+    ref += v * v;
+    abs_sum += v * v;
+  }
+  EXPECT_LE(std::fabs(sum - ref), 2 * test::gamma_n(static_cast<double>(n), 0x1p-53) * abs_sum);
+  // Two "stages" split at segment 20000 and three split at 100 and 52000.
+  for (const std::vector<int64_t>& cuts : {std::vector<int64_t>{20000}, {100, 52000}}) {
+    std::vector<double> joined;
+    int64_t begin = 0;
+    std::vector<int64_t> bounds = cuts;
+    bounds.push_back(n);
+    for (int64_t end : bounds) {
+      Tensor part = g.slice0(begin, end);
+      std::vector<int64_t> local;
+      for (int64_t s : starts)
+        if (s >= begin && s < end) local.push_back(s - begin);
+      const std::vector<double> p = grad_norm_partials(part, local);
+      joined.insert(joined.end(), p.begin(), p.end());
+      begin = end;
+    }
+    ASSERT_EQ(joined.size(), whole.size());
+    for (size_t i = 0; i < whole.size(); ++i) EXPECT_EQ(joined[i], whole[i]) << i;
+  }
+  // clip_to_norm scales as clip_grad_norm does from the same norm.
+  Tensor a = g.clone(), b = g.clone();
+  const double norm = grad_norm(a);
+  EXPECT_EQ(clip_grad_norm(a, 1.0), norm);
+  EXPECT_EQ(clip_to_norm(b, norm, 1.0), norm);
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0);
+}

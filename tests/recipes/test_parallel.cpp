@@ -1,6 +1,7 @@
-// Data-parallel training under mpirun on localhost: every rank count that divides the step's
-// micro-batches gives bitwise the single process's adapter, losses and held-out figures; resume
-// works across a change of rank count; a signal to the launcher saves; a killed rank ends the job.
+// Data- and pipeline-parallel training under mpirun on localhost: every layout (ranks that divide
+// the step's micro-batches, stages that divide the blocks) gives bitwise the single process's
+// adapter, losses and held-out figures; resume works across a change of layout; a signal to the
+// launcher saves; a killed rank ends the job.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -30,7 +31,9 @@ std::string adapter(const std::string& out) {
 
 class DataParallel : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(DataParallel, EveryRankCountGivesTheSingleProcessRunBitwise) {
+// Data parallel (D = 2, 4), pipeline (S = 2), both (S = 2 × D = 2), and the pipeline with
+// activation checkpointing: every layout trains the single process's adapter, bit for bit.
+TEST_P(DataParallel, EveryLayoutGivesTheSingleProcessRunBitwise) {
   HONE_REQUIRE_SHARED(model, std::string("fixtures/models/") + GetParam());
   HONE_REQUIRE_MPI();
   TempDir dir;
@@ -39,18 +42,29 @@ TEST_P(DataParallel, EveryRankCountGivesTheSingleProcessRunBitwise) {
   ASSERT_EQ(one.status, 0) << one.out;
   const std::string expected = adapter(dir.file("n1"));
   ASSERT_FALSE(expected.empty());
-  for (int np : {2, 4}) {
+  struct Layout {
+    int np;
+    const char* overrides;
+  };
+  int run = 0;
+  for (const Layout& l : {Layout{2, ""}, Layout{4, ""}, Layout{2, "training.pipeline_stages=2"},
+                          Layout{4, "training.pipeline_stages=2"},
+                          Layout{2,
+                                 "training.pipeline_stages=2 "
+                                 "training.activation_checkpointing=true"}}) {
     char name[16];
-    std::snprintf(name, sizeof name, "n%d", np);
+    std::snprintf(name, sizeof name, "run%d", run++);
     const std::string out = dir.file(name);
-    const Outcome r = run_hone_mpi(np, "train " + recipe + " output.dir=" + out);
-    ASSERT_EQ(r.status, 0) << r.out;
-    EXPECT_EQ(adapter(out), expected) << np << " ranks";
+    const std::string what = std::to_string(l.np) + " ranks " + l.overrides;
+    const Outcome r =
+        run_hone_mpi(l.np, "train " + recipe + " output.dir=" + out + " " + l.overrides);
+    ASSERT_EQ(r.status, 0) << what << "\n" << r.out;
+    EXPECT_EQ(adapter(out), expected) << what;
     // Training losses, gradient norms, learning rates and held-out losses, every one exact.
     EXPECT_EQ(metrics_without_timing(out + "/metrics.jsonl"),
               metrics_without_timing(dir.file("n1") + "/metrics.jsonl"))
-        << np << " ranks";
-    // One set of outputs, as a single process writes them.
+        << what;
+    // One set of outputs, as a single process writes them; the same final checkpoint.
     EXPECT_TRUE(fs::exists(out + "/recipe.yaml"));
     EXPECT_EQ(read_bytes(out + "/adapter_config.json"),
               read_bytes(dir.file("n1") + "/adapter_config.json"));
@@ -72,11 +86,19 @@ TEST(DataParallelLayout, RanksThatDoNotDivideTheMicroBatchesAreRefusedWithTheNea
             std::string::npos)
       << r.out;
   EXPECT_FALSE(fs::exists(dir.file("out/recipe.yaml")));  // nothing written
+  // tiny-llama has 2 blocks: 4 stages cannot hold one each.
+  const Outcome stages = run_hone_mpi(4, "train " + recipe + " training.pipeline_stages=4");
+  EXPECT_NE(stages.status, 0);
+  EXPECT_NE(stages.out.find("training.pipeline_stages: 4 pipeline stages exceed the model's 2 "
+                            "blocks"),
+            std::string::npos)
+      << stages.out;
+  EXPECT_FALSE(fs::exists(dir.file("out/recipe.yaml")));
 }
 
-// The step-2 checkpoint of a run on one rank count, resumed on another, ends in the adapter of
-// the uninterrupted run.
-TEST(DataParallelResume, ACheckpointResumesOnAnotherRankCountToTheSameAdapter) {
+// The step-2 checkpoint of a run on one layout (ranks, stages), resumed on another, ends in the
+// adapter of the uninterrupted run.
+TEST(DataParallelResume, ACheckpointResumesOnAnotherLayoutToTheSameAdapter) {
   HONE_REQUIRE_SHARED(model, "fixtures/models/tiny-llama");
   HONE_REQUIRE_MPI();
   TempDir dir;
@@ -85,20 +107,29 @@ TEST(DataParallelResume, ACheckpointResumesOnAnotherRankCountToTheSameAdapter) {
   ASSERT_EQ(whole.status, 0) << whole.out;
   const Outcome single = run_hone("train " + recipe + " output.dir=" + dir.file("single"));
   ASSERT_EQ(single.status, 0) << single.out;
+  const Outcome piped = run_hone_mpi(
+      4, "train " + recipe + " output.dir=" + dir.file("piped") + " training.pipeline_stages=2");
+  ASSERT_EQ(piped.status, 0) << piped.out;
   struct Case {
     std::string from;  // run whose step-2 checkpoint is resumed
     int np;            // ranks resuming it (1: no mpirun)
+    std::string overrides;
   };
-  for (const Case& c : {Case{"whole", 1}, Case{"single", 4}, Case{"single", 2}}) {
-    const std::string out = dir.file("resumed_" + c.from + std::to_string(c.np));
+  int n = 0;
+  for (const Case& c : {Case{"whole", 1, ""}, Case{"single", 4, ""}, Case{"single", 2, ""},
+                        Case{"single", 2, "training.pipeline_stages=2"}, Case{"piped", 1, ""},
+                        Case{"piped", 2, ""}}) {
+    const std::string out = dir.file("resumed" + std::to_string(n++));
     fs::create_directories(out + "/checkpoints");
     fs::copy_file(dir.file(c.from + "/checkpoints/step-00000002.h5"),
                   out + "/checkpoints/step-00000002.h5");
     fs::copy_file(dir.file(c.from + "/metrics.jsonl"), out + "/metrics.jsonl");
-    const std::string args = "train " + recipe + " output.dir=" + out + " --resume";
+    const std::string args =
+        "train " + recipe + " output.dir=" + out + " " + c.overrides + " --resume";
     const Outcome r = c.np == 1 ? run_hone(args) : run_hone_mpi(c.np, args);
     ASSERT_EQ(r.status, 0) << r.out;
-    EXPECT_EQ(adapter(out), adapter(dir.file("whole"))) << c.from << " resumed on " << c.np;
+    EXPECT_EQ(adapter(out), adapter(dir.file("whole")))
+        << c.from << " resumed on " << c.np << " " << c.overrides;
   }
 }
 
@@ -172,8 +203,9 @@ std::string reference_adapter(const TempDir& dir, const std::string& recipe,
   return adapter(dir.file("ref"));
 }
 
-const std::string kLong = "training.max_steps=400 checkpoint.every=20 checkpoint.keep=2";
-const std::vector<std::string> kLongArgs = {"training.max_steps=400", "checkpoint.every=20",
+// Long enough (a few seconds) that the job is still running when the test strikes.
+const std::string kLong = "training.max_steps=2000 checkpoint.every=20 checkpoint.keep=2";
+const std::vector<std::string> kLongArgs = {"training.max_steps=2000", "checkpoint.every=20",
                                             "checkpoint.keep=2"};
 
 TEST(DataParallelFailure, AKilledRankEndsTheJobNamingItAndTheLastCheckpointResumes) {
@@ -186,7 +218,7 @@ TEST(DataParallelFailure, AKilledRankEndsTheJobNamingItAndTheLastCheckpointResum
   args.insert(args.end(), kLongArgs.begin(), kLongArgs.end());
   const pid_t mpirun = spawn_mpirun(2, args, log);
   ASSERT_GT(mpirun, 0);
-  ASSERT_TRUE(wait_for_file(dir.file("out/checkpoints/step-00000040.h5"), 60));
+  ASSERT_TRUE(wait_for_file(dir.file("out/checkpoints/step-00000020.h5"), 60));
   const pid_t victim = rank_pid(mpirun, 1);
   ASSERT_GT(victim, 0);
   kill(victim, SIGKILL);
@@ -212,7 +244,7 @@ TEST(DataParallelFailure, SigtermToTheLauncherSavesACheckpointThatResumes) {
   args.insert(args.end(), kLongArgs.begin(), kLongArgs.end());
   const pid_t mpirun = spawn_mpirun(2, args, log);
   ASSERT_GT(mpirun, 0);
-  ASSERT_TRUE(wait_for_file(dir.file("out/checkpoints/step-00000040.h5"), 60));
+  ASSERT_TRUE(wait_for_file(dir.file("out/checkpoints/step-00000020.h5"), 60));
   kill(mpirun, SIGTERM);
   const int status = wait_exit(mpirun, 30);
   ASSERT_NE(status, -1) << "the job did not end within 30 s of SIGTERM";
@@ -244,6 +276,12 @@ TEST(DataParallelEval, EvalUnderMpirunPrintsTheSingleProcessFigureOnce) {
     const Outcome r = run_hone_mpi(np, args, "2>/dev/null");
     ASSERT_EQ(r.status, 0);
     EXPECT_EQ(r.out, one.out) << np << " ranks";
+  }
+  // Two stages (the adapter's slices on each), and two stages × two replicas.
+  for (int np : {2, 4}) {
+    const Outcome r = run_hone_mpi(np, args + " training.pipeline_stages=2", "2>/dev/null");
+    ASSERT_EQ(r.status, 0);
+    EXPECT_EQ(r.out, one.out) << np << " ranks in 2 stages";
   }
   const Outcome inspect = run_hone_mpi(2, "data inspect " + recipe, "2>/dev/null");
   ASSERT_EQ(inspect.status, 0);

@@ -62,19 +62,19 @@ TEST(RankLayout, RefusalsNameTheNearestValidValues) {
 
 TEST(RankLayout, StagesSplitTheBlocksEvenlyFirstStagesTakingTheExtra) {
   EXPECT_EQ(stage_layers(10, 3, 0), (LayerRange{0, 4}));
-  EXPECT_EQ(stage_layers(10, 3, 1), (LayerRange{4, 3}));
-  EXPECT_EQ(stage_layers(10, 3, 2), (LayerRange{7, 3}));
-  EXPECT_EQ(stage_layers(80, 3, 2), (LayerRange{54, 26}));
-  EXPECT_EQ(stage_layers(126, 21, 20), (LayerRange{120, 6}));
+  EXPECT_EQ(stage_layers(10, 3, 1), (LayerRange{4, 7}));
+  EXPECT_EQ(stage_layers(10, 3, 2), (LayerRange{7, 10}));
+  EXPECT_EQ(stage_layers(80, 3, 2), (LayerRange{54, 80}));
+  EXPECT_EQ(stage_layers(126, 21, 20), (LayerRange{120, 126}));
   for (int64_t L : {1, 5, 30, 80, 126})
     for (int64_t S = 1; S <= std::min<int64_t>(L, 9); ++S) {
       int64_t next = 0;
       for (int64_t s = 0; s < S; ++s) {
         const LayerRange r = stage_layers(L, S, s);
         EXPECT_EQ(r.first, next);
-        EXPECT_EQ(r.count, L / S + (s < L % S ? 1 : 0));
-        for (int64_t l = r.first; l < r.first + r.count; ++l) EXPECT_EQ(stage_of_layer(L, S, l), s);
-        next = r.first + r.count;
+        EXPECT_EQ(r.count(), L / S + (s < L % S ? 1 : 0));
+        for (int64_t l = r.first; l < r.last; ++l) EXPECT_EQ(stage_of_layer(L, S, l), s);
+        next = r.last;
       }
       EXPECT_EQ(next, L) << L << " blocks, " << S << " stages";
     }
