@@ -1,0 +1,44 @@
+// The paths a new user walks through the real binary: a misspelt command, --version, -q.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <regex>
+
+#include "common.h"
+#include "hone_process.h"
+#include "tmpdir.h"
+
+namespace {
+
+using hone::test::Outcome;
+
+// A misspelt command is named with the nearest one and exits 1, hone's status for every error.
+TEST(Cli, UnknownCommandSuggestsTheNearest) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"trian", "hone: unknown command 'trian' (did you mean 'train'?)\n"},
+      {"genrate --model x", "hone: unknown command 'genrate' (did you mean 'generate'?)\n"},
+      {"data inspct r.yaml",
+       "hone: unknown command 'data inspct' (did you mean 'data inspect'?)\n"},
+      {"frobnicate", "hone: unknown command 'frobnicate' (see --help)\n"},
+  };
+  for (const auto& [args, message] : cases) {
+    const Outcome o = hone::test::run_hone(args);
+    EXPECT_EQ(o.status, 1) << args;
+    EXPECT_EQ(o.out, message) << args;
+  }
+}
+
+// "hone 0.1.0" (CMake's project version) and, built from a git checkout, its commit.
+TEST(Cli, VersionPrintsProjectVersionAndCommit) {
+  const std::string cmake = hone::test::slurp(std::string(HONE_SOURCE_DIR) + "/CMakeLists.txt");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(cmake, m, std::regex(R"(project\(hone VERSION ([0-9.]+))")));
+  const std::string version = m[1];
+  const Outcome o = hone::test::run_hone("--version", "2>/dev/null");
+  EXPECT_EQ(o.status, 0) << o.out;
+  const bool checkout = std::filesystem::exists(std::string(HONE_SOURCE_DIR) + "/.git");
+  const std::string commit = checkout ? R"( \(git [0-9a-f]{7,}\))" : "";
+  EXPECT_TRUE(std::regex_match(o.out, std::regex("hone " + version + commit + "\n"))) << o.out;
+}
+
+}  // namespace
