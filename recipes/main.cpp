@@ -116,7 +116,7 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   app.require_subcommand(1);
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet,
-               "Do not print the runtime banner");
+               "Print only results and errors (no banner, recipe or progress)");
   app.set_version_flag("--version", version_line(), "Print hone's version (and git commit)");
 
   hone::GenerateOptions gen;

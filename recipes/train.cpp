@@ -229,8 +229,8 @@ TrainSummary run_train(const TrainOptions& opts) {
                             cfg.eval.max_batches, comm);
     log_metrics(
         {{"step", at}, {"val_loss", e.loss}, {"val_ppl", e.perplexity}, {"val_tokens", e.tokens}});
-    say(o.quiet, "hone: step " + std::to_string(at) + " val loss " + std::to_string(e.loss) +
-                     " ppl " + std::to_string(e.perplexity));
+    say(!lead, "hone: step " + std::to_string(at) + " val loss " + std::to_string(e.loss) +
+                   " ppl " + std::to_string(e.perplexity));
     return e.loss;
   };
   const bool has_val = !run.data.val.empty();
@@ -338,6 +338,10 @@ TrainSummary run_train(const TrainOptions& opts) {
     }
   }
   if (tty && !o.quiet) std::cerr << "\n";
+  // Quiet drops the story (recipe, progress), never the result: the final loss, held-out loss
+  // and adapter path. Rank 0 alone says them.
+  if (o.quiet && step > first_step)
+    say(!lead, "hone: step " + std::to_string(step) + " loss " + std::to_string(sum.last_loss));
 
   // 5. The end: final checkpoint, the adapter in PEFT format, the "after" figure.
   save(step);
@@ -349,7 +353,7 @@ TrainSummary run_train(const TrainOptions& opts) {
   sum.steps_done = step;
   sum.adapter_dir = cfg.output.dir;
   sum.last_checkpoint = last_good;
-  say(o.quiet, "hone: adapter written to " + cfg.output.dir);
+  say(!lead, "hone: adapter written to " + cfg.output.dir);
   return sum;
 }
 

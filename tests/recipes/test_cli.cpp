@@ -7,6 +7,7 @@
 #include "common.h"
 #include "hone_process.h"
 #include "tmpdir.h"
+#include "train_helpers.h"
 
 namespace {
 
@@ -39,6 +40,23 @@ TEST(Cli, VersionPrintsProjectVersionAndCommit) {
   const bool checkout = std::filesystem::exists(std::string(HONE_SOURCE_DIR) + "/.git");
   const std::string commit = checkout ? R"( \(git [0-9a-f]{7,}\))" : "";
   EXPECT_TRUE(std::regex_match(o.out, std::regex("hone " + version + commit + "\n"))) << o.out;
+}
+
+// `hone -q train` printed nothing at all. Quiet drops the banner, the resolved recipe and the
+// progress, never the result: the held-out loss before and after, the final loss, the adapter.
+TEST(Cli, QuietTrainStillPrintsTheResult) {
+  hone::test::TempDir dir;
+  const std::string out = dir.file("out");
+  const std::string recipe = hone::test::write_small_recipe(dir.file("r.yaml"), out, 2);
+  const Outcome o = hone::test::run_hone("train " + recipe);  // run_hone passes -q
+  ASSERT_EQ(o.status, 0) << o.out;
+  EXPECT_EQ(o.out.find("resolved recipe"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("OpenBLAS"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("step 1/2"), std::string::npos) << o.out;  // no progress lines
+  EXPECT_TRUE(std::regex_search(o.out, std::regex(R"(hone: step 0 val loss [0-9.]+)"))) << o.out;
+  EXPECT_TRUE(std::regex_search(o.out, std::regex(R"(hone: step 2 loss [0-9.]+\n)"))) << o.out;
+  EXPECT_TRUE(std::regex_search(o.out, std::regex(R"(hone: step 2 val loss [0-9.]+)"))) << o.out;
+  EXPECT_NE(o.out.find("hone: adapter written to " + out + "\n"), std::string::npos) << o.out;
 }
 
 }  // namespace
