@@ -200,6 +200,10 @@ TrainSummary run_train(const TrainOptions& opts) {
                    std::to_string(run.data.val.size()) + " val windows of " +
                    std::to_string(cfg.data.seq_len) + " tokens; " +
                    std::to_string(run.total_steps) + " steps");
+  if (run.schedule.warmup_steps < cfg.scheduler.warmup_steps)
+    say(!lead, "hone: note: scheduler.warmup_steps " + std::to_string(cfg.scheduler.warmup_steps) +
+                   " is longer than the run's " + std::to_string(run.total_steps) +
+                   " steps; warming up over all " + std::to_string(run.schedule.warmup_steps));
 
   // 3. Resume, or evaluate the base model for the "before" figure.
   TrainSummary sum;

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 
 #include "common.h"
 #include "hone_process.h"
@@ -14,7 +16,7 @@ namespace {
 using hone::test::Outcome;
 
 // A misspelt command is named with the nearest one and exits 1, hone's status for every error.
-TEST(Cli, UnknownCommandSuggestsTheNearest) {
+TEST(CliPaths, UnknownCommandSuggestsTheNearest) {
   const std::pair<std::string, std::string> cases[] = {
       {"trian", "hone: unknown command 'trian' (did you mean 'train'?)\n"},
       {"genrate --model x", "hone: unknown command 'genrate' (did you mean 'generate'?)\n"},
@@ -30,7 +32,7 @@ TEST(Cli, UnknownCommandSuggestsTheNearest) {
 }
 
 // "hone 0.1.0" (CMake's project version) and, built from a git checkout, its commit.
-TEST(Cli, VersionPrintsProjectVersionAndCommit) {
+TEST(CliPaths, VersionPrintsProjectVersionAndCommit) {
   const std::string cmake = hone::test::slurp(std::string(HONE_SOURCE_DIR) + "/CMakeLists.txt");
   std::smatch m;
   ASSERT_TRUE(std::regex_search(cmake, m, std::regex(R"(project\(hone VERSION ([0-9.]+))")));
@@ -44,7 +46,7 @@ TEST(Cli, VersionPrintsProjectVersionAndCommit) {
 
 // `hone -q train` printed nothing at all. Quiet drops the banner, the resolved recipe and the
 // progress, never the result: the held-out loss before and after, the final loss, the adapter.
-TEST(Cli, QuietTrainStillPrintsTheResult) {
+TEST(CliPaths, QuietTrainStillPrintsTheResult) {
   hone::test::TempDir dir;
   const std::string out = dir.file("out");
   const std::string recipe = hone::test::write_small_recipe(dir.file("r.yaml"), out, 2);
@@ -57,6 +59,33 @@ TEST(Cli, QuietTrainStillPrintsTheResult) {
   EXPECT_TRUE(std::regex_search(o.out, std::regex(R"(hone: step 2 loss [0-9.]+\n)"))) << o.out;
   EXPECT_TRUE(std::regex_search(o.out, std::regex(R"(hone: step 2 val loss [0-9.]+)"))) << o.out;
   EXPECT_NE(o.out.find("hone: adapter written to " + out + "\n"), std::string::npos) << o.out;
+}
+
+// The reference recipe's own example (`training.max_steps=10`, its header) was refused: its
+// warmup_steps of 30 exceeded the run. The warmup is clamped to the run, with a note: the lr
+// rises over all 10 steps (step 10's update uses lr * 9/10). Small shapes keep the test fast.
+TEST(CliPaths, ReferenceRecipeShortExampleClampsTheWarmup) {
+  hone::test::TempDir dir;
+  const std::string recipe = hone::test::repo_file("recipes/configs/stories260k-shakespeare.yaml");
+  ASSERT_NE(hone::test::slurp(recipe).find("training.max_steps=10 optimizer.lr=1e-3"),
+            std::string::npos);
+  const std::string out = dir.file("run");
+  const Outcome o = hone::test::run_hone(
+      "train " + recipe + " training.max_steps=10 optimizer.lr=1e-3 output.dir=" + out +
+      " data.seq_len=32 training.batch_size=2 lora.rank=2 eval.max_batches=1 training.threads=2");
+  ASSERT_EQ(o.status, 0) << o.out;
+  EXPECT_NE(o.out.find("hone: note: scheduler.warmup_steps 30 is longer than the run's 10 steps; "
+                       "warming up over all 10\n"),
+            std::string::npos)
+      << o.out;
+  std::istringstream metrics(hone::test::slurp(out + "/metrics.jsonl"));
+  double last_lr = -1;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto row = nlohmann::json::parse(line);
+    if (row.contains("lr") && row["step"] == 10) last_lr = row["lr"].get<double>();
+  }
+  EXPECT_NEAR(last_lr, 1e-3 * 9 / 10, 1e-12);
+  EXPECT_TRUE(std::filesystem::exists(out + "/adapter_model.safetensors"));
 }
 
 }  // namespace
