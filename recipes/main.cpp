@@ -121,8 +121,11 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
 
   hone::GenerateOptions gen;
   auto* g = app.add_subcommand("generate", "Generate text from a model");
-  g->add_option("--model", gen.model, "HF model folder, .safetensors or llama2.c .bin")->required();
-  g->add_option("--tokenizer", gen.tokenizer, "Tokenizer file (llama2.c tok.bin)");
+  g->add_option("--model", gen.model, "HF model folder, .safetensors, llama2.c .bin or .gguf")
+      ->required();
+  g->add_option("--tokenizer", gen.tokenizer,
+                "tokenizer.json, a folder holding one, or llama2.c tok.bin (default: the "
+                "model's, beside it or inside its .gguf)");
   g->add_option("--adapter", gen.adapter, "PEFT adapter folder to apply");
   g->add_option("--prompt", gen.prompt, "Prompt text")->required();
   g->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate")
@@ -138,7 +141,7 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
 
   std::string inspect_path;
   auto* ins = app.add_subcommand("inspect", "Describe a model file or folder");
-  ins->add_option("path", inspect_path, "HF model folder, .safetensors or llama2.c .bin")
+  ins->add_option("path", inspect_path, "HF model folder, .safetensors, llama2.c .bin or .gguf")
       ->required();
 
   hone::TrainOptions train;
@@ -232,7 +235,7 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
                  "f32, bf16, f16 (hf) or f32, f16, bf16, q8_0, q4_0 (gguf)");
   ex->add_option("--max-shard-size", export_opt.max_shard_size, "hf: e.g. 2GB; default one file");
   ex->add_option("--tokenizer", export_opt.tokenizer,
-                 "gguf: tokenizer to embed (default: the model's)");
+                 "gguf: tokenizer to embed (default: the model's, beside it or inside its .gguf)");
   ex->add_flag("--force", export_opt.force, "Replace an existing output");
 
   std::string inspect_recipe;

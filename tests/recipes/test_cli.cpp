@@ -6,8 +6,10 @@
 #include <regex>
 #include <sstream>
 
+#include "autograd/error.h"
 #include "common.h"
 #include "hone_process.h"
+#include "recipes/recipe.h"
 #include "tmpdir.h"
 #include "train_helpers.h"
 
@@ -86,6 +88,44 @@ TEST(CliPaths, ReferenceRecipeShortExampleClampsTheWarmup) {
   }
   EXPECT_NEAR(last_lr, 1e-3 * 9 / 10, 1e-12);
   EXPECT_TRUE(std::filesystem::exists(out + "/adapter_model.safetensors"));
+}
+
+// GGUF models work in generate and inspect, and a GGUF's own tokenizer is the default one: the
+// help says so.
+TEST(CliPaths, HelpTextsMentionGguf) {
+  auto help_line = [](const std::string& args, const std::string& option) {
+    const Outcome o = hone::test::run_hone(args + " --help");
+    EXPECT_EQ(o.status, 0) << o.out;
+    // CLI11 wraps nothing: an option's help is on its line.
+    const size_t at = o.out.find("  " + option);
+    if (at == std::string::npos) return std::string("(no " + option + " in " + args + " --help)");
+    return o.out.substr(at, o.out.find('\n', at) - at);
+  };
+  EXPECT_NE(help_line("generate", "--model").find(".gguf"), std::string::npos);
+  EXPECT_NE(help_line("generate", "--tokenizer").find(".gguf"), std::string::npos);
+  EXPECT_NE(help_line("inspect", "path").find(".gguf"), std::string::npos);
+  EXPECT_NE(help_line("export", "--tokenizer").find(".gguf"), std::string::npos);
+}
+
+// The reference recipe documents every model.dtype the parser takes, and what val_fraction holds
+// out for each kind of data (windows of text, records of JSONL).
+TEST(CliPaths, ReferenceRecipeDocumentsDtypesAndValFraction) {
+  const std::string recipe = hone::test::repo_file("recipes/configs/stories260k-shakespeare.yaml");
+  const std::string text = hone::test::slurp(recipe);
+  EXPECT_NE(text.find("f32 | bf16 | f16 | q8_0 | q4_0"), std::string::npos);
+  for (const char* dtype : {"f32", "bf16", "f16", "q8_0", "q4_0"})
+    EXPECT_NO_THROW(hone::load_recipe(recipe, {std::string("model.dtype=") + dtype})) << dtype;
+  EXPECT_THROW(hone::load_recipe(recipe, {"model.dtype=q2_k"}), hone::Error);
+  const size_t at = text.find("  val_fraction:");
+  ASSERT_NE(at, std::string::npos);
+  const size_t from = text.rfind("  val:", at);  // the comment runs from data.val to the key
+  ASSERT_NE(from, std::string::npos);
+  const std::string comment = text.substr(from, at - from);
+  EXPECT_NE(comment.find("evenly spaced"), std::string::npos) << comment;
+  EXPECT_NE(comment.find("packed window of\n  # seq_len tokens for text"), std::string::npos)
+      << comment;
+  EXPECT_NE(comment.find("a record for the JSONL formats"), std::string::npos) << comment;
+  EXPECT_EQ(comment.find("documents"), std::string::npos) << comment;
 }
 
 }  // namespace
