@@ -17,6 +17,17 @@ namespace {
 
 using hone::test::Outcome;
 
+Outcome run_shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out};
+}
+
 // A misspelt command is named with the nearest one and exits 1, hone's status for every error.
 TEST(CliPaths, UnknownCommandSuggestsTheNearest) {
   const std::pair<std::string, std::string> cases[] = {
@@ -126,6 +137,26 @@ TEST(CliPaths, ReferenceRecipeDocumentsDtypesAndValFraction) {
       << comment;
   EXPECT_NE(comment.find("a record for the JSONL formats"), std::string::npos) << comment;
   EXPECT_EQ(comment.find("documents"), std::string::npos) << comment;
+}
+
+// `make install PREFIX=DIR` is `cmake --install build --prefix DIR`: DIR/bin/hone, which runs.
+TEST(CliPaths, InstallPutsHoneInPrefixBin) {
+  hone::test::TempDir dir;
+  const std::string prefix = dir.file("prefix");
+  const std::string build = HONE_BINARY_DIR;
+  const Outcome installed = run_shell("cmake --install " + build + " --prefix " + prefix + " 2>&1");
+  ASSERT_EQ(installed.status, 0) << installed.out;
+  const std::string hone = prefix + "/bin/hone";
+  ASSERT_TRUE(std::filesystem::exists(hone)) << installed.out;
+  const Outcome ours = run_shell(hone + " --version");
+  EXPECT_EQ(ours.status, 0);
+  EXPECT_EQ(ours.out, run_shell(build + "/hone --version").out);
+  // The Makefile passes PREFIX through (dry run: nothing is built or installed).
+  const Outcome make = run_shell("make -n -C " + std::string(HONE_SOURCE_DIR) +
+                                 " install BUILD=" + build + " PREFIX=/opt/x 2>&1");
+  EXPECT_EQ(make.status, 0) << make.out;
+  EXPECT_NE(make.out.find("cmake --install " + build + " --prefix \"/opt/x\""), std::string::npos)
+      << make.out;
 }
 
 }  // namespace
