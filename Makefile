@@ -2,8 +2,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
+PREFIX ?= /usr/local
 
-.PHONY: all deps build test test-all quickstart bench format clean
+.PHONY: all deps build test test-all quickstart install bench format clean
 
 all: build
 
@@ -26,6 +27,12 @@ test-all: build
 
 quickstart: build
 	bash scripts/quickstart.sh $(BUILD)
+
+# The hone binary into $(PREFIX)/bin (make install PREFIX=$HOME/.local needs no root).
+install: deps
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS) --target hone
+	cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 bench: build
 	bash bench/run.sh $(BUILD)

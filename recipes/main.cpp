@@ -3,10 +3,12 @@
 #include <tbb/info.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 #include "autograd/error.h"
 #include "autograd/kernels/blas.h"
@@ -47,6 +49,64 @@ int fail(int code) {
   return code;
 }
 
+// Set by recipes/CMakeLists.txt for this file alone (so a new commit recompiles main.cpp only).
+#ifndef HONE_VERSION
+#define HONE_VERSION "unknown"
+#endif
+#ifndef HONE_GIT_COMMIT
+#define HONE_GIT_COMMIT ""
+#endif
+
+std::string version_line() {
+  const std::string commit = HONE_GIT_COMMIT;
+  return std::string("hone ") + HONE_VERSION + (commit.empty() ? "" : " (git " + commit + ")");
+}
+
+// Edits (insert, delete, substitute, swap two neighbours) from a to b: "trian" is one from "train".
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min(
+          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// CLI11 answers a misspelt command with "A subcommand is required"; name it, and the nearest
+// command. Walks the words while the current command has subcommands and no positionals (hone
+// and `hone data`, whose flags take no value). Empty when every command word is known.
+std::string unknown_command(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* cur = &app;
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] == '-') continue;
+    const auto subs = cur->get_subcommands([](const CLI::App*) { return true; });
+    if (subs.empty()) return "";
+    const CLI::App* next = nullptr;
+    const CLI::App* nearest = nullptr;
+    size_t best = 3;  // suggest only a command at most two edits away
+    for (const CLI::App* s : subs) {
+      if (s->get_name() == word) next = s;
+      const size_t dist = edit_distance(word, s->get_name());
+      if (dist < best) best = dist, nearest = s;
+    }
+    if (next) {
+      path += word + " ";
+      cur = next;
+      continue;
+    }
+    return "unknown command '" + path + word + "' (" +
+           (nearest ? "did you mean '" + path + nearest->get_name() + "'?)" : "see --help)");
+  }
+  return "";
+}
+
 int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   CLI::App app{"hone: LoRA fine-tuning of Llama-family models on CPUs"};
   // Usage errors as every other error: one "hone: " line (exit status set in the catch below).
@@ -55,12 +115,17 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   });
   app.require_subcommand(1);
   bool quiet = false;
-  app.add_flag("-q,--quiet", quiet, "Do not print the runtime banner");
+  app.add_flag("-q,--quiet", quiet,
+               "Print only results and errors (no banner, recipe or progress)");
+  app.set_version_flag("--version", version_line(), "Print hone's version (and git commit)");
 
   hone::GenerateOptions gen;
   auto* g = app.add_subcommand("generate", "Generate text from a model");
-  g->add_option("--model", gen.model, "HF model folder, .safetensors or llama2.c .bin")->required();
-  g->add_option("--tokenizer", gen.tokenizer, "Tokenizer file (llama2.c tok.bin)");
+  g->add_option("--model", gen.model, "HF model folder, .safetensors, llama2.c .bin or .gguf")
+      ->required();
+  g->add_option("--tokenizer", gen.tokenizer,
+                "tokenizer.json, a folder holding one, or llama2.c tok.bin (default: the "
+                "model's, beside it or inside its .gguf)");
   g->add_option("--adapter", gen.adapter, "PEFT adapter folder to apply");
   g->add_option("--prompt", gen.prompt, "Prompt text")->required();
   g->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate")
@@ -76,7 +141,7 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
 
   std::string inspect_path;
   auto* ins = app.add_subcommand("inspect", "Describe a model file or folder");
-  ins->add_option("path", inspect_path, "HF model folder, .safetensors or llama2.c .bin")
+  ins->add_option("path", inspect_path, "HF model folder, .safetensors, llama2.c .bin or .gguf")
       ->required();
 
   hone::TrainOptions train;
@@ -170,7 +235,7 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
                  "f32, bf16, f16 (hf) or f32, f16, bf16, q8_0, q4_0 (gguf)");
   ex->add_option("--max-shard-size", export_opt.max_shard_size, "hf: e.g. 2GB; default one file");
   ex->add_option("--tokenizer", export_opt.tokenizer,
-                 "gguf: tokenizer to embed (default: the model's)");
+                 "gguf: tokenizer to embed (default: the model's, beside it or inside its .gguf)");
   ex->add_flag("--force", export_opt.force, "Replace an existing output");
 
   std::string inspect_recipe;
@@ -197,6 +262,10 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
 
   app.add_subcommand("info", "Print the BLAS kernel and thread count hone runs with");
 
+  if (const std::string bad = unknown_command(app, argc, argv); !bad.empty()) {
+    std::cerr << "hone: " << bad << "\n";
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -343,10 +343,8 @@ void validate(const RecipeConfig& c, Diagnostics& d) {
   one_of(d, "scheduler.name", s.name, {"constant", "linear", "cosine"});
   check(s.warmup_steps >= 0, "scheduler.warmup_steps",
         "must be >= 0 (got " + inum(s.warmup_steps) + ")");
-  if (t.max_steps && *t.max_steps > 0)
-    check(s.warmup_steps <= *t.max_steps, "scheduler.warmup_steps",
-          "must be <= training.max_steps (got " + inum(s.warmup_steps) + " > " +
-              inum(*t.max_steps) + ")");
+  // A warmup longer than the run is clamped to it (prepare_training), with a note: the reference
+  // recipe's warmup must not refuse its own short example run.
   check(s.min_lr >= 0, "scheduler.min_lr", "must be >= 0 (got " + num(s.min_lr) + ")");
   if (s.min_lr >= 0 && o.lr > 0)
     check(s.min_lr <= o.lr, "scheduler.min_lr",

@@ -219,6 +219,10 @@ TrainSummary run_train(const TrainOptions& opts) {
                    std::to_string(run.data.val.size()) + " val windows of " +
                    std::to_string(cfg.data.seq_len) + " tokens; " +
                    std::to_string(run.total_steps) + " steps");
+  if (run.schedule.warmup_steps < cfg.scheduler.warmup_steps)
+    say(!lead, "hone: note: scheduler.warmup_steps " + std::to_string(cfg.scheduler.warmup_steps) +
+                   " is longer than the run's " + std::to_string(run.total_steps) +
+                   " steps; warming up over all " + std::to_string(run.schedule.warmup_steps));
 
   // 3. Resume, or evaluate the base model for the "before" figure.
   TrainSummary sum;
@@ -248,8 +252,8 @@ TrainSummary run_train(const TrainOptions& opts) {
                             cfg.eval.max_batches, par);
     log_metrics(
         {{"step", at}, {"val_loss", e.loss}, {"val_ppl", e.perplexity}, {"val_tokens", e.tokens}});
-    say(o.quiet, "hone: step " + std::to_string(at) + " val loss " + std::to_string(e.loss) +
-                     " ppl " + std::to_string(e.perplexity));
+    say(!lead, "hone: step " + std::to_string(at) + " val loss " + std::to_string(e.loss) +
+                   " ppl " + std::to_string(e.perplexity));
     return e.loss;
   };
   const bool has_val = !run.data.val.empty();
@@ -358,6 +362,10 @@ TrainSummary run_train(const TrainOptions& opts) {
     }
   }
   if (tty && !o.quiet) std::cerr << "\n";
+  // Quiet drops the story (recipe, progress), never the result: the final loss, held-out loss
+  // and adapter path. Rank 0 alone says them.
+  if (o.quiet && step > first_step)
+    say(!lead, "hone: step " + std::to_string(step) + " loss " + std::to_string(sum.last_loss));
 
   // 5. The end: final checkpoint, the adapter in PEFT format, the "after" figure.
   save(step);
@@ -370,7 +378,7 @@ TrainSummary run_train(const TrainOptions& opts) {
   sum.steps_done = step;
   sum.adapter_dir = cfg.output.dir;
   sum.last_checkpoint = last_good;
-  say(o.quiet, "hone: adapter written to " + cfg.output.dir);
+  say(!lead, "hone: adapter written to " + cfg.output.dir);
   return sum;
 }
 

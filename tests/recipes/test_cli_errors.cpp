@@ -159,7 +159,7 @@ TEST(CliErrors, UsageErrorsExitOneWithOneLine) {
   const std::string gen = "generate --model " + kModel + " --tokenizer " + kTok;
   const std::pair<std::string, std::string> cases[] = {
       {"", "subcommand is required"},
-      {"frobnicate", "subcommand is required"},
+      {"frobnicate", "unknown command 'frobnicate'"},
       {"inspect", "path is required"},
       {"generate --prompt hi", "--model is required"},
       {gen + " --prompt hi --top-k many", "many"},
