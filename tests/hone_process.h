@@ -16,10 +16,8 @@ struct Outcome {
   std::string out;
 };
 
-// `redirects` are the shell's, applied in order: by default stderr joins the captured stdout;
-// "2>&1 >FILE" captures stderr alone and sends stdout to FILE.
-inline Outcome run_hone(const std::string& args, const std::string& redirects = "2>&1") {
-  std::string cmd = std::string(HONE_BINARY_DIR) + "/hone -q " + args + " " + redirects;
+// A shell command's exit status and captured output.
+inline Outcome run_command(const std::string& cmd) {
   std::array<char, 4096> buf;
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
@@ -29,6 +27,12 @@ inline Outcome run_hone(const std::string& args, const std::string& redirects = 
   int st = pclose(p);
   int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return {code, out};
+}
+
+// `hone -q ARGS`. `redirects` are the shell's, applied in order: by default stderr joins the
+// captured stdout; "2>&1 >FILE" captures stderr alone and sends stdout to FILE.
+inline Outcome run_hone(const std::string& args, const std::string& redirects = "2>&1") {
+  return run_command(std::string(HONE_BINARY_DIR) + "/hone -q " + args + " " + redirects);
 }
 
 inline std::string slurp(const std::string& path) {

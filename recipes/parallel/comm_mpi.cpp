@@ -86,32 +86,10 @@ class MpiComm final : public Comm {
   }
 
   void allgatherv(float* out, const std::vector<int64_t>& counts) override {
-    std::vector<int> n(counts.size()), displs(counts.size());
-    int64_t at = 0;
-    for (size_t r = 0; r < counts.size(); ++r) {
-      if (at + counts[r] > INT_MAX) throw Error("MPI allgatherv: more than 2^31 floats");
-      n[r] = static_cast<int>(counts[r]);
-      displs[r] = static_cast<int>(at);
-      at += counts[r];
-    }
-    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, n.data(), displs.data(),
-                         MPI_FLOAT, comm_),
-          "allgatherv");
-    bytes_sent_ += counts[static_cast<size_t>(rank_)] * 4 * (size_ - 1);
+    gatherv(out, counts, MPI_FLOAT, 4);
   }
   void allgatherv_bytes(void* out, const std::vector<int64_t>& counts) override {
-    std::vector<int> n(counts.size()), displs(counts.size());
-    int64_t at = 0;
-    for (size_t r = 0; r < counts.size(); ++r) {
-      if (at + counts[r] > INT_MAX) throw Error("MPI allgatherv: more than 2^31 bytes");
-      n[r] = static_cast<int>(counts[r]);
-      displs[r] = static_cast<int>(at);
-      at += counts[r];
-    }
-    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, n.data(), displs.data(), MPI_BYTE,
-                         comm_),
-          "allgatherv");
-    bytes_sent_ += counts[static_cast<size_t>(rank_)] * (size_ - 1);
+    gatherv(out, counts, MPI_BYTE, 1);
   }
   void allgather(const void* in, void* out, size_t bytes) override {
     check(MPI_Allgather(in, static_cast<int>(bytes), MPI_BYTE, out, static_cast<int>(bytes),
@@ -141,6 +119,21 @@ class MpiComm final : public Comm {
     std::vector<char> buf;
     std::vector<MPI_Request> reqs;
   };
+  // In-place allgatherv of counts[r] elements of `type` (`size` bytes) from each rank r.
+  void gatherv(void* out, const std::vector<int64_t>& counts, MPI_Datatype type, int size) {
+    std::vector<int> n(counts.size()), displs(counts.size());
+    int64_t at = 0;
+    for (size_t r = 0; r < counts.size(); ++r) {
+      if (at + counts[r] > INT_MAX) throw Error("MPI allgatherv: more than 2^31 elements");
+      n[r] = static_cast<int>(counts[r]);
+      displs[r] = static_cast<int>(at);
+      at += counts[r];
+    }
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, n.data(), displs.data(), type,
+                         comm_),
+          "allgatherv");
+    bytes_sent_ += counts[static_cast<size_t>(rank_)] * size * (size_ - 1);
+  }
   void reap_sends() {
     for (auto it = pending_.begin(); it != pending_.end();) {
       int done = 0;

@@ -83,16 +83,8 @@ inline std::string mpirun_prefix(int np) {
 // `hone -q ARGS` on np ranks; stderr joins stdout unless redirects say otherwise.
 inline Outcome run_hone_mpi(int np, const std::string& args,
                             const std::string& redirects = "2>&1") {
-  std::string cmd =
-      mpirun_prefix(np) + std::string(HONE_BINARY_DIR) + "/hone -q " + args + " " + redirects;
-  std::array<char, 4096> buf;
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {-1, ""};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out};
+  return run_command(mpirun_prefix(np) + std::string(HONE_BINARY_DIR) + "/hone -q " + args + " " +
+                     redirects);
 }
 
 // Why MPI tests cannot run here ("" when they can): a build without MPI, or no working mpirun.
