@@ -42,9 +42,14 @@ MergeSummary export_gguf(const ExportOptions& o) {
   sum.files = {fs::path(o.out).filename().string()};
   if (o.format == "gguf-lora") {
     if (o.adapter.empty()) throw Error("--adapter: gguf-lora exports an adapter: give its folder");
+    // The low-rank factors are rarely a multiple of ggml's 32-wide quant blocks: no q8_0/q4_0.
+    if (!o.dtype.empty() && o.dtype != "f32" && o.dtype != "f16" && o.dtype != "bf16")
+      throw Error("--dtype: expected f32, f16 or bf16 for gguf-lora (got \"" + o.dtype + "\")");
+    const GgmlType type = gguf_type_from(o.dtype);
+    const AdapterArg arg = parse_adapter_arg(o.adapter);
     Transformer model(files.config, files.tensors);
-    auto adapters = load_peft_adapter(parse_adapter_arg(o.adapter).dir, model);
-    write_gguf_lora(o.out, *adapters, files.config);
+    auto adapters = load_peft_adapter(arg.dir, model);
+    write_gguf_lora(o.out, *adapters, files.config, type, arg.weight);
     sum.tensors = 2 * static_cast<int64_t>(adapters->tensors().size());
     return sum;
   }

@@ -1,0 +1,98 @@
+// `hone export` to GGUF at its edges: gguf-lora's --dtype and adapter weight, tokenizer configs
+// without a chat template, vocabularies larger than the model, and `hone inspect` on quantized
+// GGUFs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "common.h"
+#include "hone_process.h"
+#include "lora/peft.h"
+#include "model/io/gguf.h"
+#include "model/io/model_files.h"
+#include "tmpdir.h"
+#include "train_helpers.h"
+
+using namespace hone;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string stories_bin() {
+  return test::repo_file("data/samples/stories260K/stories260K.bin");
+}
+
+// A PEFT adapter on stories260K with random A and B (a fresh adapter's B is 0).
+std::string random_stories_adapter(const std::string& dir) {
+  ModelFiles f = load_model_files(stories_bin());
+  Transformer m(f.config, f.tensors);
+  LoraConfig c;
+  c.rank = 4;
+  c.alpha = 8;
+  c.targets = {"q_proj", "v_proj", "down_proj"};
+  LoraAdapters ad(m, c);
+  Rng r(3);
+  float* v = ad.values().data<float>();
+  for (int64_t i = 0; i < ad.values().numel(); ++i) v[i] = static_cast<float>(r.normal() * 0.1);
+  save_peft_adapter(dir, ad, stories_bin());
+  return dir;
+}
+
+test::Outcome export_lora(const std::string& adapter, const std::string& out,
+                          const std::string& extra = "") {
+  return test::run_hone("export --format gguf-lora --model " + stories_bin() + " --adapter " +
+                        adapter + " --out " + out + " " + extra);
+}
+
+}  // namespace
+
+TEST(GgufLoraExport, HonoursDtypeAndAdapterWeight) {
+  test::TempDir dir;
+  const std::string adapter = random_stories_adapter(dir.file("adapter"));
+  ASSERT_EQ(export_lora(adapter, dir.file("f32.gguf")).status, 0);
+  test::Outcome half = export_lora(adapter + ":0.5", dir.file("half.gguf"));
+  ASSERT_EQ(half.status, 0) << half.out;
+  test::Outcome f16 = export_lora(adapter, dir.file("f16.gguf"), "--dtype f16");
+  ASSERT_EQ(f16.status, 0) << f16.out;
+  test::Outcome bf16 = export_lora(adapter, dir.file("bf16.gguf"), "--dtype bf16");
+  ASSERT_EQ(bf16.status, 0) << bf16.out;
+
+  GgufFile full = read_gguf(dir.file("f32.gguf")), h = read_gguf(dir.file("half.gguf"));
+  GgufFile g16 = read_gguf(dir.file("f16.gguf")), gb16 = read_gguf(dir.file("bf16.gguf"));
+  ASSERT_EQ(full.tensors.size(), 2u * 3 * 5);  // 5 layers, 3 targets, A and B
+  for (const GgufTensorInfo& t : full.tensors) {
+    ASSERT_EQ(t.type, GgmlType::F32) << t.name;
+    const Tensor want = gguf_tensor(full, t);
+    const bool is_b = t.name.ends_with(".lora_b");
+    // The weight scales B (×0.5 is exact in f32) and leaves A alone.
+    const Tensor got = gguf_tensor(h, *h.tensor(t.name));
+    for (int64_t i = 0; i < want.numel(); ++i)
+      ASSERT_EQ(got.item(i), is_b ? 0.5 * want.item(i) : want.item(i)) << t.name << " " << i;
+    // f16 / bf16 hold the f32 values rounded once.
+    for (const auto& [file, type, tol] : {std::tuple{&g16, GgmlType::F16, 1.0 / 1024},
+                                          std::tuple{&gb16, GgmlType::BF16, 1.0 / 128}}) {
+      const GgufTensorInfo* ti = file->tensor(t.name);
+      ASSERT_TRUE(ti) << t.name;
+      EXPECT_EQ(ti->type, type) << t.name;
+      const Tensor r = gguf_tensor(*file, *ti).to(DType::F32);
+      for (int64_t i = 0; i < want.numel(); ++i)
+        ASSERT_LE(std::abs(r.item(i) - want.item(i)), tol * std::abs(want.item(i)) + 1e-7)
+            << t.name << " " << i;
+    }
+  }
+}
+
+TEST(GgufLoraExport, RefusesABadDtypeAndWritesNothing) {
+  test::TempDir dir;
+  const std::string adapter = random_stories_adapter(dir.file("adapter"));
+  for (const std::string dtype : {"bogus", "q8_0", "q4_0"}) {
+    const std::string out = dir.file(dtype + ".gguf");
+    test::Outcome o = export_lora(adapter, out, "--dtype " + dtype);
+    EXPECT_EQ(o.status, 1) << dtype << ": " << o.out;
+    EXPECT_NE(o.out.find("--dtype"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find(dtype), std::string::npos) << o.out;
+    EXPECT_FALSE(fs::exists(out)) << dtype;
+  }
+}
