@@ -6,12 +6,16 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "common.h"
 #include "hone_process.h"
 #include "lora/peft.h"
 #include "model/io/gguf.h"
+#include "model/io/hf_export.h"
 #include "model/io/model_files.h"
+#include "model/io/safetensors.h"
+#include "model/random_weights.h"
 #include "tmpdir.h"
 #include "train_helpers.h"
 
@@ -95,4 +99,41 @@ TEST(GgufLoraExport, RefusesABadDtypeAndWritesNothing) {
     EXPECT_NE(o.out.find(dtype), std::string::npos) << o.out;
     EXPECT_FALSE(fs::exists(out)) << dtype;
   }
+}
+
+// A tokenizer_config.json without "chat_template" (a base model's) exports like an absent one:
+// no tokenizer.chat_template in the GGUF. The model is a random one with Llama 3's vocabulary.
+TEST(GgufExportTokenizer, ConfigWithoutChatTemplateWritesNone) {
+  HONE_REQUIRE_SHARED(llama3, "tokenizers/llama3");
+  test::TempDir dir;
+  ModelConfig cfg;
+  cfg.model_type = "llama";
+  cfg.architecture = "LlamaForCausalLM";
+  cfg.hidden_size = 16;
+  cfg.intermediate_size = 32;
+  cfg.num_layers = 1;
+  cfg.num_heads = 2;
+  cfg.num_kv_heads = 1;
+  cfg.head_dim = 8;
+  cfg.vocab_size = 128256;
+  cfg.tie_word_embeddings = true;
+  const std::string model = dir.file("model");
+  fs::create_directories(model);
+  std::ofstream(model + "/config.json") << hf_config_json(cfg, DType::F32);
+  write_safetensors(model + "/model.safetensors", random_weights(cfg, 1));
+  fs::copy_file(llama3 + "/tokenizer.json", model + "/tokenizer.json");
+  std::ofstream(model + "/tokenizer_config.json")
+      << R"({"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"})";
+  test::Outcome o =
+      test::run_hone("export --format gguf --model " + model + " --out " + dir.file("m.gguf"));
+  ASSERT_EQ(o.status, 0) << o.out;
+  GgufFile f = read_gguf(dir.file("m.gguf"));
+  EXPECT_EQ(f.find("tokenizer.chat_template"), nullptr);
+  EXPECT_EQ(f.find("tokenizer.ggml.tokens")->items.size(), 128256u);
+  // With the original tokenizer_config.json the template is carried over.
+  fs::copy_file(llama3 + "/tokenizer_config.json", model + "/tokenizer_config.json",
+                fs::copy_options::overwrite_existing);
+  o = test::run_hone("export --format gguf --model " + model + " --out " + dir.file("t.gguf"));
+  ASSERT_EQ(o.status, 0) << o.out;
+  EXPECT_NE(read_gguf(dir.file("t.gguf")).get_string("tokenizer.chat_template", ""), "");
 }
