@@ -137,3 +137,29 @@ TEST(GgufExportTokenizer, ConfigWithoutChatTemplateWritesNone) {
   ASSERT_EQ(o.status, 0) << o.out;
   EXPECT_NE(read_gguf(dir.file("t.gguf")).get_string("tokenizer.chat_template", ""), "");
 }
+
+// A vocabulary longer than the embedding (llama.cpp refuses the file) is refused at export with
+// both sizes and both files named, and nothing is written.
+TEST(GgufExportTokenizer, VocabularyLargerThanTheEmbeddingIsRefused) {
+  HONE_REQUIRE_SHARED(llama2, "tokenizers/llama2/tokenizer.bin");
+  HONE_REQUIRE_SHARED(llama3, "tokenizers/llama3");
+  HONE_REQUIRE_SHARED(tiny, "fixtures/models/tiny-llama3");
+  test::TempDir dir;
+  struct Case {
+    std::string model, tokenizer, tokens, rows;
+  };
+  for (const Case& c :
+       {Case{stories_bin(), llama2, "32000", "512"}, Case{tiny, llama3, "128256", "256"}}) {
+    const std::string out = dir.file(c.tokens + ".gguf");
+    test::Outcome o = test::run_hone("export --format gguf --model " + c.model + " --tokenizer " +
+                                     c.tokenizer + " --out " + out);
+    EXPECT_EQ(o.status, 1) << o.out;
+    for (const std::string& s : {c.model, c.tokenizer, c.tokens, c.rows})
+      EXPECT_NE(o.out.find(s), std::string::npos) << s << " not in: " << o.out;
+    EXPECT_FALSE(fs::exists(out)) << c.tokenizer;
+  }
+  // The model's own vocabulary still fits.
+  test::Outcome ok = test::run_hone("export --format gguf --model " + stories_bin() + " --out " +
+                                    dir.file("s.gguf"));
+  EXPECT_EQ(ok.status, 0) << ok.out;
+}
