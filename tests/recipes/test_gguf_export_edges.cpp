@@ -7,11 +7,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "common.h"
 #include "hone_process.h"
 #include "lora/peft.h"
 #include "model/io/gguf.h"
+#include "model/io/gguf_model.h"
 #include "model/io/hf_export.h"
 #include "model/io/model_files.h"
 #include "model/io/safetensors.h"
@@ -162,4 +164,36 @@ TEST(GgufExportTokenizer, VocabularyLargerThanTheEmbeddingIsRefused) {
   test::Outcome ok = test::run_hone("export --format gguf --model " + stories_bin() + " --out " +
                                     dir.file("s.gguf"));
   EXPECT_EQ(ok.status, 0) << ok.out;
+}
+
+// `hone inspect` on a quantized GGUF lists every tensor with the GGML type stored in the file
+// (the loader dequantizes Q8_0 / Q4_0, which once made them show as F32).
+TEST(InspectGguf, ListsQuantizedTensorsWithTheirStoredType) {
+  test::TempDir dir;
+  for (const std::string dtype : {"q8_0", "q4_0"}) {
+    const std::string gguf = dir.file(dtype + ".gguf");
+    test::Outcome e = test::run_hone("export --format gguf --model " + stories_bin() + " --dtype " +
+                                     dtype + " --out " + gguf);
+    ASSERT_EQ(e.status, 0) << e.out;
+    const GgufFile f = read_gguf(gguf);
+    std::map<std::string, int> counts;
+    for (const GgufTensorInfo& t : f.tensors) ++counts[ggml_type_name(t.type)];
+    const std::string quant = dtype == "q8_0" ? "Q8_0" : "Q4_0";
+    ASSERT_GT(counts[quant], 0) << dtype;  // the export did quantize
+    std::string want = "dtypes:";
+    for (const auto& [type, n] : counts) want += " " + type + " (" + std::to_string(n) + ")";
+    test::Outcome r = test::run_hone("inspect " + gguf);
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("tensors: " + std::to_string(f.tensors.size()) + "\n"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find(want + "\n"), std::string::npos) << want << "\n" << r.out;
+    // Layer 0 and the embedding carry the file's type, tensor by tensor.
+    for (const GgufTensorInfo& t : f.tensors) {
+      const std::string hf = hf_name_from_gguf(t.name);
+      if (hf.rfind("model.layers.", 0) == 0 && hf.rfind("model.layers.0.", 0) != 0) continue;
+      const std::string line =
+          "  " + hf + "  " + shape_str(t.shape()) + "  " + ggml_type_name(t.type) + "\n";
+      EXPECT_NE(r.out.find(line), std::string::npos) << line << r.out;
+    }
+  }
 }
