@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "model/io/gguf_model.h"
 #include "model/io/model_files.h"
 
 namespace hone {
@@ -102,24 +103,46 @@ std::string inspect_report(const std::string& path) {
   o << "\n";
   if (!c.torch_dtype.empty()) o << "torch_dtype: " << c.torch_dtype << "\n";
 
+  // A GGUF's tensors are listed with the type stored in the file (Q8_0, Q4_0, ...), not the
+  // dtype the loader dequantized them to; GGUF tensors without an HF name are listed as they are.
+  std::map<std::string, std::string> stored;                 // HF name -> GGML type name
+  std::vector<std::pair<std::string, std::string>> unnamed;  // GGUF name, GGML type name
+  std::map<std::string, Shape> unnamed_shapes;
+  if (m.format == "gguf") {
+    const GgufFile g = read_gguf(m.files.empty() ? path : m.files.front());
+    for (const GgufTensorInfo& ti : g.tensors) {
+      const std::string hf = hf_name_from_gguf(ti.name);
+      if (!hf.empty() && m.tensors.count(hf)) {
+        stored[hf] = ggml_type_name(ti.type);
+      } else {
+        unnamed.emplace_back(ti.name, ggml_type_name(ti.type));
+        unnamed_shapes[ti.name] = ti.shape();
+      }
+    }
+  }
+  auto type_of = [&](const std::string& name, const Tensor& t) -> std::string {
+    auto it = stored.find(name);
+    return it != stored.end() ? it->second : dtype_name(t.dtype());
+  };
   int64_t params = 0;
   std::map<std::string, int64_t> dtypes;  // name -> tensor count
   for (const auto& [name, t] : m.tensors) {
     params += t.numel();
-    ++dtypes[dtype_name(t.dtype())];
+    ++dtypes[type_of(name, t)];
   }
+  for (const auto& [name, type] : unnamed) ++dtypes[type];
   o << "parameters: " << grouped(params);
   if (params != c.num_parameters())
     o << " (the config implies " << grouped(c.num_parameters()) << ")";
   o << "\n";
-  o << "tensors: " << m.tensors.size() << "\n";
+  o << "tensors: " << m.tensors.size() + unnamed.size() << "\n";
   o << "dtypes:";
   for (const auto& [d, n] : dtypes) o << ' ' << d << " (" << n << ")";
   o << "\n";
 
   // Per-layer tensors are shown once, for layer 0; layers that differ from it are listed in full.
   auto line = [&](const std::string& name, const Tensor& t) {
-    o << "  " << name << "  " << shape_str(t.shape()) << "  " << dtype_name(t.dtype()) << "\n";
+    o << "  " << name << "  " << shape_str(t.shape()) << "  " << type_of(name, t) << "\n";
   };
   std::map<int64_t, std::map<std::string, const Tensor*>> layers;
   std::vector<std::pair<std::string, const Tensor*>> others;
@@ -130,12 +153,14 @@ std::string inspect_report(const std::string& path) {
     else
       layers[i][rest] = &t;
   }
-  auto same_layout = [](const std::map<std::string, const Tensor*>& a,
-                        const std::map<std::string, const Tensor*>& b) {
+  auto same_layout = [&](int64_t la, const std::map<std::string, const Tensor*>& a, int64_t lb,
+                         const std::map<std::string, const Tensor*>& b) {
     if (a.size() != b.size()) return false;
+    const std::string pa = "model.layers." + std::to_string(la) + ".";
+    const std::string pb = "model.layers." + std::to_string(lb) + ".";
     for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib)
       if (ia->first != ib->first || ia->second->shape() != ib->second->shape() ||
-          ia->second->dtype() != ib->second->dtype())
+          type_of(pa + ia->first, *ia->second) != type_of(pb + ib->first, *ib->second))
         return false;
     return true;
   };
@@ -149,7 +174,7 @@ std::string inspect_report(const std::string& path) {
     int64_t same = 0;
     std::vector<int64_t> differ;
     for (const auto& [i, l] : layers) {
-      if (same_layout(l, ref))
+      if (same_layout(i, l, first, ref))
         ++same;
       else
         differ.push_back(i);
@@ -163,6 +188,8 @@ std::string inspect_report(const std::string& path) {
   }
   for (const auto& [name, t] : others)
     if (name.rfind("model.embed_tokens", 0) != 0) line(name, *t);
+  for (const auto& [name, type] : unnamed)
+    o << "  " << name << "  " << shape_str(unnamed_shapes[name]) << "  " << type << "\n";
   return o.str();
 }
 

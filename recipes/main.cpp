@@ -227,12 +227,13 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   hone::ExportOptions export_opt;
   auto* ex = app.add_subcommand("export", "Write a model (adapter merged) as HF or GGUF");
   ex->add_option("--model", export_opt.model, "HF folder, .safetensors, .bin or .gguf")->required();
-  ex->add_option("--adapter", export_opt.adapter, "PEFT adapter folder to merge / export");
+  ex->add_option("--adapter", export_opt.adapter,
+                 "PEFT adapter folder to merge / export; DIR:w scales it by w");
   ex->add_option("--out", export_opt.out, "Output folder (hf) or file (gguf, gguf-lora)")
       ->required();
   ex->add_option("--format", export_opt.format, "hf, gguf or gguf-lora")->capture_default_str();
   ex->add_option("--dtype", export_opt.dtype,
-                 "f32, bf16, f16 (hf) or f32, f16, bf16, q8_0, q4_0 (gguf)");
+                 "f32, bf16, f16 (hf, gguf-lora) or f32, f16, bf16, q8_0, q4_0 (gguf)");
   ex->add_option("--max-shard-size", export_opt.max_shard_size, "hf: e.g. 2GB; default one file");
   ex->add_option("--tokenizer", export_opt.tokenizer,
                  "gguf: tokenizer to embed (default: the model's, beside it or inside its .gguf)");

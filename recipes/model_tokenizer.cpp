@@ -103,8 +103,14 @@ GgufTokenizerData from_tokenizer_json(const std::string& path, const ModelConfig
   d.bos_id = hf.bos_id();
   d.eos_id = hf.eos_id();
   d.pad_id = hf.pad_id();
+  // A tokenizer_config.json without a chat_template (base models) means no template, as an
+  // absent file does; a template that is there but malformed is still an error.
   const fs::path cfg = fs::path(path).parent_path() / "tokenizer_config.json";
-  if (fs::exists(cfg)) d.chat_template = chat_template_from_config(cfg.string());
+  if (fs::exists(cfg)) {
+    const auto c = parse_json_file<nlohmann::json>(cfg.string());
+    if (!c.is_object() || (c.contains("chat_template") && !c["chat_template"].is_null()))
+      d.chat_template = chat_template_from_config(cfg.string());
+  }
   return d;
 }
 
