@@ -159,4 +159,23 @@ TEST(CliPaths, InstallPutsHoneInPrefixBin) {
       << make.out;
 }
 
+// `make quickstart` builds the hone binary alone (what it runs), not every test and benchmark,
+// and without make's "Entering directory" lines.
+TEST(CliPaths, QuickstartBuildsOnlyHone) {
+  const std::string build = HONE_BINARY_DIR;
+  const Outcome make = run_shell("make -n -C " + std::string(HONE_SOURCE_DIR) +
+                                 " quickstart BUILD=" + build + " 2>&1");
+  EXPECT_EQ(make.status, 0) << make.out;
+  size_t builds = 0;
+  for (size_t at = make.out.find("cmake --build"); at != std::string::npos;
+       at = make.out.find("cmake --build", at + 1)) {
+    ++builds;
+    const std::string line = make.out.substr(at, make.out.find('\n', at) - at);
+    EXPECT_NE(line.find("--target hone"), std::string::npos) << line;
+    EXPECT_NE(line.find("--no-print-directory"), std::string::npos) << line;
+  }
+  EXPECT_EQ(builds, 1u) << make.out;
+  EXPECT_NE(make.out.find("scripts/quickstart.sh"), std::string::npos) << make.out;
+}
+
 }  // namespace
