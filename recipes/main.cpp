@@ -324,7 +324,7 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
     } else if (app.got_subcommand("detokenize")) {
       hone::run_detokenize(detok_path, std::cin, std::cout);
     } else if (app.got_subcommand("eval")) {
-      hone::run_eval(eval_recipe, eval_overrides, eval_adapter);
+      hone::run_eval(eval_recipe, eval_overrides, eval_adapter, quiet);
     } else if (app.got_subcommand("generate")) {
       if (!quiet) std::cerr << runtime_banner() << "\n";
       const hone::GenerateResult r = hone::run_generate(gen, [&](const std::string& piece) {

@@ -344,7 +344,9 @@ TrainSummary run_train(const TrainOptions& opts) {
     }
     if (has_val && cfg.eval.every > 0 && step % cfg.eval.every == 0 && step < run.total_steps) {
       if (tty && !o.quiet) std::cerr << "\n";
+      const auto e0 = std::chrono::steady_clock::now();
       eval_now(step);
+      t_since += std::chrono::steady_clock::now() - e0;  // tokens/s counts training time only
     }
     if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0 && step < run.total_steps)
       save(step);
@@ -383,7 +385,7 @@ TrainSummary run_train(const TrainOptions& opts) {
 }
 
 double run_eval(const std::string& recipe, const std::vector<std::string>& overrides,
-                const std::string& adapter_dir) {
+                const std::string& adapter_dir, bool quiet) {
   Run run;
   run.cfg = load_recipe(recipe, overrides);
   check_recipe_paths(run.cfg);
@@ -391,7 +393,7 @@ double run_eval(const std::string& recipe, const std::vector<std::string>& overr
   Comm& group = world();
   const Parallel par = make_parallel(group, static_cast<int>(run.cfg.training.pipeline_stages));
   load_base(run, stage_range(run.cfg, par));
-  if (group.rank() == 0) load_data(run);  // rank 0 fills the token cache the others read
+  if (group.rank() == 0) load_data(run, quiet);  // rank 0 fills the token cache the others read
   group.barrier();
   if (group.rank() != 0) load_data(run, true);
   if (run.data.val.empty())

@@ -30,8 +30,9 @@ struct TrainSummary {
 TrainSummary run_train(const TrainOptions& options);
 
 // `hone eval`: held-out loss and perplexity of the recipe's model, with `adapter_dir` (a PEFT
-// folder) applied when given. Prints one line; returns the loss.
+// folder) applied when given. Prints one line; returns the loss. `quiet` (hone -q) drops the
+// description of the data read.
 double run_eval(const std::string& recipe, const std::vector<std::string>& overrides,
-                const std::string& adapter_dir);
+                const std::string& adapter_dir, bool quiet = false);
 
 }  // namespace hone

@@ -178,4 +178,17 @@ TEST(CliPaths, QuickstartBuildsOnlyHone) {
   EXPECT_NE(make.out.find("scripts/quickstart.sh"), std::string::npos) << make.out;
 }
 
+// `hone -q eval` prints its one result line and nothing about the data it read.
+TEST(CliPaths, QuietEvalPrintsOnlyTheResult) {
+  hone::test::TempDir dir;
+  const std::string recipe = hone::test::write_small_recipe(dir.file("r.yaml"), dir.file("out"), 1);
+  const Outcome quiet =
+      run_shell(std::string(HONE_BINARY_DIR) + "/hone -q eval " + recipe + " 2>&1");
+  ASSERT_EQ(quiet.status, 0) << quiet.out;
+  EXPECT_EQ(quiet.out.rfind("val loss ", 0), 0u) << quiet.out;
+  EXPECT_EQ(quiet.out.find("hone: data:"), std::string::npos) << quiet.out;
+  const Outcome loud = run_shell(std::string(HONE_BINARY_DIR) + "/hone eval " + recipe + " 2>&1");
+  EXPECT_NE(loud.out.find("hone: data:"), std::string::npos) << loud.out;
+}
+
 }  // namespace
