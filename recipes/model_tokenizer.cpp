@@ -103,6 +103,10 @@ GgufTokenizerData from_tokenizer_json(const std::string& path, const ModelConfig
   d.bos_id = hf.bos_id();
   d.eos_id = hf.eos_id();
   d.pad_id = hf.pad_id();
+  // Whether HF's encode (add_special_tokens=True) puts special tokens before / after a text:
+  // written as tokenizer.ggml.add_bos_token / add_eos_token, so llama.cpp does not guess.
+  d.add_bos = !hf.encode("", true, false).empty();
+  d.add_eos = !hf.encode("", false, true).empty();
   // A tokenizer_config.json without a chat_template (base models) means no template, as an
   // absent file does; a template that is there but malformed is still an error.
   const fs::path cfg = fs::path(path).parent_path() / "tokenizer_config.json";

@@ -132,12 +132,25 @@ TEST(GgufExportTokenizer, ConfigWithoutChatTemplateWritesNone) {
   GgufFile f = read_gguf(dir.file("m.gguf"));
   EXPECT_EQ(f.find("tokenizer.chat_template"), nullptr);
   EXPECT_EQ(f.find("tokenizer.ggml.tokens")->items.size(), 128256u);
+  // This tokenizer.json's post-processor is ByteLevel (no template) and the config has no
+  // add_bos_token, so HF's encode adds no BOS ("Hi" -> [13347]); the file says so, where llama.cpp
+  // would otherwise guess one ([128000, 13347]).
+  ASSERT_NE(f.find("tokenizer.ggml.add_bos_token"), nullptr);
+  EXPECT_FALSE(f.get_bool("tokenizer.ggml.add_bos_token", true));
+  ASSERT_NE(f.find("tokenizer.ggml.add_eos_token"), nullptr);
+  EXPECT_FALSE(f.get_bool("tokenizer.ggml.add_eos_token", true));
   // With the original tokenizer_config.json the template is carried over.
   fs::copy_file(llama3 + "/tokenizer_config.json", model + "/tokenizer_config.json",
                 fs::copy_options::overwrite_existing);
   o = test::run_hone("export --format gguf --model " + model + " --out " + dir.file("t.gguf"));
   ASSERT_EQ(o.status, 0) << o.out;
   EXPECT_NE(read_gguf(dir.file("t.gguf")).get_string("tokenizer.chat_template", ""), "");
+  // A config asking for BOS (as HF's encode then adds it) gives add_bos_token true.
+  std::ofstream(model + "/tokenizer_config.json")
+      << R"({"bos_token": "<|begin_of_text|>", "add_bos_token": true})";
+  o = test::run_hone("export --format gguf --model " + model + " --out " + dir.file("b.gguf"));
+  ASSERT_EQ(o.status, 0) << o.out;
+  EXPECT_TRUE(read_gguf(dir.file("b.gguf")).get_bool("tokenizer.ggml.add_bos_token", false));
 }
 
 // A vocabulary longer than the embedding (llama.cpp refuses the file) is refused at export with
