@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   clang libfuzzer-14-dev
   libopenmpi-dev openmpi-bin
+  libdnnl-dev
 )
 
 missing=()

@@ -33,18 +33,20 @@ Var linear(Tape* t, const Var& x, const Var& w, const Var& b) {
   Shape yshape = x.shape();
   yshape.back() = out_f;
   Tensor y = Tensor::empty(ct, yshape);
+  const bool bf16 = bf16_product_for(w);  // decided once: the backward follows the forward
   dispatch(ct, [&](auto z) {
     using T = decltype(z);
-    projection_fwd<T>(w.value(), bias, x.value().data<T>(), N, in_f, out_f, T(0), y.data<T>());
+    projection_fwd<T>(w.value(), bias, x.value().data<T>(), N, in_f, out_f, T(0), y.data<T>(),
+                      bf16);
   });
   const bool rg = needs_grad(t, {&x, &w, &b});
   Var out(std::move(y), rg);
   if (rg)
-    t->record([t, x, w, b, out, N, in_f, out_f] {
+    t->record([t, x, w, b, out, N, in_f, out_f, bf16] {
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using T = decltype(z);
-        projection_bwd<T>(t, x, w, b, out.grad().data<T>(), N, in_f, out_f);
+        projection_bwd<T>(t, x, w, b, out.grad().data<T>(), N, in_f, out_f, bf16);
       });
     });
   return out;

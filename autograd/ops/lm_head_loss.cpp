@@ -15,6 +15,7 @@
 #include "autograd/kernels/parallel.h"
 #include "autograd/kernels/vmath.h"
 #include "autograd/ops.h"
+#include "autograd/ops/bf16_products.h"
 #include "autograd/ops/common.h"
 #include "autograd/ops/weight_blocks.h"
 
@@ -37,10 +38,27 @@ constexpr int64_t kScratchElems = int64_t{1} << 22;
 
 // The walk both passes share: for each tile [o0, o1) of W's rows (converted once when W is not
 // stored in T) and each chunk [r0, r0 + n) of the gathered rows xb (count, C), the logits
-// S (n, o1 − o0) = xb[r0 : r0 + n]·W_tileᵀ, then fn(o0, o1, W_tile, r0, n, S).
+// S (n, o1 − o0) = xb[r0 : r0 + n]·W_tileᵀ, then fn(o0, o1, W_tile, W_tile_bf16, r0, n, S).
+// With xh (the rows xb rounded to bf16, f32 compute only) the logits are a bf16 product and
+// W's tiles come as bf16 (W_tile null); otherwise as T (W_tile_bf16 null).
 template <class T, class F>
-void for_logit_blocks(const Tensor& W, int64_t V, int64_t C, const T* xb, int64_t count,
-                      int64_t chunk, int64_t tile, T* S, const F& fn) {
+void for_logit_blocks(const Tensor& W, int64_t V, int64_t C, const T* xb, const uint16_t* xh,
+                      int64_t count, int64_t chunk, int64_t tile, T* S, const F& fn) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (xh) {
+      for_weight_blocks_bf16(
+          W, V, C,
+          [&](int64_t o0, int64_t o1, const uint16_t* Wh) {
+            for (int64_t r0 = 0; r0 < count; r0 += chunk) {
+              const int64_t n = std::min(chunk, count - r0);
+              kernels::gemm_bf16(true, n, o1 - o0, C, xh + r0 * C, C, Wh, C, 0.0f, S, o1 - o0);
+              fn(o0, o1, static_cast<const T*>(nullptr), Wh, r0, n, S);
+            }
+          },
+          tile);
+      return;
+    }
+  }
   for_weight_blocks<T>(
       W, V, C,
       [&](int64_t o0, int64_t o1, const T* Wb) {
@@ -48,7 +66,7 @@ void for_logit_blocks(const Tensor& W, int64_t V, int64_t C, const T* xb, int64_
           const int64_t n = std::min(chunk, count - r0);
           kernels::gemm<T>(false, true, n, o1 - o0, C, T(1), xb + r0 * C, C, Wb, C, T(0), S,
                            o1 - o0);
-          fn(o0, o1, Wb, r0, n, S);
+          fn(o0, o1, Wb, static_cast<const uint16_t*>(nullptr), r0, n, S);
         }
       },
       tile);
@@ -94,31 +112,36 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
       1, std::min({chunk_rows, std::max<int64_t>(count, 1), kScratchElems / tile}));
   Tensor lse = Tensor::empty(ct, {count});
   Tensor y = Tensor::empty(ct, {1});
+  // bf16 products (f32 compute, frozen W): decided once, the backward follows the forward.
+  const bool bf16 = ct == DType::F32 && bf16_product_for(w);
   dispatch(ct, [&](auto z) {
     using T = decltype(z);
     std::vector<T> xb(static_cast<size_t>(count * C));
     gather_rows<T>(x.value().data<T>(), C, rows->data(), count, xb.data());
+    std::vector<uint16_t> xh;
+    if constexpr (std::is_same_v<T, float>)
+      if (bf16) round_rows_to_bf16(xb.data(), count, C, xh);
     std::vector<T> S(static_cast<size_t>(count ? chunk * tile : 0));
     std::vector<T> m(static_cast<size_t>(count), -std::numeric_limits<T>::infinity());
     std::vector<T> sum(static_cast<size_t>(count), T(0)), at_target(static_cast<size_t>(count));
-    for_logit_blocks<T>(w.value(), V, C, xb.data(), count, chunk, tile, S.data(),
-                        [&](int64_t o0, int64_t o1, const T*, int64_t r0, int64_t n, T* Sb) {
-                          const int64_t vb = o1 - o0;
-                          kernels::parallel_rows(
-                              n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
-                                for (int64_t i = lo; i < hi; ++i) {
-                                  T* row = Sb + i * vb;
-                                  const int64_t r = r0 + i;
-                                  const int32_t tg = (*tgt)[r];
-                                  if (tg >= o0 && tg < o1) at_target[r] = row[tg - o0];
-                                  const T mt = kernels::row_max(row, vb);
-                                  const T mn = std::max(m[r], mt);
-                                  kernels::exp_shifted(row, vb, mn, row);
-                                  sum[r] = sum[r] * std::exp(m[r] - mn) + kernels::row_sum(row, vb);
-                                  m[r] = mn;
-                                }
-                              });
-                        });
+    for_logit_blocks<T>(
+        w.value(), V, C, xb.data(), bf16 ? xh.data() : nullptr, count, chunk, tile, S.data(),
+        [&](int64_t o0, int64_t o1, const T*, const uint16_t*, int64_t r0, int64_t n, T* Sb) {
+          const int64_t vb = o1 - o0;
+          kernels::parallel_rows(n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
+            for (int64_t i = lo; i < hi; ++i) {
+              T* row = Sb + i * vb;
+              const int64_t r = r0 + i;
+              const int32_t tg = (*tgt)[r];
+              if (tg >= o0 && tg < o1) at_target[r] = row[tg - o0];
+              const T mt = kernels::row_max(row, vb);
+              const T mn = std::max(m[r], mt);
+              kernels::exp_shifted(row, vb, mn, row);
+              sum[r] = sum[r] * std::exp(m[r] - mn) + kernels::row_sum(row, vb);
+              m[r] = mn;
+            }
+          });
+        });
     T* L = lse.data<T>();
     double total = 0;  // sequential, in double, in row order: as cross_entropy sums
     for (int64_t r = 0; r < count; ++r) {
@@ -130,13 +153,16 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
   const bool rg = needs_grad(t, {&x, &w});
   Var out(std::move(y), rg);
   if (rg && count > 0)
-    t->record([t, x, w, out, rows, tgt, lse, count, chunk, tile, V, C] {
+    t->record([t, x, w, out, rows, tgt, lse, count, chunk, tile, V, C, bf16] {
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using T = decltype(z);
         const T scale = static_cast<T>(out.grad().data<T>()[0] / static_cast<double>(count));
         std::vector<T> xb(static_cast<size_t>(count * C));
         gather_rows<T>(x.value().data<T>(), C, rows->data(), count, xb.data());
+        std::vector<uint16_t> xh, gh;  // bf16 rows and dlogits of a chunk
+        if constexpr (std::is_same_v<T, float>)
+          if (bf16) round_rows_to_bf16(xb.data(), count, C, xh);
         std::vector<T> dxb(x.requires_grad() ? static_cast<size_t>(count * C) : 0, T(0));
         std::vector<T> g(static_cast<size_t>(chunk * tile));  // logits, then dlogits in place
         T* dW = w.requires_grad() ? t->grad(w).data<T>() : nullptr;
@@ -145,8 +171,9 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
         // (softmax − onehot)·scale with the saved lse, then dxb += dlogits·W_tile and
         // dW_tile += dlogitsᵀ·xb.
         for_logit_blocks<T>(
-            w.value(), V, C, xb.data(), count, chunk, tile, g.data(),
-            [&](int64_t o0, int64_t o1, const T* Wb, int64_t r0, int64_t n, T* gb) {
+            w.value(), V, C, xb.data(), bf16 ? xh.data() : nullptr, count, chunk, tile, g.data(),
+            [&](int64_t o0, int64_t o1, const T* Wb, const uint16_t* Wh, int64_t r0, int64_t n,
+                T* gb) {
               const int64_t vb = o1 - o0;
               const T* xr = xb.data() + r0 * C;
               kernels::parallel_rows(n, kernels::grain_for(vb), [&](int64_t lo, int64_t hi) {
@@ -158,9 +185,18 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
                   if (tg >= o0 && tg < o1) row[tg - o0] -= scale;
                 }
               });
-              if (!dxb.empty())
-                kernels::gemm<T>(false, false, n, C, vb, T(1), gb, vb, Wb, C, T(1),
-                                 dxb.data() + r0 * C, C);
+              if (!dxb.empty()) {
+                if constexpr (std::is_same_v<T, float>) {
+                  if (Wh) {  // the dlogits enter the bf16 product rounded, as x did
+                    round_rows_to_bf16(gb, n, vb, gh);
+                    kernels::gemm_bf16(false, n, C, vb, gh.data(), vb, Wh, C, 1.0f,
+                                       dxb.data() + r0 * C, C);
+                  }
+                }
+                if (Wb)
+                  kernels::gemm<T>(false, false, n, C, vb, T(1), gb, vb, Wb, C, T(1),
+                                   dxb.data() + r0 * C, C);
+              }
               if (dW)  // dW rows [o0, o1) += dlogitsᵀ (vb, n) · xb (n, C)
                 kernels::gemm<T>(true, false, vb, C, n, T(1), gb, vb, xr, C, T(1), dW + o0 * C, C);
             });

@@ -56,7 +56,8 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
       fail("lora_linear", desc("residual", residual) + " must be (N, out) = (" + std::to_string(N) +
                               ", " + std::to_string(out_f) + ")");
   }
-  Tensor y = Tensor::empty(ct, yshape);  // (N, out)
+  Tensor y = Tensor::empty(ct, yshape);   // (N, out)
+  const bool bf16 = bf16_product_for(w);  // decided once: the backward follows the forward
   Tensor low = Tensor::empty(ct, {N, r});
   dispatch(ct, [&](auto z) {
     using T = decltype(z);
@@ -65,7 +66,8 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
     // With a residual, y starts as its copy and the products accumulate into it.
     if (residual.defined())
       std::memcpy(Y, residual.value().data<T>(), static_cast<size_t>(N * out_f) * sizeof(T));
-    projection_fwd<T>(w.value(), bias, X, N, in_f, out_f, residual.defined() ? T(1) : T(0), Y);
+    projection_fwd<T>(w.value(), bias, X, N, in_f, out_f, residual.defined() ? T(1) : T(0), Y,
+                      bf16);
     T* L = low.data<T>();
     kernels::gemm<T>(false, true, N, r, in_f, T(1), xa.value().data<T>(), in_f, a.value().data<T>(),
                      in_f, T(0), L, r);
@@ -75,7 +77,7 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
   const bool rg = needs_grad(t, {&x, &w, &b, &xa, &a, &bm, &residual});
   Var out(std::move(y), rg);
   if (rg)
-    t->record([t, x, w, b, xa, a, bm, s, residual, low, out, N, in_f, out_f, r] {
+    t->record([t, x, w, b, xa, a, bm, s, residual, low, out, N, in_f, out_f, r, bf16] {
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using T = decltype(z);
@@ -84,7 +86,7 @@ Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
         const T ts = static_cast<T>(s);
         // The base product first: it is usually the first gradient to reach x, and then stores
         // into dx instead of adding into zeros.
-        projection_bwd<T>(t, x, w, b, dY, N, in_f, out_f);  // dx += dY·W (dW, db if trained)
+        projection_bwd<T>(t, x, w, b, dY, N, in_f, out_f, bf16);  // dx += dY·W (dW, db if trained)
         if (residual.requires_grad()) {
           bool fresh = false;
           T* dR = t->grad(residual, &fresh).data<T>();

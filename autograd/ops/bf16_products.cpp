@@ -1,0 +1,111 @@
+// The bf16 frozen-base products, split over the threads exactly as their f32 counterparts in
+// weight_blocks.h (forward along W's rows, input gradient along its columns, never along the
+// summed dimension), so every element is the same sum whichever thread computes it.
+#include "autograd/ops/bf16_products.h"
+
+#include <algorithm>
+
+#include "autograd/kernels/blas.h"
+
+namespace hone::ops_detail {
+
+void convert_weight_part_bf16(const Tensor& W, int64_t in, int64_t o0, int64_t o1, int64_t c0,
+                              int64_t c1, uint16_t* dst) {
+  const int64_t w = c1 - c0;
+  if (W.dtype() == DType::BF16) {
+    const uint16_t* src = static_cast<const uint16_t*>(W.raw());
+    for (int64_t o = o0; o < o1; ++o) std::copy_n(src + o * in + c0, w, dst + (o - o0) * w);
+    return;
+  }
+  if (W.dtype() == DType::F32) {
+    const float* src = static_cast<const float*>(W.raw());
+    for (int64_t o = o0; o < o1; ++o)
+      kernels::round_to_bf16(src + o * in + c0, dst + (o - o0) * w, static_cast<size_t>(w));
+    return;
+  }
+  thread_local std::vector<float> row;
+  if (row.size() < static_cast<size_t>(w)) row.resize(static_cast<size_t>(w));
+  const char* src = static_cast<const char*>(W.raw());
+  for (int64_t o = o0; o < o1; ++o) {
+    convert_to_f32(src + dtype_nbytes(W.dtype(), o * in + c0), W.dtype(), row.data(),
+                   static_cast<size_t>(w));
+    kernels::round_to_bf16(row.data(), dst + (o - o0) * w, static_cast<size_t>(w));
+  }
+}
+
+void round_rows_to_bf16(const float* X, int64_t N, int64_t in, std::vector<uint16_t>& out) {
+  out.resize(static_cast<size_t>(N * in));
+  uint16_t* dst = out.data();
+  kernels::parallel_rows(N, kernels::grain_for(in), [&](int64_t lo, int64_t hi) {
+    kernels::round_to_bf16(X + lo * in, dst + lo * in, static_cast<size_t>((hi - lo) * in));
+  });
+}
+
+namespace {
+
+// The calling thread's bf16 buffer of at least n elements for converted parts of W.
+uint16_t* bf16_scratch(int64_t n) {
+  thread_local std::vector<uint16_t> ws;
+  if (ws.size() < static_cast<size_t>(n)) ws.resize(static_cast<size_t>(n));
+  return ws.data();
+}
+
+}  // namespace
+
+void bf16_xwt(const Tensor& W, int64_t out, int64_t in, const float* X, int64_t N, float beta,
+              float* Y) {
+  std::vector<uint16_t> xb;
+  round_rows_to_bf16(X, N, in, xb);
+  const int threads = kernels::gemm_threads(N, out, in);
+  const bool stored = W.dtype() == DType::BF16;
+  const int64_t cap =
+      stored
+          ? out
+          : std::max<int64_t>(16, kWorkspaceElems / threads / std::max<int64_t>(in, 1) / 16 * 16);
+  const kernels::Parts parts = balanced_parts(out, 16, threads, cap);
+  kernels::for_parts(parts.count, [&](int64_t i) {
+    const int64_t o0 = parts.lo(i), o1 = parts.lo(i + 1);
+    if (o0 >= o1) return;
+    const uint16_t* wp;
+    if (stored) {
+      wp = static_cast<const uint16_t*>(W.raw()) + o0 * in;
+    } else {
+      uint16_t* ws = bf16_scratch((o1 - o0) * in);
+      convert_weight_part_bf16(W, in, o0, o1, 0, in, ws);
+      wp = ws;
+    }
+    kernels::gemm_bf16_serial(true, N, o1 - o0, in, xb.data(), in, wp, in, beta, Y + o0, out);
+  });
+}
+
+void bf16_dyw(const Tensor& W, int64_t out, int64_t in, const float* dY, int64_t N, float beta,
+              float* dX) {
+  if (out == 0) {  // an empty sum
+    if (beta == 0.0f) std::fill(dX, dX + N * in, 0.0f);
+    return;
+  }
+  std::vector<uint16_t> gb;
+  round_rows_to_bf16(dY, N, out, gb);
+  const int threads = kernels::gemm_threads(N, out, in);
+  const bool stored = W.dtype() == DType::BF16;
+  const kernels::Parts parts = balanced_parts(in, is_quantized(W.dtype()) ? 32 : 16, threads, in);
+  kernels::for_parts(parts.count, [&](int64_t i) {
+    const int64_t c0 = parts.lo(i), c1 = parts.lo(i + 1);
+    if (c0 >= c1) return;
+    if (stored) {  // W's columns [c0, c1) in place: one product over all of out
+      kernels::gemm_bf16_serial(false, N, c1 - c0, out, gb.data(), out,
+                                static_cast<const uint16_t*>(W.raw()) + c0, in, beta, dX + c0, in);
+      return;
+    }
+    const int64_t tile = equal_tile(out, std::max<int64_t>(16, kDywTileElems / (c1 - c0)));
+    for (int64_t t0 = 0; t0 < out; t0 += tile) {
+      const int64_t t1 = std::min(out, t0 + tile);
+      uint16_t* ws = bf16_scratch((t1 - t0) * (c1 - c0));
+      convert_weight_part_bf16(W, in, t0, t1, c0, c1, ws);
+      kernels::gemm_bf16_serial(false, N, c1 - c0, t1 - t0, gb.data() + t0, out, ws, c1 - c0,
+                                t0 == 0 ? beta : 1.0f, dX + c0, in);
+    }
+  });
+}
+
+}  // namespace hone::ops_detail
