@@ -11,7 +11,9 @@
 # them. Measures the sgemm peak (bench_sgemm_peak, the BLAS hone uses), then for each config runs,
 # interleaved and REPEATS times (default 3: this shared host swings ±30% over minutes, and each
 # contender keeps its best phase), keeping the best tokens/s of each:
-#   hone               bench_train_step (forward + backward + AdamW), f32 base
+#   hone               bench_train_step (forward + backward + AdamW), f32 base, compute_dtype auto
+#                      (bf16 products where this CPU runs them faster: `hone info` says)
+#   hone-f32           the same with compute_dtype f32
 #   hone-q8_0          the same with the frozen base stored as q8_0 (hone's memory-lean set-up)
 #   torch-tuned-fp32   bench/peer_pytorch.py with OPENBLAS_CORETYPE=SkylakeX, OMP_WAIT_POLICY=PASSIVE,
 #                      LD_PRELOAD=libtcmalloc_minimal.so.4
@@ -28,11 +30,11 @@ threads=${2:-2}
 cd "$(dirname "$0")/.."
 CONFIGS=${CONFIGS:-"stories260K smollm2-135m qwen2.5-0.5b llama3.2-1b"}
 REPEATS=${REPEATS:-3}
-RUNS=${RUNS:-"hone hone-q8_0 torch-tuned-fp32 torch-tuned-bf16 torch-stock"}
+RUNS=${RUNS:-"hone hone-f32 hone-q8_0 torch-tuned-fp32 torch-tuned-bf16 torch-stock"}
 OUT=${OUT:-$build/bench/compare.jsonl}
 for who in $RUNS; do  # a typo fails here, before anything is measured
   case "$who" in
-    hone | hone-q8_0 | torch-tuned-fp32 | torch-tuned-bf16 | torch-stock) ;;
+    hone | hone-f32 | hone-q8_0 | torch-tuned-fp32 | torch-tuned-bf16 | torch-stock) ;;
     *) echo "compare: unknown contender '$who' in RUNS" >&2 && exit 2 ;;
   esac
 done
@@ -94,6 +96,7 @@ for cfg in $CONFIGS; do
     for who in $RUNS; do
       case "$who" in
         hone) run_hone "$cfg" "$threads" "$warm" "$steps" ;;
+        hone-f32) run_hone "$cfg" "$threads" "$warm" "$steps" --compute-dtype f32 ;;
         hone-q8_0) run_hone "$cfg" "$threads" "$warm" "$steps" --weight-dtype q8_0 ;;
         torch-tuned-fp32) run_torch tuned fp32 "$cfg" "$warm" "$steps" ;;
         torch-tuned-bf16) run_torch tuned bf16 "$cfg" "$warm" "$steps" ;;
@@ -112,6 +115,7 @@ if [ "${EXTRAS:-1}" = 1 ]; then
   run_hone llama3.2-1b "$threads" 1 1 --weight-dtype q8_0 --checkpointing 1
   if [ "${BIG:-1}" = 1 ]; then
     run_hone llama3-8b "$threads" 1 1 --weight-dtype q4_0 --checkpointing 1
+    run_hone llama3-8b "$threads" 1 1 --weight-dtype q4_0 --checkpointing 1 --compute-dtype f32
     # training.fused_lm_head: true on the same shape (its 0.25 GiB of logits are under the rule)
     run_hone llama3-8b "$threads" 1 1 --weight-dtype q4_0 --checkpointing 1 --fused-head 1
   fi

@@ -30,7 +30,7 @@ SHAPES = {
     "llama3.2-1b": (2048, 8192, 16, 32, 8, 128256),
     "llama3-8b": (4096, 14336, 32, 32, 8, 128256),
 }
-IMPLS = ["hone", "hone-q8_0", "torch-tuned-fp32", "torch-tuned-bf16", "torch-stock-fp32"]
+IMPLS = ["hone", "hone-f32", "hone-q8_0", "torch-tuned-fp32", "torch-tuned-bf16", "torch-stock-fp32"]
 HONES = ["hone", "hone-q8_0"]
 
 
@@ -46,6 +46,7 @@ def flops_per_token(model, seq, rank):
 
 def main(path, peak_override=None):
     peak, peak_n, roof, best, one_thread, order, extra, runs = None, None, None, {}, {}, [], [], {}
+    roof16, gemm16, cpu = None, None, None
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -54,6 +55,7 @@ def main(path, peak_override=None):
             r = json.loads(line)
             if r.get("bench") == "sgemm":
                 peak, peak_n, roof = r["gflops"], r.get("n"), r.get("fma_roof_gflops")
+                roof16, gemm16, cpu = r.get("bf16_dot_roof_gflops"), r.get("bf16_gemm_gflops"), r.get("cpu")
                 continue
             m = r["model"]
             q8 = r["impl"] == "hone" and r.get("weight_dtype") == "q8_0"
@@ -64,7 +66,9 @@ def main(path, peak_override=None):
             if m not in order:
                 order.append(m)
             if r["impl"] == "hone":
-                impl = "hone-q8_0" if q8 else "hone"
+                # hone = training.compute_dtype auto (whatever it picked here); hone-f32 = f32 asked
+                f32 = r.get("compute_dtype_asked") == "f32"
+                impl = "hone-q8_0" if q8 else ("hone-f32" if f32 else "hone")
                 if r.get("threads") == 1 and not q8:
                     one_thread[m] = r
                     continue
@@ -84,6 +88,10 @@ def main(path, peak_override=None):
     if roof:
         print(f"FMA roof (AVX-512 FMAs on registers, every thread, same run): {roof} GFLOP/s; "
               f"the sgemm peak is {peak / roof * 100:.0f}% of it\n")
+    if roof16:
+        print(f"bf16 dot roof (vdpbf16ps on registers, every thread, same run): {roof16} GFLOP/s "
+              f"= {roof16 / roof:.2f}× the FMA roof; best bf16 GEMM (oneDNN, 2048³, hone's split): "
+              f"{gemm16} GFLOP/s = {gemm16 / peak:.2f}× the sgemm peak. CPU: {cpu}\n")
     print("| config | " + " | ".join(f"{i} tok/s" for i in IMPLS) +
           " | hone / best tuned | hone-q8_0 / best tuned | hone / stock | MFU hone |"
           " MFU hone-q8_0 | MFU torch tuned fp32 | RSS hone | RSS hone-q8_0 |"
@@ -114,6 +122,25 @@ def main(path, peak_override=None):
                  cell(ratio(rss("hone-q8_0"), rss("torch-tuned-fp32")), "{:.2f}"),
                  cell(plan("hone"), "{:.3f}"), cell(plan("hone-q8_0"), "{:.3f}")]
         print(f"| {m} | " + " | ".join(cols) + " |")
+    # MFU against the roof of the arithmetic each contender ran (hone: what compute_dtype
+    # resolved to; torch-tuned-bf16: autocast bf16; the rest f32), and against the FMA roof.
+    if roof:
+        print("\nMFU against the roofs of the same run (model FLOPs as above):\n")
+        print("| config | contender | arithmetic | tok/s | MFU vs its precision's roof |"
+              " MFU vs fp32 FMA roof |")
+        print("|---" * 6 + "|")
+        for m in order:
+            for i in IMPLS:
+                r = best.get(m, {}).get(i)
+                if not r:
+                    continue
+                fpt, _ = flops_per_token(m, r.get("seq", 512), r.get("rank", 16))
+                bf = r.get("compute_dtype") == "bf16" or i == "torch-tuned-bf16"
+                own = roof16 if bf else roof
+                g = r["tokens_per_s"] * fpt / 1e9
+                own_cell = f"{g / own * 100:.0f}%" if own else "–"
+                print(f"| {m} | {i} | {'bf16' if bf else 'f32'} | {r['tokens_per_s']:.1f} | "
+                      f"{own_cell} | {g / roof * 100:.0f}% |")
     # Every repeat, so a best that one lucky (or unlucky) step decided is visible.
     print("\nEach repeat's tokens/s in run order (its measured steps' seconds in brackets):\n")
     for m in order:
@@ -125,9 +152,9 @@ def main(path, peak_override=None):
                 print(f"- {m} {i}: " + " / ".join(cells))
     if extra:
         print("\nhone in other set-ups (same run):\n")
-        print("| config | base | activation checkpointing | fused LM head | s/step | tok/s | MFU |"
-              " peak RSS | planned | planned / measured | RSS / torch tuned fp32 |")
-        print("|---" * 11 + "|")
+        print("| config | base | compute | activation checkpointing | fused LM head | s/step | tok/s |"
+              " MFU | peak RSS | planned | planned / measured | RSS / torch tuned fp32 |")
+        print("|---" * 12 + "|")
         def torch_rss(model, kib):
             t = best.get(model, {}).get("torch-tuned-fp32")
             return f"{kib / t['peak_rss_kib']:.2f}" if t else "–"
@@ -136,6 +163,7 @@ def main(path, peak_override=None):
             fpt, _ = flops_per_token(r["model"], r.get("seq", 512), r.get("rank", 16))
             mfu = r["tokens_per_s"] * fpt / 1e9 / peak * 100 if peak else 0
             print(f"| {r['model']} | {r.get('weight_dtype', 'f32')} | "
+                  f"{r.get('compute_dtype', 'f32')} | "
                   f"{'on' if r.get('checkpointing') else 'off'} | "
                   f"{'on' if r.get('fused_head') else 'off'} | {r['sec_per_step']:.2f} | "
                   f"{r['tokens_per_s']:.1f} | {mfu:.0f}% | {r['peak_rss_kib'] / 1048576:.2f} GiB | "
@@ -147,6 +175,16 @@ def main(path, peak_override=None):
         fpt, n = flops_per_token(m, 512, 16)
         print(f"{m}: N_matmul = {n / 1e6:.1f} M, model FLOPs per token = {fpt / 1e9:.3f} GFLOP "
               f"(seq 512, r 16)")
+    # The same set-up in both arithmetics (issue 17: the Llama-3-8B shape's s/step).
+    pairs = {}
+    for r in extra:
+        key = (r["model"], r.get("weight_dtype"), bool(r.get("checkpointing")), bool(r.get("fused_head")))
+        pairs.setdefault(key, {})[r.get("compute_dtype", "f32")] = r
+    for key, p in pairs.items():
+        if "f32" in p and "bf16" in p:
+            print(f"\n{key[0]} ({key[1]} base, checkpointing {'on' if key[2] else 'off'}): "
+                  f"f32 {p['f32']['sec_per_step']:.2f} s/step, bf16 {p['bf16']['sec_per_step']:.2f} "
+                  f"s/step: bf16 {p['f32']['sec_per_step'] / p['bf16']['sec_per_step']:.2f}× faster")
     for m, r in one_thread.items():
         many = best.get(m, {}).get("hone")
         if many:

@@ -7,6 +7,7 @@
 //   bench_sgemm_peak [n=2048] [reps=10]
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -16,7 +17,9 @@
 #include <immintrin.h>
 #endif
 
+#include "autograd/kernels/bf16_gemm.h"
 #include "autograd/kernels/blas.h"
+#include "autograd/kernels/compute_choice.h"
 
 namespace {
 
@@ -70,6 +73,59 @@ double fma_roof(int) {
 }
 #endif
 
+#if defined(__AVX512BF16__)
+// The same for vdpbf16ps: each lane adds two bf16 products, 12 × 16 × 4 flops a turn.
+__attribute__((noinline)) float dpbf16_chains(int64_t turns) {
+  const __m512bh m = (__m512bh)_mm512_set1_epi16(0x3f80), k = (__m512bh)_mm512_set1_epi16(0x3380);
+  __m512 r[12];
+  for (int i = 0; i < 12; ++i) r[i] = _mm512_set1_ps(1.0f + 1e-3f * static_cast<float>(i));
+  for (int64_t t = 0; t < turns; ++t) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) r[i] = _mm512_dpbf16_ps(r[i], m, k);
+  }
+  __m512 s = r[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, r[i]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float sum = 0;
+  for (float v : lanes) sum += v;
+  return sum;
+}
+
+double bf16_roof(int threads) {
+  const int64_t turns = 100'000'000;
+  std::vector<float> sink(static_cast<size_t>(threads));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i) pool.emplace_back([&, i] { sink[i] = dpbf16_chains(turns); });
+  for (auto& t : pool) t.join();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  volatile float keep = sink[0];
+  (void)keep;
+  return threads * static_cast<double>(turns) * 12 * 16 * 4 / s / 1e9;
+}
+#else
+double bf16_roof(int) {
+  return 0.0;  // no AVX512_BF16
+}
+#endif
+
+// The bf16 product hone runs (oneDNN, split by hone over TBB): n³, bf16 in, f32 out.
+double bf16_gemm_gflops(int64_t n, int reps) {
+  if (!hone::kernels::bf16_gemm_available()) return 0.0;
+  std::vector<uint16_t> a(static_cast<size_t>(n * n), 0x3f00),
+      b(static_cast<size_t>(n * n), 0x3e80);
+  std::vector<float> c(static_cast<size_t>(n * n));
+  auto run = [&] {
+    hone::kernels::gemm_bf16(true, n, n, n, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  };
+  run();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r) run();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return 2.0 * static_cast<double>(n) * n * n * reps / s / 1e9;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,10 +138,14 @@ int main(int argc, char** argv) {
   const double own = gflops(n, reps, a, b, c);
   hone::kernels::set_gemm_split(true);
   const double roof = fma_roof(hone::kernels::blas_threads());
+  const double roof16 = bf16_roof(hone::kernels::blas_threads());
+  const double bf16 = bf16_gemm_gflops(n, reps);
   std::printf(
       "{\"bench\": \"sgemm\", \"n\": %lld, \"gflops\": %.1f, \"gflops_hone_split\": %.1f, "
-      "\"gflops_openblas_threads\": %.1f, \"fma_roof_gflops\": %.1f, \"blas\": \"%s\"}\n",
-      static_cast<long long>(n), std::max(split, own), split, own, roof,
-      hone::kernels::blas_info().c_str());
+      "\"gflops_openblas_threads\": %.1f, \"fma_roof_gflops\": %.1f, "
+      "\"bf16_gemm_gflops\": %.1f, \"bf16_dot_roof_gflops\": %.1f, \"cpu\": \"%s\", "
+      "\"blas\": \"%s\"}\n",
+      static_cast<long long>(n), std::max(split, own), split, own, roof, bf16, roof16,
+      hone::kernels::cpu_kind().describe().c_str(), hone::kernels::blas_info().c_str());
   return 0;
 }

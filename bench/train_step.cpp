@@ -5,6 +5,7 @@
 //   bench_train_step [--model stories260K|smollm2-135m|qwen2.5-0.5b|llama3.2-1b] [--seq 512]
 //                    [--batch 1] [--rank 16] [--steps 5] [--warmup 1] [--optimizer adamw|none]
 //                    [--threads N] [--weight-dtype f32|bf16|q8_0|q4_0] [--checkpointing 0|1]
+//                    [--compute-dtype auto|f32|bf16]
 //                    [--fused-head 0|1]  (1: LM head + loss fused whatever the logits' size)
 //
 // Random-weight shapes are drawn straight into the storage dtype (an 8B shape in q4_0 never
@@ -21,6 +22,7 @@
 #include <string>
 
 #include "autograd/kernels/blas.h"
+#include "autograd/kernels/compute_choice.h"
 #include "lora/lora.h"
 #include "model/io/model_files.h"
 #include "model/random_weights.h"
@@ -43,7 +45,7 @@ int main(int argc, char** argv) {
   std::string which = "stories260K", model_path = "data/samples/stories260K/stories260K.bin";
   int64_t seq = 512, batch = 1, rank = 16;
   int steps = 5, warmup = 1, threads = 0;
-  std::string optimizer = "adamw", weight_dtype = "f32";
+  std::string optimizer = "adamw", weight_dtype = "f32", compute_dtype = "auto";
   bool checkpointing = false, fused_head = false;
   CLI::App app{"bench_train_step: tokens/s of one LoRA training step"};
   app.add_option("--model", which, "stories260K or a shape of model/shapes.h")
@@ -61,6 +63,9 @@ int main(int argc, char** argv) {
   app.add_option("--weight-dtype", weight_dtype, "storage of the frozen base")
       ->capture_default_str()
       ->check(CLI::IsMember({"f32", "bf16", "q8_0", "q4_0"}));
+  app.add_option("--compute-dtype", compute_dtype,
+                 "frozen-base products: auto (bf16 where faster here), f32, bf16")
+      ->capture_default_str();
   app.add_option("--checkpointing", checkpointing, "activation checkpointing (0/1)")
       ->capture_default_str();
   app.add_option("--fused-head", fused_head, "1: LM head + loss fused whatever the logits' size")
@@ -92,6 +97,7 @@ int main(int argc, char** argv) {
       cfg.validate(which);
       weights = random_weights(cfg, 1234, wd);
     }
+    const kernels::ComputeChoice compute = kernels::apply_compute(compute_dtype, "--compute-dtype");
     Transformer model(cfg, weights, wd);
     weights.clear();  // the model holds its own copies (converted when bf16)
     model.set_activation_checkpointing(checkpointing);
@@ -150,7 +156,9 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"impl\": \"hone\", \"model\": \"%s\", \"params\": %lld, \"lora_params\": %lld, "
         "\"batch\": %lld, \"seq\": %lld, \"rank\": %lld, \"optimizer\": \"%s\", "
-        "\"weight_dtype\": \"%s\", \"checkpointing\": %s, \"fused_head\": %s, \"threads\": %d, "
+        "\"weight_dtype\": \"%s\", \"compute_dtype\": \"%s\", \"compute_dtype_asked\": \"%s\", "
+        "\"checkpointing\": %s, "
+        "\"fused_head\": %s, \"threads\": %d, "
         "\"steps\": %d, "
         "\"sec_per_step\": %.4f, \"step_seconds\": [%s], \"tokens_per_s\": %.1f, \"loss\": %.4f, "
         "\"peak_rss_kib\": %ld, "
@@ -158,7 +166,8 @@ int main(int argc, char** argv) {
         which.c_str(), static_cast<long long>(model.num_parameters()),
         static_cast<long long>(adapters.num_parameters()), static_cast<long long>(batch),
         static_cast<long long>(seq), static_cast<long long>(rank), optimizer.c_str(),
-        weight_dtype.c_str(), checkpointing ? "true" : "false", plan.fused_head ? "true" : "false",
+        weight_dtype.c_str(), compute.name(), compute_dtype.c_str(),
+        checkpointing ? "true" : "false", plan.fused_head ? "true" : "false",
         kernels::blas_threads(), steps, total / steps, times.c_str(), tps, loss, ru.ru_maxrss,
         static_cast<long long>(plan.peak / 1024), static_cast<long long>(runtime_bytes / 1024),
         kernels::blas_info().c_str());

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "autograd/kernels/bf16_gemm.h"
+#include "autograd/kernels/compute_choice.h"
 #include "autograd/rng.h"
 #include "data/tokenizer.h"
 #include "lora/peft.h"
@@ -49,6 +51,8 @@ void check_generate_options(const GenerateOptions& opt) {
 GenerateResult run_generate(const GenerateOptions& opt,
                             const std::function<void(const std::string&)>& on_piece) {
   check_generate_options(opt);
+  const kernels::ScopedBf16Products compute(
+      kernels::choose_compute(opt.compute_dtype, kernels::cpu_kind(), "--compute-dtype").bf16);
   ModelFiles files = load_model_files(opt.model);
   check_finite_weights(files.tensors, files.source);
   Transformer model(files.config, files.tensors, parse_weight_dtype(opt.weight_dtype));

@@ -18,7 +18,8 @@ struct GenerateOptions {
   int top_k = 0;
   double top_p = 1.0;
   uint64_t seed = 0;
-  std::string weight_dtype = "f32";  // storage of the frozen base: f32 | bf16 | f16
+  std::string weight_dtype = "f32";    // storage of the frozen base: f32 | bf16 | f16
+  std::string compute_dtype = "auto";  // the base products' arithmetic: auto | f32 | bf16
 };
 
 struct GenerateResult {

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "autograd/error.h"
+#include "autograd/kernels/bf16_gemm.h"
 #include "autograd/kernels/blas.h"
+#include "autograd/kernels/compute_choice.h"
 #include "recipes/data_inspect.h"
 #include "recipes/generate.h"
 #include "recipes/inspect.h"
@@ -137,6 +139,10 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   g->add_option("--seed", gen.seed, "Sampling seed")->capture_default_str();
   g->add_option("--dtype", gen.weight_dtype,
                 "Storage of the frozen weights: f32, bf16, f16, q8_0, q4_0")
+      ->capture_default_str();
+  g->add_option("--compute-dtype", gen.compute_dtype,
+                "Arithmetic of the base products: auto (bf16 where this CPU runs it faster), "
+                "f32, bf16")
       ->capture_default_str();
 
   std::string inspect_path;
@@ -280,6 +286,11 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   try {
     if (app.got_subcommand("info")) {
       std::cout << runtime_banner() << "\n";
+      const hone::kernels::CpuKind cpu = hone::kernels::cpu_kind();
+      std::cout << "hone: CPU: " << cpu.describe() << "\n"
+                << "hone: bf16 products: " << hone::kernels::bf16_gemm_info() << "\n"
+                << "hone: compute_dtype auto picks "
+                << hone::kernels::choose_compute("auto", cpu).describe() << "\n";
       const std::string mpi = hone::mpi_library();
       std::cout << "hone: MPI: "
                 << (mpi.empty() ? "none (built without MPI: one process only)"

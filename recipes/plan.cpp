@@ -9,7 +9,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "autograd/kernels/bf16_gemm.h"
 #include "autograd/kernels/blas.h"
+#include "autograd/kernels/compute_choice.h"
 #include "data/text_dataset.h"
 #include "data/token_store.h"
 #include "model/io/model_files.h"
@@ -325,14 +327,22 @@ int64_t planned_data_bytes(const RecipeConfig& cfg, int32_t vocab_size) {
   return total;
 }
 
-double measure_gemm_gflops(int64_t tokens, int64_t hidden, int64_t inter) {
+double measure_gemm_gflops(int64_t tokens, int64_t hidden, int64_t inter, bool bf16) {
   tokens = std::clamp<int64_t>(tokens, 64, 1024);
   hidden = std::clamp<int64_t>(hidden, 64, 4096);
   inter = std::clamp<int64_t>(inter, 64, 16384);
   std::vector<float> a(static_cast<size_t>(tokens * hidden), 0.5f);
   std::vector<float> b(static_cast<size_t>(inter * hidden), 0.25f);
   std::vector<float> c(static_cast<size_t>(tokens * inter));
+  // bf16 products: the activations' rounding is part of the product, as in training.
+  std::vector<uint16_t> ah(bf16 ? a.size() : 0), bh(bf16 ? b.size() : 0, 0x3e80);
   auto run = [&] {
+    if (bf16) {
+      kernels::round_to_bf16(a.data(), ah.data(), a.size());
+      kernels::gemm_bf16(true, tokens, inter, hidden, ah.data(), hidden, bh.data(), hidden, 0.0f,
+                         c.data(), inter);
+      return;
+    }
     kernels::gemm<float>(false, true, tokens, inter, hidden, 1.0f, a.data(), hidden, b.data(),
                          hidden, 0.0f, c.data(), inter);
   };
@@ -456,8 +466,12 @@ std::string run_plan(const PlanOptions& o) {
   double gflops = o.gflops;
   if (gflops <= 0) {
     if (spec.threads > 0) kernels::set_blas_threads(spec.threads);
+    // The arithmetic training.compute_dtype picks on this machine sets the rate.
+    const bool bf16 = kernels::choose_compute(cfg.training.compute_dtype, kernels::cpu_kind(),
+                                              cfg.source + ": training.compute_dtype")
+                          .bf16;
     gflops = measure_gemm_gflops(spec.batch * spec.seq, spec.model.hidden_size,
-                                 spec.model.intermediate_size);
+                                 spec.model.intermediate_size, bf16);
   }
   const int64_t available =
       o.memory_limit > 0 ? o.memory_limit : (o.memory_limit == 0 ? available_memory_bytes() : 0);

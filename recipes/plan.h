@@ -130,6 +130,7 @@ struct PlanOptions {
 std::string run_plan(const PlanOptions& options);
 
 // A short sgemm at a training-sized shape: GFLOP/s this machine reaches now, for the step estimate.
-double measure_gemm_gflops(int64_t tokens, int64_t hidden, int64_t inter);
+// bf16: the bf16 product (training.compute_dtype's choice) instead of sgemm.
+double measure_gemm_gflops(int64_t tokens, int64_t hidden, int64_t inter, bool bf16 = false);
 
 }  // namespace hone

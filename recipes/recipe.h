@@ -60,6 +60,10 @@ struct TrainingRecipe {
   // exist, for one more head product in backward: "auto" from 1 GiB of logits, "true" always,
   // "false" never.
   std::string fused_lm_head = "auto";
+  // The frozen-base products' arithmetic: "f32", "bf16" (bf16 inputs, f32 accumulation; the
+  // adapters, norms, attention, loss and optimizer stay f32) or "auto" (bf16 where this CPU
+  // runs it faster: kernels/compute_choice.h).
+  std::string compute_dtype = "auto";
   // Logit bytes from which the head is fused (Transformer::set_fused_loss_bytes): 0 = always.
   int64_t fused_loss_bytes() const;
   bool operator==(const TrainingRecipe&) const = default;

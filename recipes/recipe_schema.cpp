@@ -156,7 +156,9 @@ const std::vector<Section>& schema() {
          [](RecipeConfig& c, const YAML::Node& n, const Reader& r) {
            // A YAML boolean reads as its text: true / false, like "auto", are kept as written.
            if (auto v = r.string(n)) c.training.fused_lm_head = *v;
-         }}}},
+         }},
+        string_field(
+            "compute_dtype", [](RecipeConfig & c) -> auto& { return c.training.compute_dtype; })}},
       {"optimizer",
        {string_field(
             "name", [](RecipeConfig & c) -> auto& { return c.optimizer.name; }),
@@ -325,6 +327,7 @@ void validate(const RecipeConfig& c, Diagnostics& d) {
   check(t.threads >= 0, "training.threads",
         "must be >= 0, 0 = all cores (got " + inum(t.threads) + ")");
   one_of(d, "training.fused_lm_head", t.fused_lm_head, {"auto", "true", "false"});
+  one_of(d, "training.compute_dtype", t.compute_dtype, {"auto", "f32", "bf16"});
 
   const auto& o = c.optimizer;
   one_of(d, "optimizer.name", o.name, {"adamw", "sgd"});

@@ -131,7 +131,8 @@ std::string to_yaml(const RecipeConfig& c) {
     << "  threads: " << c.training.threads << "\n"
     << "  pipeline_stages: " << c.training.pipeline_stages << "\n"
     << "  activation_checkpointing: " << b(c.training.activation_checkpointing) << "\n"
-    << "  fused_lm_head: " << yq(c.training.fused_lm_head) << "\n";
+    << "  fused_lm_head: " << yq(c.training.fused_lm_head) << "\n"
+    << "  compute_dtype: " << yq(c.training.compute_dtype) << "\n";
   y << "optimizer:\n"
     << "  name: " << yq(c.optimizer.name) << "\n"
     << "  lr: " << num(c.optimizer.lr) << "\n"

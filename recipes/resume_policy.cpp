@@ -27,6 +27,7 @@ Change policy(const std::string& key) {
       {"training.grad_clip", Change::Warn},
       {"training.threads", Change::Bitwise},
       {"training.fused_lm_head", Change::Bitwise},
+      {"training.compute_dtype", Change::Bitwise},
       {"training.activation_checkpointing", Change::Allow},  // the same gradients, recomputed
       {"training.pipeline_stages", Change::Allow},           // the same arithmetic on other ranks
       {"optimizer.name", Change::Refuse},

@@ -19,7 +19,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "autograd/kernels/bf16_gemm.h"
 #include "autograd/kernels/blas.h"
+#include "autograd/kernels/compute_choice.h"
 #include "lora/peft.h"
 #include "model/io/atomic_file.h"
 #include "optim/clip.h"
@@ -78,6 +80,24 @@ class ThreadScope {
  private:
   int prev_blas_;
   std::unique_ptr<tbb::global_control> tbb_;
+};
+
+// Sets the frozen-base products' arithmetic from the recipe's training.compute_dtype for the
+// run, and back after. Refuses bf16 where it cannot run, before anything is written.
+class ComputeScope {
+ public:
+  explicit ComputeScope(const RecipeConfig& cfg)
+      : prev_(kernels::bf16_products()),
+        choice_(kernels::apply_compute(cfg.training.compute_dtype,
+                                       cfg.source + ": training.compute_dtype")) {}
+  ~ComputeScope() { kernels::set_bf16_products(prev_); }
+  ComputeScope(const ComputeScope&) = delete;
+  ComputeScope& operator=(const ComputeScope&) = delete;
+  std::string line() const { return "hone: compute: " + choice_.describe(); }
+
+ private:
+  bool prev_;
+  kernels::ComputeChoice choice_;
 };
 
 double rss_mib() {
@@ -204,6 +224,7 @@ TrainSummary run_train(const TrainOptions& opts) {
                 "--resume, or set checkpoint.dir / output.dir to a new folder");
   }
   ThreadScope threads(cfg.training.threads);
+  ComputeScope compute(cfg);
   const std::string resolved = to_yaml(cfg);
   if (!o.quiet) std::cerr << "hone: resolved recipe\n" << resolved;
 
@@ -219,6 +240,7 @@ TrainSummary run_train(const TrainOptions& opts) {
                    std::to_string(run.data.val.size()) + " val windows of " +
                    std::to_string(cfg.data.seq_len) + " tokens; " +
                    std::to_string(run.total_steps) + " steps");
+  say(o.quiet, compute.line());
   if (run.schedule.warmup_steps < cfg.scheduler.warmup_steps)
     say(!lead, "hone: note: scheduler.warmup_steps " + std::to_string(cfg.scheduler.warmup_steps) +
                    " is longer than the run's " + std::to_string(run.total_steps) +
@@ -390,6 +412,7 @@ double run_eval(const std::string& recipe, const std::vector<std::string>& overr
   run.cfg = load_recipe(recipe, overrides);
   check_recipe_paths(run.cfg);
   ThreadScope threads(run.cfg.training.threads);
+  ComputeScope compute(run.cfg);
   Comm& group = world();
   const Parallel par = make_parallel(group, static_cast<int>(run.cfg.training.pipeline_stages));
   load_base(run, stage_range(run.cfg, par));
@@ -400,6 +423,7 @@ double run_eval(const std::string& recipe, const std::vector<std::string>& overr
     throw Error(run.cfg.source + ": data.val / data.val_fraction: the recipe has no held-out data");
   std::unique_ptr<LoraAdapters> adapters;
   if (!adapter_dir.empty()) adapters = load_peft_adapter(adapter_dir, *run.model);
+  if (!quiet && group.rank() == 0) std::cerr << compute.line() << "\n";
   // Under mpirun the batches are shared out among every rank; rank 0 prints.
   EvalResult e = evaluate(*run.model, adapters.get(), run.data.val, run.cfg.training.batch_size,
                           run.cfg.eval.max_batches, par);

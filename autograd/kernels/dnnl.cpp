@@ -35,9 +35,11 @@ struct KeyHash {
   }
 };
 
+// Never destroyed, like each thread's state below: TBB's workers may outlive static
+// destruction at exit, and a stream or primitive must not outlive its engine.
 const dnnl::engine& cpu_engine() {
-  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
+  static const dnnl::engine* e = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *e;
 }
 
 // A product's primitive and the descriptions of its three operands.
@@ -56,8 +58,8 @@ struct ThreadState {
 };
 
 ThreadState& thread_state() {
-  thread_local ThreadState s;
-  return s;
+  thread_local ThreadState* s = new ThreadState;
+  return *s;
 }
 
 Prim make_primitive(const Key& k) {
