@@ -184,6 +184,23 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   ev->add_option("recipe", eval_recipe, "Recipe file (YAML)")->required();
   ev->add_option("overrides", eval_overrides, "key.path=value overrides of the recipe");
   ev->add_option("--adapter", eval_adapter, "PEFT adapter folder to evaluate");
+  std::string eval_protocol = "held-out";
+  hone::LlamaPerplexityOptions lppl;
+  ev->add_option("--protocol", eval_protocol,
+                 "held-out: the recipe's held-out loss and perplexity; llama-perplexity: "
+                 "llama.cpp's llama-perplexity on --text (chunks of --ctx tokens, each with BOS "
+                 "first, the second half of each scored), the figure llama.cpp users quote")
+      ->check(CLI::IsMember({"held-out", "llama-perplexity"}))
+      ->capture_default_str();
+  ev->add_option("--text", lppl.text_file,
+                 "llama-perplexity: the text file (default: the recipe's data.val)");
+  ev->add_option("--ctx", lppl.n_ctx,
+                 "llama-perplexity: tokens a chunk, llama.cpp's -c (default: data.seq_len)")
+      ->check(CLI::PositiveNumber);
+  ev->add_option("--chunks", lppl.max_chunks,
+                 "llama-perplexity: score at most this many chunks, llama.cpp's --chunks "
+                 "(default: all)")
+      ->check(CLI::PositiveNumber);
 
   // How several adapters combine (hone merge, unmerge and combine; lora/combine.h).
   auto add_combine_options = [](CLI::App* c, hone::CombineArgs& a, const char* method_help) {
@@ -335,7 +352,16 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
     } else if (app.got_subcommand("detokenize")) {
       hone::run_detokenize(detok_path, std::cin, std::cout);
     } else if (app.got_subcommand("eval")) {
-      hone::run_eval(eval_recipe, eval_overrides, eval_adapter, quiet);
+      if (eval_protocol == "llama-perplexity") {
+        lppl.recipe = eval_recipe;
+        lppl.overrides = eval_overrides;
+        lppl.adapter_dir = eval_adapter;
+        hone::run_eval_llama_perplexity(lppl);
+      } else {
+        if (!lppl.text_file.empty() || lppl.n_ctx > 0 || lppl.max_chunks > 0)
+          throw hone::Error("--text, --ctx and --chunks go with --protocol llama-perplexity");
+        hone::run_eval(eval_recipe, eval_overrides, eval_adapter, quiet);
+      }
     } else if (app.got_subcommand("generate")) {
       if (!quiet) std::cerr << runtime_banner() << "\n";
       const hone::GenerateResult r = hone::run_generate(gen, [&](const std::string& piece) {

@@ -30,7 +30,10 @@ struct PlanSpec {
   int threads = 1;
   int64_t fused_loss_bytes = Transformer::kFusedLossBytes;
   int64_t runtime_bytes = 0;  // the process before any model memory (libraries, BLAS buffers)
-  int64_t data_bytes = 0;     // the tokenized corpus (mapped token stores), see planned_data_bytes
+  int64_t data_bytes = 0;     // the training data held for the run, see planned_data_bytes
+  // Loading JSONL data: the tokenized records, alive while they are packed into windows.
+  int64_t data_load_bytes = 0;
+  int64_t tokenizer_bytes = 0;  // the loaded tokenizer's tables, see planned_tokenizer_bytes
   // Converted tensors' source bytes by name (their sum is source_bytes), so a pipeline stage
   // counts only its own.
   std::vector<std::pair<std::string, int64_t>> source_tensors;
@@ -55,9 +58,11 @@ struct MemoryPlan {
   int64_t lm_head = 0;        // logits and their gradient, or the fused head's chunks
   int64_t workspace = 0;      // weight-conversion tiles and the like
   int64_t runtime = 0;        // as given
-  int64_t data = 0;           // the tokenized corpus, as given
+  int64_t data = 0;           // the training data held for the run, as given
+  int64_t data_load = 0;      // tokenized JSONL records while packing (load phase only)
+  int64_t tokenizer = 0;      // the tokenizer's tables, as given
   int64_t dp_buffers = 0;     // gradient fold accumulator / data-parallel exchange buffers
-  int64_t load_peak = 0;      // weights + load_extra + runtime
+  int64_t load_peak = 0;      // weights + runtime + tokenizer + max(load_extra, data + data_load)
   int64_t train_peak = 0;     // the step's peak
   int64_t peak = 0;           // max of the two
   bool fused_head = false;    // the LM head + cross-entropy run chunked
@@ -90,6 +95,22 @@ int64_t available_memory_bytes();
 // a bound of one token per corpus byte (every tokenizer hone reads gives at most that, plus
 // BOS/EOS per document and a little for repaired UTF-8). 0 for JSONL formats.
 int64_t planned_data_bytes(const RecipeConfig& cfg, int32_t vocab_size);
+
+// The memory of a JSONL (completion / alpaca / chat) recipe's data, from its files' record counts:
+// `held` the packed or padded windows the run keeps (at most one window per record: packing never
+// puts less than one record in a window, padding exactly one), `loading` the tokenized records
+// alive while they are windowed (at most seq_len + 1 tokens a record, truncation's limit).
+struct InstructDataPlan {
+  int64_t records = 0;
+  int64_t held = 0;
+  int64_t loading = 0;
+};
+InstructDataPlan planned_instruct_bytes(const RecipeConfig& cfg);
+
+// Resident bytes the recipe's tokenizer takes once loaded: it is loaded here and this process's
+// resident size measured before and after (its parse's freed temporaries included: they stay in
+// the process's heap). 0 when its files are not at hand.
+int64_t planned_tokenizer_bytes(const RecipeConfig& cfg);
 
 // The spec a recipe implies, reading only the model's config and tensor headers (no weights).
 PlanSpec plan_spec_for(const RecipeConfig& cfg);

@@ -104,17 +104,17 @@ std::string parallel_plan_report(const PlanSpec& spec, const ParallelPlan& p, do
     const MemoryPlan& m = st.memory;
     const std::string blocks =
         std::to_string(st.layers.first) + "-" + std::to_string(st.layers.last - 1);
-    std::snprintf(buf, sizeof buf,
-                  "  %5zu %-9s %-15s %6lld %10s %11s %11s %10s %10s %10s %10s %10s %10s\n", s,
-                  blocks.c_str(), holds(st.spec).c_str(), static_cast<long long>(st.spec.in_flight),
-                  cell(m.weights).c_str(), cell(m.adapters + m.optimizer).c_str(),
-                  cell(m.activations + m.backward).c_str(), cell(m.lm_head).c_str(),
-                  cell(m.dp_buffers).c_str(), cell(m.workspace + m.runtime + m.data).c_str(),
-                  cell(m.peak).c_str(), cell(st.pp_bytes).c_str(), cell(st.dp_bytes).c_str());
+    std::snprintf(
+        buf, sizeof buf, "  %5zu %-9s %-15s %6lld %10s %11s %11s %10s %10s %10s %10s %10s %10s\n",
+        s, blocks.c_str(), holds(st.spec).c_str(), static_cast<long long>(st.spec.in_flight),
+        cell(m.weights).c_str(), cell(m.adapters + m.optimizer).c_str(),
+        cell(m.activations + m.backward).c_str(), cell(m.lm_head).c_str(),
+        cell(m.dp_buffers).c_str(), cell(m.workspace + m.runtime + m.data + m.tokenizer).c_str(),
+        cell(m.peak).c_str(), cell(st.pp_bytes).c_str(), cell(st.dp_bytes).c_str());
     o << buf;
   }
   o << "  (flight: micro-batches whose activations a stage keeps at once under 1F1B; activations "
-       "include one block's backward; other: conversion tiles, runtime, data"
+       "include one block's backward; other: conversion tiles, runtime, data, tokenizer"
     << (p.stages[p.peak_stage].memory.load_extra > 0 ? "; peak includes loading" : "")
     << "; sends are bytes per step; per-micro-batch losses, target counts and clipping norms, "
        "a few hundred bytes, are not counted)\n";

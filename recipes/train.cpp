@@ -25,6 +25,7 @@
 #include "lora/peft.h"
 #include "model/io/atomic_file.h"
 #include "optim/clip.h"
+#include "recipes/llama_perplexity.h"
 #include "recipes/metrics_log.h"
 #include "recipes/parallel/comm.h"
 #include "recipes/parallel/layout.h"
@@ -433,6 +434,43 @@ double run_eval(const std::string& recipe, const std::vector<std::string>& overr
                 adapter_dir.empty() ? ", base model" : "");
   if (group.rank() == 0) std::cout << line;  // through std::cout, which main checks at exit
   return e.loss;
+}
+
+double run_eval_llama_perplexity(const LlamaPerplexityOptions& o) {
+  Run run;
+  run.cfg = load_recipe(o.recipe, o.overrides);
+  // The text is --text's, so the recipe's corpora need not exist; its model must.
+  RecipeConfig model_only = run.cfg;
+  model_only.data.train.clear();
+  model_only.data.val.clear();
+  check_recipe_paths(model_only);
+  std::string file = o.text_file;
+  if (file.empty()) file = run.cfg.data.val;
+  if (file.empty())
+    throw Error(run.cfg.source + ": data.val: no held-out text file; give --text FILE");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(file + ": cannot read the text to evaluate");
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  ThreadScope threads(run.cfg.training.threads);
+  load_base(run);
+  std::unique_ptr<LoraAdapters> adapters;
+  if (!o.adapter_dir.empty()) adapters = load_peft_adapter(o.adapter_dir, *run.model);
+  const int64_t n_ctx = o.n_ctx > 0 ? o.n_ctx : run.cfg.data.seq_len;
+  LlamaPerplexity r;
+  try {
+    r = llama_perplexity(*run.model, adapters.get(), *run.tokenizer, text, n_ctx, o.max_chunks,
+                         run.cfg.training.batch_size);
+  } catch (const Error& e) {
+    throw Error(file + ": " + e.what());
+  }
+  char line[200];
+  std::snprintf(
+      line, sizeof line,
+      "llama-perplexity: PPL = %.4f +/- %.5f  (%lld chunks of %lld tokens, %lld scored%s)\n",
+      r.perplexity, r.uncertainty, static_cast<long long>(r.chunks), static_cast<long long>(n_ctx),
+      static_cast<long long>(r.scored), o.adapter_dir.empty() ? ", base model" : "");
+  if (world().rank() == 0) std::cout << line;
+  return r.perplexity;
 }
 
 }  // namespace hone

@@ -35,4 +35,18 @@ TrainSummary run_train(const TrainOptions& options);
 double run_eval(const std::string& recipe, const std::vector<std::string>& overrides,
                 const std::string& adapter_dir, bool quiet = false);
 
+// `hone eval --protocol llama-perplexity`: llama.cpp's perplexity protocol (recipes/
+// llama_perplexity.h) on `text_file` (default: the recipe's data.val file) at `n_ctx` tokens a
+// chunk (0: data.seq_len), at most `max_chunks` chunks (0: all), with `adapter_dir` applied when
+// given. Prints one line; returns the perplexity.
+struct LlamaPerplexityOptions {
+  std::string recipe;
+  std::vector<std::string> overrides;
+  std::string adapter_dir;
+  std::string text_file;
+  int64_t n_ctx = 0;
+  int64_t max_chunks = 0;
+};
+double run_eval_llama_perplexity(const LlamaPerplexityOptions& options);
+
 }  // namespace hone

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "autograd/block_cache.h"
 #include "model/io/model_files.h"
 #include "recipes/train_step.h"
 #include "train_helpers.h"
@@ -68,4 +69,27 @@ TEST(TrainStep, AccumulationEqualsOneBigBatchWithUnevenMasks) {
   EXPECT_LE(max_d / max_g, tol);
   std::cout << "[accumulate] f64: max |big - accumulated| / max |g| = " << max_d / max_g
             << ", loss " << std::fabs(loss_acc - loss_big) / std::fabs(loss_big) << "\n";
+}
+
+// A partial last evaluation batch asks for block sizes no training step uses: the cache gives
+// them back to the system (with the full batches' blocks, which would otherwise be resident
+// beside the partial batch's), so evaluation leaves nothing cached.
+TEST(TrainStep, EvaluationWithAPartialBatchLeavesNoCachedBlocks) {
+  ModelFiles f = load_model_files(test::repo_file("data/samples/stories260K/stories260K.bin"));
+  Transformer model(f.config, f.tensors, DType::F32);
+  const int64_t T = 256;  // (T, C) and (T, V) activations are above the cache's 64 KiB floor
+  Rng r(3);
+  std::vector<Example> ex(5);
+  for (Example& e : ex)
+    for (int64_t t = 0; t < T; ++t) {
+      e.ids.push_back(static_cast<int32_t>(r.next_u64() % 512));
+      e.targets.push_back(static_cast<int32_t>(r.next_u64() % 512));
+    }
+  const ExampleSet full(std::vector<Example>(ex.begin(), ex.begin() + 4));
+  const EvalResult a = evaluate(model, nullptr, full, 2, 0);  // 2 + 2: whole batches
+  EXPECT_EQ(a.tokens, 4 * T);
+  EXPECT_GT(block_cache_bytes(), 0u);  // kept for the training step's same sizes
+  const EvalResult b = evaluate(model, nullptr, ExampleSet(ex), 2, 0);  // 2 + 2 + 1
+  EXPECT_EQ(b.tokens, 5 * T);
+  EXPECT_EQ(block_cache_bytes(), 0u);
 }
