@@ -13,7 +13,7 @@ script=$(realpath "$0")
 
 find_chromium() {
   if [ -n "${CHROMIUM:-}" ]; then
-    echo "$CHROMIUM"
+    command -v "$CHROMIUM" || true
     return
   fi
   command -v chromium || command -v chromium-browser || command -v google-chrome || true
