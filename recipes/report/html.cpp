@@ -104,7 +104,7 @@ h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 .sub { color: #666; margin-bottom: 16px; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
-svg.plot { background: #fff; border: 1px solid #eee; }
+svg.plot { background: #fff; border: 1px solid #eee; max-width: 100%; height: auto; }
 svg .title { font-size: 13px; font-weight: 600; }
 svg .axis-label { font-size: 11px; fill: #555; }
 svg .top-tick { font-size: 10px; fill: #777; }
