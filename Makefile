@@ -4,12 +4,17 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 PREFIX ?= /usr/local
 
-.PHONY: all deps build hone test test-all quickstart install bench format clean
+.PHONY: all deps browser-deps build hone test test-all quickstart install bench report-screenshot format clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
+
+# Debian's chromium, for the browser test (ctest label "browser"; skipped without it) and
+# report-screenshot. Not part of deps: a user building hone does not need a browser.
+browser-deps:
+	@bash scripts/install-deps.sh --browser
 
 $(BUILD)/Makefile: deps CMakeLists.txt
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
@@ -37,6 +42,10 @@ quickstart: hone
 # The hone binary into $(PREFIX)/bin (make install PREFIX=$HOME/.local needs no root).
 install: hone
 	cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# docs/report.png: the report of a quickstart run in headless Chromium (the browser test's script).
+report-screenshot: hone
+	bash scripts/report-screenshot.sh --train $(BUILD) docs/report.png
 
 bench: build
 	bash bench/run.sh $(BUILD)

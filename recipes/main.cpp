@@ -20,6 +20,7 @@
 #include "recipes/merge_export.h"
 #include "recipes/parallel/comm.h"
 #include "recipes/plan.h"
+#include "recipes/report/run_files.h"
 #include "recipes/stdout_guard.h"
 #include "recipes/tokenize_cmd.h"
 #include "recipes/train.h"
@@ -284,6 +285,17 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   dt->add_option("--tokenizer", detok_path, "tokenizer.json, a folder holding one, or tok.bin")
       ->required();
 
+  hone::report::ReportOptions report_opt;
+  auto* rp =
+      app.add_subcommand("report",
+                         "Rebuild a run's report.html (loss curves, lr, grad norm, tokens/s, "
+                         "recipe, samples); several runs are overlaid");
+  rp->add_option("runs", report_opt.runs, "Run folders (holding metrics.jsonl) or metrics files")
+      ->required();
+  rp->add_option("-o,--out", report_opt.out,
+                 "Output HTML file (default: report.html in the run folder; with several runs, "
+                 "in the current folder)");
+
   app.add_subcommand("info", "Print the BLAS kernel and thread count hone runs with");
 
   if (const std::string bad = unknown_command(app, argc, argv); !bad.empty()) {
@@ -317,6 +329,8 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
       if (!memory_limit.empty())
         plan.memory_limit = hone::parse_memory_size(memory_limit, "--memory-limit");
       std::cout << hone::run_plan(plan);
+    } else if (app.got_subcommand("report")) {
+      std::cerr << "hone: wrote " << hone::report::run_report(report_opt) << "\n";
     } else if (app.got_subcommand("inspect")) {
       std::cout << hone::inspect_report(inspect_path);
     } else if (app.got_subcommand("train")) {

@@ -32,6 +32,7 @@
 #include "recipes/parallel/stage_state.h"
 #include "recipes/plan.h"
 #include "recipes/plan_parallel.h"
+#include "recipes/report/train_report.h"
 #include "recipes/resume_policy.h"
 #include "recipes/run_checkpoint.h"
 #include "recipes/run_folder.h"
@@ -267,6 +268,13 @@ TrainSummary run_train(const TrainOptions& opts) {
                           [&](AtomicWriter& w) { w.write(resolved); });
     metrics_file = std::make_unique<MetricsLog>(cfg.logging.metrics_file, metrics_so_far);
   }
+  // report.html beside the metrics, rewritten at every evaluation and at the end (rank 0).
+  std::unique_ptr<report::TrainReport> run_report;
+  if (lead) {
+    run_report = std::make_unique<report::TrainReport>(run, resolved, !o.resume.empty());
+    if (step == 0) run_report->sample_before(run);
+    run_report->write(metrics_file->text());
+  }
   auto log_metrics = [&](const nlohmann::json& j) {
     if (metrics_file) metrics_file->add(j);
   };
@@ -277,6 +285,7 @@ TrainSummary run_train(const TrainOptions& opts) {
         {{"step", at}, {"val_loss", e.loss}, {"val_ppl", e.perplexity}, {"val_tokens", e.tokens}});
     say(!lead, "hone: step " + std::to_string(at) + " val loss " + std::to_string(e.loss) +
                    " ppl " + std::to_string(e.perplexity));
+    if (run_report) run_report->write(metrics_file->text());
     return e.loss;
   };
   const bool has_val = !run.data.val.empty();
@@ -377,6 +386,7 @@ TrainSummary run_train(const TrainOptions& opts) {
     // end where any of them has seen one.
     if (stop) {
       save(step);
+      if (run_report) run_report->write(metrics_file->text());
       if (tty && !o.quiet) std::cerr << "\n";
       say(!lead, "hone: interrupted at step " + std::to_string(step) + "; checkpoint " + last_good +
                      " (resume with --resume)");
@@ -399,6 +409,8 @@ TrainSummary run_train(const TrainOptions& opts) {
   if (lead) {
     metrics_file->close();
     save_whole_peft_adapter(cfg.output.dir, run, whole ? &*whole : nullptr);
+    run_report->sample_after(run);
+    run_report->write(metrics_file->text());
   }
   sum.steps_done = step;
   sum.adapter_dir = cfg.output.dir;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hone needs to build, test and benchmark.
 # Idempotent: does nothing when everything is present. Root runs apt-get directly; others use sudo.
+# --browser (make browser-deps): Debian's chromium alone, for the browser test and the report
+# screenshot; the build never needs it.
 set -euo pipefail
 
 packages=(
@@ -12,6 +14,10 @@ packages=(
   libopenmpi-dev openmpi-bin
   libdnnl-dev
 )
+
+if [ "${1:-}" = "--browser" ]; then
+  packages=(chromium)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -28,3 +28,5 @@ echo
 echo "== after: the same prompt and seed with the adapter ($run)"
 "$hone" -q generate --model "$model" --tokenizer "$tok" --adapter "$run" --prompt "$prompt" \
   --max-new-tokens 60 --temperature 0.8 --top-p 0.9 --seed 1
+echo
+echo "== the run's loss curves, samples and recipe: $run/report.html (open it in a browser)"
