@@ -96,6 +96,10 @@ PreTokenizer HfTokenizer::Impl::parse_pre(const json& j) {
     }
     p.removed = behavior == "Removed";
     p.re = std::make_unique<Regex>(re);
+  } else if (type == "Digits") {
+    // Digits apart from the rest (SmolLM, StarCoder): HF's is_numeric is Unicode's N.
+    p.kind = PreTokenizer::kSplit;
+    p.re = std::make_unique<Regex>(j.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+");
   } else if (type == "ByteLevel") {
     p.kind = PreTokenizer::kByteLevel;
     p.add_prefix_space = j.value("add_prefix_space", false);

@@ -81,7 +81,8 @@ GenerateResult run_generate(const GenerateOptions& opt,
   Rng rng(opt.seed);
   std::vector<TokenProb> scratch;
 
-  r.text = tok->decode(r.prompt_ids);
+  // The prompt as the user wrote it: without the BOS a tokenizer.json's decode would spell out.
+  r.text = tok->decode(tok->encode(opt.prompt, false, false));
   if (on_piece) on_piece(r.text);
   const auto& eos = files.config.eos_token_ids;
   std::vector<int32_t> feed = r.prompt_ids;

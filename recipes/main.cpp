@@ -127,8 +127,8 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   g->add_option("--model", gen.model, "HF model folder, .safetensors, llama2.c .bin or .gguf")
       ->required();
   g->add_option("--tokenizer", gen.tokenizer,
-                "tokenizer.json, a folder holding one, or llama2.c tok.bin (default: the "
-                "model's, beside it or inside its .gguf)");
+                "tokenizer.json, a folder holding one, llama2.c tok.bin or a .gguf (its "
+                "vocabulary) (default: the model's, beside it or inside its .gguf)");
   g->add_option("--adapter", gen.adapter, "PEFT adapter folder to apply");
   g->add_option("--prompt", gen.prompt, "Prompt text")->required();
   g->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate")
@@ -260,7 +260,8 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
                  "f32, bf16, f16 (hf, gguf-lora) or f32, f16, bf16, q8_0, q4_0 (gguf)");
   ex->add_option("--max-shard-size", export_opt.max_shard_size, "hf: e.g. 2GB; default one file");
   ex->add_option("--tokenizer", export_opt.tokenizer,
-                 "gguf: tokenizer to embed (default: the model's, beside it or inside its .gguf)");
+                 "gguf: tokenizer to embed: tokenizer.json, tok.bin or a .gguf's (default: the "
+                 "model's, beside it or inside its .gguf)");
   ex->add_flag("--force", export_opt.force, "Replace an existing output");
 
   std::string inspect_recipe;
@@ -276,13 +277,15 @@ int run_cli(int argc, char** argv, const hone::StdoutGuard& out) {
   std::string tok_path;
   bool tok_lines = false, tok_special = false;
   auto* tk = app.add_subcommand("tokenize", "Print the token ids of text on stdin as JSON");
-  tk->add_option("--tokenizer", tok_path, "tokenizer.json, a folder holding one, or tok.bin")
+  tk->add_option("--tokenizer", tok_path,
+                 "tokenizer.json, a folder holding one, tok.bin or a .gguf")
       ->required();
   tk->add_flag("--lines", tok_lines, "One JSON array per input line");
   tk->add_flag("--special", tok_special, "Add BOS/EOS as the tokenizer's config says");
   std::string detok_path;
   auto* dt = app.add_subcommand("detokenize", "Print the text of JSON id arrays on stdin");
-  dt->add_option("--tokenizer", detok_path, "tokenizer.json, a folder holding one, or tok.bin")
+  dt->add_option("--tokenizer", detok_path,
+                 "tokenizer.json, a folder holding one, tok.bin or a .gguf")
       ->required();
 
   hone::report::ReportOptions report_opt;

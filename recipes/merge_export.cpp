@@ -1,5 +1,7 @@
 #include "recipes/merge_export.h"
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include "model/io/atomic_file.h"
 #include "model/io/hf_export.h"
 #include "model/io/model_files.h"
+#include "recipes/model_tokenizer.h"
 
 namespace hone {
 
@@ -20,13 +23,36 @@ namespace fs = std::filesystem;
 namespace {
 
 // Where the base's tokenizer files would be: its folder (or the folder of its .safetensors).
-// llama2.c checkpoints carry no HF tokenizer files.
 std::string tokenizer_dir_of(const ModelFiles& files) {
   if (files.format != "safetensors") return "";
   std::error_code ec;
   const fs::path p(files.source);
   return fs::is_directory(p, ec) ? p.string() : p.parent_path().string();
 }
+
+// A llama2.c or GGUF base has no HF tokenizer files: the ones that give its tokenizer's ids are
+// generated into a private temporary folder (removed with this object) and copied from there.
+struct GeneratedTokenizer {
+  std::string dir;
+  explicit GeneratedTokenizer(const std::string& base) {
+    std::string tmp = (fs::temp_directory_path() / "hone-merge-tok-XXXXXX").string();
+    if (!mkdtemp(tmp.data())) throw Error(base + ": cannot create a temporary folder");
+    try {
+      if (write_hf_tokenizer_for_model(base, tmp)) dir = tmp;
+    } catch (...) {
+      std::error_code ec;
+      fs::remove_all(tmp, ec);
+      throw;
+    }
+    if (dir.empty()) fs::remove_all(tmp);
+  }
+  ~GeneratedTokenizer() {
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+  }
+  GeneratedTokenizer(const GeneratedTokenizer&) = delete;
+  GeneratedTokenizer& operator=(const GeneratedTokenizer&) = delete;
+};
 
 // The default output dtype: what the base stores its embedding in (f64 bases export as f32).
 DType default_dtype(const ModelFiles& files) {
@@ -86,6 +112,11 @@ MergeSummary merge_and_write(const std::string& base, const std::vector<AdapterA
   HfExportOptions opt;
   opt.max_shard_size = shard;
   opt.tokenizer_dir = tokenizer_dir_of(files);
+  std::optional<GeneratedTokenizer> generated;
+  if (files.format != "safetensors") {
+    generated.emplace(base);
+    opt.tokenizer_dir = generated->dir;
+  }
   opt.force = force;
   // llama2.c bases are read into memory; safetensors bases are mapped, and each tensor's pages
   // are dropped once written so RSS stays near one tensor (plus the output buffer).

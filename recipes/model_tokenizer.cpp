@@ -11,6 +11,7 @@
 #include "data/hf_tokenizer.h"
 #include "data/instruct_dataset.h"
 #include "data/llama2c_tokenizer.h"
+#include "recipes/model_tokenizer_gguf.h"
 
 namespace hone {
 
@@ -29,6 +30,13 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
     s.replace(at, from.size(), to);
   return s;
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.flush();
+  if (!out) throw Error(path.string() + ": cannot write");
 }
 
 std::string resolve_tokenizer(const std::string& model_path, const std::string& tokenizer_path) {
@@ -62,155 +70,16 @@ GgufTokenizerData from_llama2c(const std::string& path) {
   return d;
 }
 
-GgufTokenizerData from_tokenizer_json(const std::string& path, const ModelConfig& config) {
-  HfTokenizer hf(path);  // validates the file: ids, merges, special tokens
-  const auto j = parse_json_file<nlohmann::json>(path);
-  const auto& model = j.at("model");
-  if (model.value("type", "BPE") != "BPE" ||
-      j.at("pre_tokenizer").dump().find("ByteLevel") == std::string::npos)
-    throw Error(path +
-                ": only byte-level BPE tokenizers (Llama 3, Qwen) can be exported to GGUF "
-                "so far");
-  GgufTokenizerData d;
-  d.model = "gpt2";
-  d.pre = config.model_type == "qwen2" || config.model_type == "qwen3" ? "qwen2"
-          : config.model_type == "llama"                               ? "llama-bpe"
-                                                                       : "default";
-  size_t n = 0;
-  for (const auto& [tok, id] : model.at("vocab").items())
-    n = std::max(n, static_cast<size_t>(id.get<int64_t>()) + 1);
-  for (const auto& a : j.value("added_tokens", nlohmann::json::array()))
-    n = std::max(n, static_cast<size_t>(a.at("id").get<int64_t>()) + 1);
-  n = std::max(n, static_cast<size_t>(config.vocab_size));  // padded vocabularies
-  d.tokens.assign(n, "");
-  d.token_types.assign(n, 1);
-  for (size_t i = 0; i < n; ++i) d.tokens[i] = "[PAD" + std::to_string(i) + "]";
-  for (const auto& [tok, id] : model.at("vocab").items()) d.tokens[id.get<size_t>()] = tok;
-  std::vector<bool> seen(n, false);
-  for (const auto& [tok, id] : model.at("vocab").items()) seen[id.get<size_t>()] = true;
-  for (const auto& a : j.value("added_tokens", nlohmann::json::array())) {
-    const size_t id = a.at("id").get<size_t>();
-    d.tokens[id] = a.at("content").get<std::string>();
-    d.token_types[id] = a.value("special", false) ? 3 : 4;  // control : user-defined
-    seen[id] = true;
-  }
-  for (size_t i = 0; i < n; ++i)
-    if (!seen[i]) d.token_types[i] = 5;  // unused padding entries
-  for (const auto& m : model.at("merges"))
-    d.merges.push_back(m.is_string()
-                           ? m.get<std::string>()
-                           : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
-  d.bos_id = hf.bos_id();
-  d.eos_id = hf.eos_id();
-  d.pad_id = hf.pad_id();
-  // Whether HF's encode (add_special_tokens=True) puts special tokens before / after a text:
-  // written as tokenizer.ggml.add_bos_token / add_eos_token, so llama.cpp does not guess.
-  d.add_bos = !hf.encode("", true, false).empty();
-  d.add_eos = !hf.encode("", false, true).empty();
-  // A tokenizer_config.json without a chat_template (base models) means no template, as an
-  // absent file does; a template that is there but malformed is still an error.
-  const fs::path cfg = fs::path(path).parent_path() / "tokenizer_config.json";
-  if (fs::exists(cfg)) {
-    const auto c = parse_json_file<nlohmann::json>(cfg.string());
-    if (!c.is_object() || (c.contains("chat_template") && !c["chat_template"].is_null()))
-      d.chat_template = chat_template_from_config(cfg.string());
-  }
-  return d;
-}
-
-// The split regexes llama.cpp's pre-tokenizer names stand for (as in the models' own
-// tokenizer.json files): Llama 3 groups up to three digits, Qwen2/Qwen3 one.
-const char* split_regex_for(const std::string& pre) {
-  if (pre == "llama-bpe" || pre == "llama3")
-    return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
-           "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-  if (pre == "qwen2")
-    return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-           "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-  return nullptr;
-}
-
-// A GGUF "gpt2" (byte-level BPE) vocabulary as a Hugging Face tokenizer: the tokenizer.json it
-// stands for is written to a private temporary folder, loaded, and removed.
+// A GGUF vocabulary as a Hugging Face tokenizer: the tokenizer.json it stands for is written to
+// a private temporary folder, loaded, and removed.
 std::unique_ptr<Tokenizer> hf_tokenizer_from_gguf(const GgufTokenizerData& t,
                                                   const std::string& source) {
-  const char* regex = split_regex_for(t.pre);
-  if (!regex)
-    throw Error(source + ": GGUF pre-tokenizer \"" + t.pre +
-                "\" is not known to hone (pass --tokenizer PATH)");
-  // (A plain json object for the vocabulary: ordered_json looks keys up linearly.)
-  nlohmann::json vocab = nlohmann::json::object();
-  nlohmann::ordered_json added = nlohmann::ordered_json::array();
-  for (size_t id = 0; id < t.tokens.size(); ++id) {
-    const int32_t type = id < t.token_types.size() ? t.token_types[id] : 1;
-    if (type == 3 || type == 4)
-      added.push_back({{"id", id},
-                       {"content", t.tokens[id]},
-                       {"single_word", false},
-                       {"lstrip", false},
-                       {"rstrip", false},
-                       {"normalized", type == 4},
-                       {"special", type == 3}});
-    else if (type != 5)
-      vocab[t.tokens[id]] = id;
-  }
-  const nlohmann::ordered_json byte_level = {{"type", "ByteLevel"},
-                                             {"add_prefix_space", false},
-                                             {"trim_offsets", false},
-                                             {"use_regex", false}};
-  nlohmann::ordered_json j = {
-      {"version", "1.0"},
-      {"added_tokens", added},
-      {"normalizer", t.pre == "qwen2" ? nlohmann::ordered_json{{"type", "NFC"}}
-                                      : nlohmann::ordered_json(nullptr)},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"},
-           {"pattern", {{"Regex", regex}}},
-           {"behavior", "Isolated"},
-           {"invert", false}},
-          byte_level}}}},
-      {"post_processor", byte_level},
-      {"decoder", byte_level},
-      {"model",
-       {{"type", "BPE"},
-        {"ignore_merges", t.pre == "llama-bpe"},
-        {"byte_fallback", false},
-        {"fuse_unk", false},
-        {"vocab", vocab},
-        {"merges", t.merges}}}};
-  nlohmann::ordered_json cfg = {{"clean_up_tokenization_spaces", false},
-                                {"add_bos_token", t.add_bos.value_or(false)},
-                                {"add_eos_token", t.add_eos.value_or(false)}};
-  auto content = [&](int64_t id) {
-    return id >= 0 && static_cast<size_t>(id) < t.tokens.size() ? t.tokens[id] : std::string();
-  };
-  if (t.bos_id >= 0) cfg["bos_token"] = content(t.bos_id);
-  if (t.eos_id >= 0) cfg["eos_token"] = content(t.eos_id);
-  if (t.pad_id >= 0) cfg["pad_token"] = content(t.pad_id);
-  if (!t.chat_template.empty()) cfg["chat_template"] = t.chat_template;
-
-  // JSON text must be UTF-8; a GGUF's strings need not be. Name the first one that is not.
-  std::string tokenizer_json, config_json;
-  try {
-    tokenizer_json = j.dump();
-    config_json = cfg.dump();
-  } catch (const nlohmann::json::exception&) {
-    for (size_t i = 0; i < t.tokens.size(); ++i) try {
-        (void)nlohmann::json(t.tokens[i]).dump();
-      } catch (const nlohmann::json::exception&) {
-        throw Error(source + ": tokenizer.ggml.tokens[" + std::to_string(i) + "]: not valid UTF-8");
-      }
-    throw Error(source +
-                ": tokenizer metadata (merges, chat template or a special token): not "
-                "valid UTF-8");
-  }
+  const HfTokenizerFiles files = hf_files_from_gguf(t, source);
   std::string dir = (fs::temp_directory_path() / "hone-gguf-tok-XXXXXX").string();
   if (!mkdtemp(dir.data())) throw Error(source + ": cannot create a temporary folder");
   try {
-    std::ofstream(dir + "/tokenizer.json") << tokenizer_json;
-    std::ofstream(dir + "/tokenizer_config.json") << config_json;
+    write_text(dir + "/tokenizer.json", files.tokenizer_json);
+    write_text(dir + "/tokenizer_config.json", files.tokenizer_config_json);
     auto tok = std::make_unique<HfTokenizer>(dir + "/tokenizer.json");
     fs::remove_all(dir);
     return tok;
@@ -221,22 +90,32 @@ std::unique_ptr<Tokenizer> hf_tokenizer_from_gguf(const GgufTokenizerData& t,
   }
 }
 
+// A GGUF file's embedded vocabulary: "llama" with llama2.c's ids (unk 0, BOS 1, EOS 2) through
+// the run.c encoder, as llama.cpp merges by score; other "llama" and "gpt2" vocabularies as the
+// tokenizer.json they stand for.
+std::unique_ptr<Tokenizer> tokenizer_from_gguf(const std::string& path) {
+  GgufTokenizerData t = read_gguf_tokenizer(path);
+  if (t.model == "llama" && t.scores.size() == t.tokens.size() && t.bos_id == 1 && t.eos_id == 2 &&
+      t.add_bos.value_or(true) && !t.add_eos.value_or(false)) {
+    std::vector<std::string> pieces;
+    for (const auto& p : t.tokens) pieces.push_back(replace_all(p, "\xe2\x96\x81", " "));
+    return std::make_unique<Llama2cTokenizer>(std::move(pieces), t.scores, path);
+  }
+  return hf_tokenizer_from_gguf(t, path);
+}
+
 }  // namespace
+
+std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
+  if (!fs::is_directory(path) && is_gguf(path)) return tokenizer_from_gguf(path);
+  return load_tokenizer(path);
+}
 
 std::unique_ptr<Tokenizer> tokenizer_for_model(const std::string& model_path,
                                                const std::string& tokenizer_path) {
   const std::string found = resolve_tokenizer(model_path, tokenizer_path);
-  if (!found.empty()) return load_tokenizer(found);
-  if (is_gguf(model_path)) {
-    GgufTokenizerData t = read_gguf_tokenizer(model_path);
-    if (t.model == "gpt2") return hf_tokenizer_from_gguf(t, model_path);
-    if (t.model != "llama" || t.scores.size() != t.tokens.size() || t.bos_id != 1 || t.eos_id != 2)
-      throw Error(model_path + ": its embedded \"" + t.model +
-                  "\" tokenizer cannot be used yet (pass --tokenizer PATH)");
-    std::vector<std::string> pieces;
-    for (const auto& p : t.tokens) pieces.push_back(replace_all(p, "\xe2\x96\x81", " "));
-    return std::make_unique<Llama2cTokenizer>(std::move(pieces), t.scores, model_path);
-  }
+  if (!found.empty()) return open_tokenizer(found);
+  if (is_gguf(model_path)) return tokenizer_from_gguf(model_path);
   throw Error(model_path + ": no tokenizer found beside the model (pass --tokenizer PATH)");
 }
 
@@ -268,9 +147,41 @@ GgufTokenizerData gguf_tokenizer_for_model(const std::string& model_path,
     if (is_gguf(model_path)) return read_gguf_tokenizer(model_path);
     throw Error(model_path + ": no tokenizer found beside the model (pass --tokenizer PATH)");
   }
+  if (!fs::is_directory(found) && is_gguf(found)) {
+    GgufTokenizerData t = read_gguf_tokenizer(found);
+    // Its vocabulary may be shorter than the embedding: pad as a tokenizer.json's would be.
+    for (auto i = static_cast<int64_t>(t.tokens.size()); i < config.vocab_size; ++i) {
+      t.tokens.push_back("[PAD" + std::to_string(i) + "]");
+      if (!t.scores.empty()) t.scores.push_back(0.0f);
+      if (!t.token_types.empty()) t.token_types.push_back(5);
+    }
+    return t;
+  }
   if (fs::is_directory(found) || fs::path(found).extension() == ".json")
-    return from_tokenizer_json(find_hf_tokenizer_json(found), config);
+    return gguf_tokenizer_from_json(find_hf_tokenizer_json(found), config);
   return from_llama2c(found);
+}
+
+bool write_hf_tokenizer_for_model(const std::string& model_path, const std::string& dir) {
+  const std::string found = model_tokenizer_source(model_path, "");
+  if (found.empty()) return false;
+  GgufTokenizerData t;
+  if (!fs::is_directory(found) && is_gguf(found)) {
+    t = read_gguf_tokenizer(found);
+  } else if (fs::is_directory(found) || fs::path(found).extension() == ".json") {
+    const std::string json = find_hf_tokenizer_json(found);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
+      const fs::path src = fs::path(json).parent_path() / f;
+      if (fs::is_regular_file(src)) fs::copy_file(src, fs::path(dir) / f);
+    }
+    return true;
+  } else {
+    t = from_llama2c(found);
+  }
+  const HfTokenizerFiles files = hf_files_from_gguf(t, found);
+  write_text(fs::path(dir) / "tokenizer.json", files.tokenizer_json);
+  write_text(fs::path(dir) / "tokenizer_config.json", files.tokenizer_config_json);
+  return true;
 }
 
 }  // namespace hone

@@ -6,7 +6,7 @@
 
 #include "autograd/error.h"
 #include "autograd/json_parse.h"
-#include "data/tokenizer.h"
+#include "recipes/model_tokenizer.h"
 
 namespace hone {
 
@@ -26,7 +26,7 @@ void print_ids(const std::vector<int32_t>& ids, std::ostream& out) {
 
 int run_tokenize(const std::string& tokenizer_path, bool lines, bool special, std::istream& in,
                  std::ostream& out) {
-  const auto tok = load_tokenizer(tokenizer_path);
+  const auto tok = open_tokenizer(tokenizer_path);
   if (!lines) {
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     print_ids(tok->encode(text, special, special), out);
@@ -39,7 +39,7 @@ int run_tokenize(const std::string& tokenizer_path, bool lines, bool special, st
 }
 
 int run_detokenize(const std::string& tokenizer_path, std::istream& in, std::ostream& out) {
-  const auto tok = load_tokenizer(tokenizer_path);
+  const auto tok = open_tokenizer(tokenizer_path);
   size_t lineno = 0;
   for (std::string line; out && std::getline(in, line);) {
     ++lineno;

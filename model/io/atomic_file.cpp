@@ -156,6 +156,12 @@ void write_folder_atomically(const std::string& out_dir, bool force,
 
   const fs::path tmp = make_sibling_dir(out, ".tmp-");
   try {
+    // mkdtemp makes the folder 0700; the finished one gets a folder's usual mode (0777 less
+    // the umask, as mkdir would give it).
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    if (::chmod(tmp.c_str(), 0777 & ~mask) != 0)
+      throw Error(tmp.string() + ": cannot set the folder's mode: " + std::strerror(errno));
     fill(tmp.string());
     // Swap the finished folder in. An existing one is moved aside first (rename onto an empty
     // placeholder), and removed only once the new folder is in place.

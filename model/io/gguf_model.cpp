@@ -1,5 +1,6 @@
 #include "model/io/gguf_model.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "autograd/ops.h"
@@ -145,6 +146,81 @@ Tensor permute_qk_from_gguf(const Tensor& t, int64_t heads) {
   return permute_rows(t, heads, false);
 }
 
+namespace {
+
+// The llama3 rope_scaling written beside rope_freqs.weight, so hone's own GGUFs round-trip it
+// exactly (llama.cpp reads the tensor alone and ignores these keys).
+constexpr const char* kScalingKeys[] = {
+    "hone.rope_scaling.factor", "hone.rope_scaling.low_freq_factor",
+    "hone.rope_scaling.high_freq_factor", "hone.rope_scaling.original_max_position_embeddings"};
+
+// llama.cpp's rope_freqs: each RoPE frequency is divided by it, the ratio of plain to scaled.
+std::vector<float> llama3_freq_factors(const ModelConfig& c, const RopeScaling& s) {
+  const auto plain = rope_inv_freq(c.head_dim, c.rope_theta, RopeScaling{});
+  const auto scaled = rope_inv_freq(c.head_dim, c.rope_theta, s);
+  std::vector<float> out(plain.size());
+  for (size_t i = 0; i < plain.size(); ++i) out[i] = static_cast<float>(plain[i] / scaled[i]);
+  return out;
+}
+
+// The rope_scaling a rope_freqs.weight stands for: hone's keys when present (hone's own export),
+// else the Llama 3.1 / 3.2 settings llama.cpp's converter meets (factor 8 or 32, frequency
+// factors 1 and 4, original context 8192). Either way the tensor must equal the factors the
+// scaling gives, so a model never runs with a RoPE other than the file's.
+RopeScaling llama3_scaling_from(const GgufFile& f, const GgufTensorInfo& info,
+                                const ModelConfig& c) {
+  const int64_t half = c.head_dim / 2;
+  if (info.ne.size() != 1 || info.ne[0] != half || info.type != GgmlType::F32)
+    fail(f.path, "tensor rope_freqs.weight: expected " + std::to_string(half) +
+                     " F32 values (head size / 2), got " + ggml_type_name(info.type) + " of " +
+                     std::to_string(info.numel()));
+  const Tensor got = gguf_tensor(f, info);
+  std::vector<RopeScaling> candidates;
+  const bool keyed = f.find(kScalingKeys[0]) != nullptr;
+  if (keyed) {
+    RopeScaling s;
+    s.type = "llama3";
+    s.factor = f.get_float(kScalingKeys[0]);
+    s.low_freq_factor = f.get_float(kScalingKeys[1]);
+    s.high_freq_factor = f.get_float(kScalingKeys[2]);
+    s.original_max_position_embeddings = f.get_int(kScalingKeys[3]);
+    if (!(s.factor >= 1) || !(s.high_freq_factor > s.low_freq_factor) || !(s.low_freq_factor > 0) ||
+        s.original_max_position_embeddings <= 0)
+      fail(f.path,
+           "hone.rope_scaling.*: factor " + std::to_string(s.factor) + ", low_freq_factor " +
+               std::to_string(s.low_freq_factor) + ", high_freq_factor " +
+               std::to_string(s.high_freq_factor) + ", original_max_position_embeddings " +
+               std::to_string(s.original_max_position_embeddings) + " are not a llama3 scaling");
+    candidates.push_back(s);
+  } else {
+    for (double factor : {8.0, 32.0, 16.0, 4.0}) {
+      RopeScaling s;
+      s.type = "llama3";
+      s.factor = factor;
+      candidates.push_back(s);
+    }
+  }
+  for (const RopeScaling& s : candidates) {
+    const std::vector<float> want = llama3_freq_factors(c, s);
+    bool same = true;
+    for (int64_t i = 0; i < half && same; ++i)
+      same = std::abs(got.item(i) - want[i]) <= 1e-6 * std::abs(want[i]);
+    if (same) return s;
+  }
+  std::string values;
+  for (int64_t i = 0; i < half && i < 8; ++i)
+    values += (i ? ", " : "") + std::to_string(got.item(i));
+  if (keyed)
+    fail(f.path, "tensor rope_freqs.weight: [" + values + (half > 8 ? ", ..." : "") +
+                     "] is not the llama3 scaling that hone.rope_scaling.* describes");
+  fail(f.path, "tensor rope_freqs.weight: [" + values + (half > 8 ? ", ..." : "") +
+                   "] matches no llama3 rope_scaling hone recognises without hone.rope_scaling.* "
+                   "keys (factor 4, 8, 16 or 32 with low/high frequency factors 1 and 4 and an "
+                   "original context of 8192)");
+}
+
+}  // namespace
+
 GgufTokenizerData gguf_tokenizer(const GgufFile& f) {
   GgufTokenizerData t;
   t.model = f.get_string("tokenizer.ggml.model");
@@ -256,6 +332,8 @@ ModelConfig gguf_model_config(const GgufFile& f) {
   c.tie_word_embeddings = f.tensor("output.weight") == nullptr;
   c.attention_bias = arch == "qwen2" || f.tensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = arch == "qwen3";
+  if (const GgufTensorInfo* freqs = f.tensor("rope_freqs.weight"))
+    c.rope_scaling = llama3_scaling_from(f, *freqs, c);
   c.bos_token_id = f.get_int("tokenizer.ggml.bos_token_id", -1);
   const int64_t eos = f.get_int("tokenizer.ggml.eos_token_id", -1);
   if (eos >= 0) c.eos_token_ids = {eos};
@@ -276,10 +354,7 @@ ModelFiles read_gguf_model(const std::string& path, const LayerRange& range) {
   for (const GgufTensorInfo& info : f.tensors) {
     const std::string hf = hf_name_from_gguf(info.name);
     if (hf.empty()) {
-      if (info.name == "rope_freqs.weight")
-        fail(path,
-             "tensor rope_freqs.weight: llama3-style RoPE scaling factors are not supported "
-             "yet");
+      if (info.name == "rope_freqs.weight") continue;  // checked into config.rope_scaling
       fail(path,
            "tensor \"" + info.name + "\" is not part of a " + c.model_type + " model hone knows");
     }
@@ -350,6 +425,13 @@ void write_gguf_model(const std::string& path, const ModelConfig& c,
   }
   md.emplace_back(p + "rope.dimension_count", u32(c.head_dim));
   md.emplace_back(p + "rope.freq_base", GgufValue::f32(static_cast<float>(c.rope_theta)));
+  if (c.rope_scaling.type == "llama3") {
+    const RopeScaling& r = c.rope_scaling;
+    md.emplace_back(kScalingKeys[0], GgufValue::f32(static_cast<float>(r.factor)));
+    md.emplace_back(kScalingKeys[1], GgufValue::f32(static_cast<float>(r.low_freq_factor)));
+    md.emplace_back(kScalingKeys[2], GgufValue::f32(static_cast<float>(r.high_freq_factor)));
+    md.emplace_back(kScalingKeys[3], u32(r.original_max_position_embeddings));
+  }
   md.emplace_back(p + "attention.layer_norm_rms_epsilon",
                   GgufValue::f32(static_cast<float>(c.rms_norm_eps)));
   if (tokenizer) add_gguf_tokenizer_metadata(md, *tokenizer);
@@ -367,11 +449,7 @@ void write_gguf_model(const std::string& path, const ModelConfig& c,
 
   std::vector<GgufTensorOut> out;
   if (c.rope_scaling.type == "llama3") {
-    // llama.cpp divides each RoPE frequency by rope_freqs[i]: the ratio of plain to scaled.
-    const auto plain = rope_inv_freq(c.head_dim, c.rope_theta, RopeScaling{});
-    const auto scaled = rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
-    std::vector<float> factors(plain.size());
-    for (size_t i = 0; i < plain.size(); ++i) factors[i] = static_cast<float>(plain[i] / scaled[i]);
+    const std::vector<float> factors = llama3_freq_factors(c, c.rope_scaling);
     out.push_back({"rope_freqs.weight",
                    Tensor::from_f32(factors, {static_cast<int64_t>(factors.size())}),
                    GgmlType::F32});

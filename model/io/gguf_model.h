@@ -53,9 +53,10 @@ ModelConfig gguf_model_config(const GgufFile& file);
 
 // A GGUF model as HF-named tensors in HF layout: dims reversed, q/k rows permuted back for the
 // llama arch; F32/F16/BF16 are shared with the map, Q8_0 is dequantized to F32. Tensors hone does
-// not know (e.g. llama3's rope_freqs) are an error. format = "gguf". With a partial `range`, only
-// the stage's tensors (range_holds_tensor) are shared, dequantized or permuted; the others' names
-// are still checked.
+// not know are an error; llama3's rope_freqs.weight becomes config.rope_scaling (from the
+// hone.rope_scaling.* keys hone writes, else the Llama 3.1/3.2 settings), checked value by value.
+// format = "gguf". With a partial `range`, only the stage's tensors (range_holds_tensor) are
+// shared, dequantized or permuted; the others' names are still checked.
 ModelFiles read_gguf_model(const std::string& path, const LayerRange& range = {});
 
 // Writes a model llama.cpp loads: full hyper-parameter metadata, general.file_type, the
@@ -63,7 +64,7 @@ ModelFiles read_gguf_model(const std::string& path, const LayerRange& range = {}
 // F16, BF16 or Q8_0; 1-D tensors (norms, biases) stay F32 as llama.cpp's converter keeps them,
 // and Q8_0 falls back to F16 for matrices whose rows are not a multiple of 32. Tied embeddings
 // write no output.weight (llama.cpp then uses token_embd). llama3 rope scaling is written as
-// llama.cpp's rope_freqs.weight.
+// llama.cpp's rope_freqs.weight, with its settings as hone.rope_scaling.* keys for reading back.
 void write_gguf_model(const std::string& path, const ModelConfig& config,
                       const std::map<std::string, Tensor>& hf_tensors, GgmlType type,
                       const GgufTokenizerData* tokenizer, const std::string& name = "");

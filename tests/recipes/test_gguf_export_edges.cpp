@@ -1,12 +1,13 @@
 // `hone export` to GGUF at its edges: gguf-lora's --dtype and adapter weight, tokenizer configs
-// without a chat template, vocabularies larger than the model, and `hone inspect` on quantized
-// GGUFs.
+// without a chat template, vocabularies larger than the model, `hone inspect` on quantized
+// GGUFs, and Llama-3 rope scaling (rope_freqs.weight) read back.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 
 #include "common.h"
@@ -209,4 +210,99 @@ TEST(InspectGguf, ListsQuantizedTensorsWithTheirStoredType) {
       EXPECT_NE(r.out.find(line), std::string::npos) << line << r.out;
     }
   }
+}
+
+namespace {
+
+// Mean next-token cross-entropy of `ids` under the model.
+double loss_of(const ModelFiles& f, const std::vector<int32_t>& ids) {
+  Transformer m(f.config, f.tensors);
+  const Tensor logits = m.forward(nullptr, ids, 1, static_cast<int64_t>(ids.size())).value();
+  const int64_t v = logits.dim(1);
+  double sum = 0;
+  for (size_t t = 0; t + 1 < ids.size(); ++t) {
+    double mx = -1e300, z = 0;
+    for (int64_t j = 0; j < v; ++j) mx = std::max(mx, logits.item(t * v + j));
+    for (int64_t j = 0; j < v; ++j) z += std::exp(logits.item(t * v + j) - mx);
+    sum += mx + std::log(z) - logits.item(t * v + ids[t + 1]);
+  }
+  return sum / static_cast<double>(ids.size() - 1);
+}
+
+// The GGUF at `path` rewritten with the metadata `keep` accepts (tensors as stored).
+void rewrite_gguf(const std::string& from, const std::string& to,
+                  const std::function<bool(const std::string&)>& keep,
+                  const std::function<void(GgufTensorOut&)>& edit = {}) {
+  GgufFile f = read_gguf(from);
+  GgufMetadata md;
+  for (const auto& kv : f.metadata)
+    if (keep(kv.first)) md.push_back(kv);
+  std::vector<GgufTensorOut> out;
+  for (const GgufTensorInfo& t : f.tensors) {
+    out.push_back({t.name, gguf_tensor(f, t).to(DType::F32), GgmlType::F32});
+    if (edit) edit(out.back());
+  }
+  write_gguf(to, md, out);
+}
+
+}  // namespace
+
+// A Llama-3 model with rope scaling written by hone (rope_freqs.weight, as llama.cpp wants it)
+// reads back with the same scaling and the same loss, past the original context where it acts.
+TEST(GgufRopeScaling, HonesOwnLlama3GgufReadsBackWithTheSameLoss) {
+  HONE_REQUIRE_SHARED(dir, "fixtures/models/tiny-llama3");
+  test::TempDir tmp;
+  const ModelFiles hf = load_model_files(dir);
+  ASSERT_EQ(hf.config.rope_scaling.type, "llama3");
+  write_gguf_model(tmp.file("m.gguf"), hf.config, hf.tensors, GgmlType::F32, nullptr);
+  ASSERT_NE(read_gguf(tmp.file("m.gguf")).tensor("rope_freqs.weight"), nullptr);
+  const ModelFiles g = read_gguf_model(tmp.file("m.gguf"));
+  const RopeScaling& a = hf.config.rope_scaling;
+  const RopeScaling& b = g.config.rope_scaling;
+  EXPECT_EQ(b.type, "llama3");
+  EXPECT_EQ(b.factor, a.factor);
+  EXPECT_EQ(b.low_freq_factor, a.low_freq_factor);
+  EXPECT_EQ(b.high_freq_factor, a.high_freq_factor);
+  EXPECT_EQ(b.original_max_position_embeddings, a.original_max_position_embeddings);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 120; ++i) ids.push_back((i * 37 + 11) % 256);  // beyond the original 64
+  EXPECT_EQ(loss_of(g, ids), loss_of(hf, ids));
+}
+
+// A GGUF without hone's keys (as llama.cpp's converter writes Llama 3.1): its rope_freqs is
+// recognised as the Llama 3.1 scaling; factors that match no scaling are refused by name.
+TEST(GgufRopeScaling, LlamaCppStyleFactorsAreRecognisedOrRefused) {
+  HONE_REQUIRE_SHARED(dir, "fixtures/models/tiny-llama3");
+  test::TempDir tmp;
+  ModelFiles hf = load_model_files(dir);
+  hf.config.rope_scaling.original_max_position_embeddings = 8192;  // Llama 3.1's settings
+  hf.config.rope_theta = 10000.0;  // wavelengths across all three bands for head size 16
+  write_gguf_model(tmp.file("m.gguf"), hf.config, hf.tensors, GgmlType::F32, nullptr);
+  const auto not_hone = [](const std::string& k) { return k.rfind("hone.", 0) != 0; };
+  rewrite_gguf(tmp.file("m.gguf"), tmp.file("plain.gguf"), not_hone);
+  const ModelFiles g = read_gguf_model(tmp.file("plain.gguf"));
+  EXPECT_EQ(g.config.rope_scaling.type, "llama3");
+  EXPECT_EQ(g.config.rope_scaling.factor, 8.0);
+  EXPECT_EQ(g.config.rope_scaling.original_max_position_embeddings, 8192);
+
+  rewrite_gguf(tmp.file("m.gguf"), tmp.file("bad.gguf"), not_hone, [](GgufTensorOut& t) {
+    if (t.name == "rope_freqs.weight") t.values.data<float>()[1] *= 1.5f;
+  });
+  try {
+    read_gguf_model(tmp.file("bad.gguf"));
+    ADD_FAILURE() << "accepted rope_freqs.weight that matches no scaling";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(tmp.file("bad.gguf") + ": tensor rope_freqs.weight"),
+              std::string::npos)
+        << e.what();
+  }
+  // With hone's keys, the tensor must be the scaling they describe.
+  rewrite_gguf(
+      tmp.file("m.gguf"), tmp.file("bad2.gguf"), [](const std::string&) { return true; },
+      [](GgufTensorOut& t) {
+        if (t.name == "rope_freqs.weight") t.values.data<float>()[1] *= 1.5f;
+      });
+  const test::Outcome o = test::run_hone("inspect " + tmp.file("bad2.gguf"));
+  EXPECT_EQ(o.status, 1) << o.out;
+  EXPECT_NE(o.out.find("rope_freqs.weight"), std::string::npos) << o.out;
 }

@@ -120,10 +120,11 @@ TEST(MergeExport, TrainedStoriesAdapterMergesIntoTheLlama2cBase) {
   o.out = dir.file("merged");
   MergeSummary s = run_merge(o);
   EXPECT_EQ(s.merged_tensors, 5 * 7);  // all-linear over 5 layers
-  // Tied embeddings stay tied; no tokenizer files from a llama2.c base.
+  // Tied embeddings stay tied; the llama2.c tokenizer comes along as a tokenizer.json
+  // (test_merge_tokenizer.cpp checks its ids).
   SafetensorsFile st = read_safetensors(dir.file("merged/model.safetensors"));
   EXPECT_FALSE(st.tensors.count("lm_head.weight"));
-  EXPECT_FALSE(fs::exists(dir.file("merged/tokenizer.json")));
+  EXPECT_TRUE(fs::exists(dir.file("merged/tokenizer.json")));
   Tensor want = logits_of(base, ts.adapter_dir);
   const double rel = rel_diff(logits_of(dir.file("merged")), want);
   EXPECT_LE(rel, 1e-5);
