@@ -29,6 +29,21 @@ Var linear(Tape* t, const Var& x, const Var& w, const Var& b = Var());
 Var lora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa, const Var& a,
                 const Var& bm, double s, const Var& residual = Var());
 
+// DoRA's per-row weight norm n = ‖W + s·B·A‖₂ (out), in the compute dtype of A and B. A plain
+// tensor, not a Var: DoRA (and PEFT) treat it as a constant, so it takes no gradient. W (out, in)
+// in any frozen storage (converted row block by row block); A (r, in); B (out, r). Bitwise the
+// same whatever the thread count.
+Tensor dora_weight_norm(const Tensor& w, const Tensor& a, const Tensor& bm, double s);
+
+// DoRA projection as one op, as PEFT computes it (autograd/ops/dora_linear.cpp):
+//   y = residual + x·Wᵀ + b + (g − 1)⊙(xa·Wᵀ) + g⊙s·(xa·Aᵀ)·Bᵀ,   g = m / norm per output
+// x, xa (N, in) (xa is x, or dropout(x) as its own Var); W (out, in) frozen; b (out) or undefined;
+// A (r, in), B (out, r), m (out) in the compute dtype; norm (out) from dora_weight_norm (no
+// gradient); residual (N, out) or undefined. Saves xa·Wᵀ + s·xa·Aᵀ·Bᵀ (N, out) and xa·Aᵀ (N, r).
+Var dora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa, const Var& a,
+                const Var& bm, const Var& m, const Tensor& norm, double s,
+                const Var& residual = Var());
+
 // Elementwise, same shapes.
 Var add(Tape* t, const Var& a, const Var& b);
 Var mul(Tape* t, const Var& a, const Var& b);

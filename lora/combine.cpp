@@ -239,6 +239,16 @@ int64_t combined_rank(const std::vector<MergeAdapter>& adapters, const CombineOp
                     ": adapters of different base models cannot be combined");
     }
 
+  // DoRA's magnitudes have no combination: PEFT's add_weighted_adapter copies use_dora from the
+  // first adapter and re-initialises the magnitude from the combined weight, silently dropping
+  // every trained m. Merging them one after the other (cat) is well defined.
+  if (adapters.size() > 1 && o.method != CombineMethod::kCat)
+    for (const MergeAdapter& ad : adapters)
+      if (ad.config.dora)
+        throw Error("--method " + name + ": " + ad.dir +
+                    " is a DoRA adapter, and DoRA magnitude vectors cannot be combined (PEFT's "
+                    "add_weighted_adapter drops them); merge DoRA adapters one after the other "
+                    "with --method cat");
   int64_t sum = 0, max = 0;
   for (const MergeAdapter& ad : adapters) {
     sum += ad.config.rank;
@@ -337,6 +347,11 @@ std::vector<MergeTerm> combined_terms_for(const std::string& name,
 
 CombinedAdapter combine_adapters(const std::vector<MergeAdapter>& adapters, const CombineOptions& o,
                                  int64_t num_layers) {
+  for (const MergeAdapter& ad : adapters)
+    if (ad.config.dora)
+      throw Error(ad.dir + ": a DoRA adapter (use_dora) cannot be combined into a new adapter: " +
+                  "its magnitude vector has no combination (PEFT's add_weighted_adapter drops it " +
+                  "and re-initialises the magnitude); merge it into the base with hone merge");
   const int64_t rank = combined_rank(adapters, o);
   CombinedAdapter out;
   LoraConfig& c = out.config;

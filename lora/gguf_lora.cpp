@@ -15,6 +15,11 @@ void write_gguf_lora(const std::string& path, const LoraAdapters& adapters,
   if (type != GgmlType::F32 && type != GgmlType::F16 && type != GgmlType::BF16)
     throw Error(path + ": a GGUF LoRA adapter is written as f32, f16 or bf16");
   if (!std::isfinite(weight)) throw Error(path + ": adapter weight must be finite");
+  if (adapters.config().dora)
+    throw Error(
+        path + ": a GGUF LoRA adapter cannot express DoRA (llama.cpp adds s·B·A to W, " +
+        "while DoRA also rescales every row to its magnitude m / ‖W + s·B·A‖); export a " +
+        "merged model instead: hone export --format gguf (or hf) --model BASE --adapter DIR");
   const std::string arch = gguf_architecture(config);
   GgufMetadata md;
   md.emplace_back("general.architecture", GgufValue::str(arch));

@@ -22,7 +22,7 @@ double gguf_lora_alpha(const LoraConfig& cfg);
 // r), GGUF dims [r, out]. For the llama architecture B's rows of q_proj / k_proj are permuted into
 // llama.cpp's interleaved RoPE order (A is untouched: the permutation acts on output rows).
 // general.architecture is the base's (llama.cpp refuses an adapter whose architecture differs from
-// the model's).
+// the model's). A DoRA adapter is refused (GGUF LoRA has no magnitude vector): nothing is written.
 void write_gguf_lora(const std::string& path, const LoraAdapters& adapters,
                      const ModelConfig& config, GgmlType type = GgmlType::F32, double weight = 1.0);
 

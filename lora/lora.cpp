@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace hone {
 
@@ -30,22 +31,37 @@ void LoraConfig::validate() const {
   }
 }
 
-LoraLinear::LoraLinear(std::unique_ptr<Linear> base, Var a, Var b, double scaling, double dropout,
-                       Rng* rng)
+LoraLinear::LoraLinear(std::unique_ptr<Linear> base, Var a, Var b, Var m, double scaling,
+                       double dropout, Rng* rng)
     : base_(std::move(base)),
       a_(std::move(a)),
       b_(std::move(b)),
+      m_(std::move(m)),
       scaling_(scaling),
       dropout_(dropout),
       rng_(rng) {}
 
+Var LoraLinear::dora_forward(Tape* t, const Var& x, const Var& residual) {
+  // DoRA normalises W + s·B·A, so the W under it must be the frozen base itself.
+  if (!dynamic_cast<const FrozenLinear*>(base_.get()))
+    throw Error("lora.dora: DoRA needs a plain frozen projection under it, not another adapter");
+  Var xin = (training_ && dropout_ > 0.0) ? hone::dropout(t, x, dropout_, *rng_) : x;
+  // Recomputed every forward from the current A and B (and again when a checkpointed block
+  // replays), never differentiated: PEFT's detached norm.
+  const Tensor norm = dora_weight_norm(base_->weight().value(), a_.value(), b_.value(), scaling_);
+  return dora_linear(t, x, base_->weight(), base_->bias(), xin, a_, b_, m_, norm, scaling_,
+                     residual);
+}
+
 Var LoraLinear::forward_add(Tape* t, const Var& x, const Var& residual) {
+  if (m_.defined()) return dora_forward(t, x, residual);
   if (!dynamic_cast<const FrozenLinear*>(base_.get())) return Linear::forward_add(t, x, residual);
   Var xin = (training_ && dropout_ > 0.0) ? hone::dropout(t, x, dropout_, *rng_) : x;
   return lora_linear(t, x, base_->weight(), base_->bias(), xin, a_, b_, scaling_, residual);
 }
 
 Var LoraLinear::forward(Tape* t, const Var& x) {
+  if (m_.defined()) return dora_forward(t, x, Var());
   Var xin = (training_ && dropout_ > 0.0) ? hone::dropout(t, x, dropout_, *rng_) : x;
   // A plain frozen base fuses with its update; anything else (an adapter over an adapter) keeps
   // the chain of ops.
@@ -58,6 +74,7 @@ Var LoraLinear::forward(Tape* t, const Var& x) {
 }
 
 std::string LoraAdapters::peft_name(const std::string& module, char which) {
+  if (which == 'm') return "base_model.model." + module + ".lora_magnitude_vector";
   return "base_model.model." + module + ".lora_" + std::string(1, which) + ".weight";
 }
 
@@ -116,7 +133,7 @@ void LoraAdapters::build(const ModelConfig& mc, const LayerRange& range, DType d
     for (const std::string& kind : lora_target_kinds()) {
       if (!wanted(kind, l)) continue;
       const auto [in, out] = projection_shape(mc, kind);
-      const int64_t count = cfg_.rank * (in + out);
+      const int64_t count = cfg_.rank * (in + out) + (cfg_.dora ? out : 0);
       full_parameters_ += count;
       ++full_modules_;
       if (l < range.first) {
@@ -140,7 +157,7 @@ void LoraAdapters::build(const ModelConfig& mc, const LayerRange& range, DType d
         chosen.push_back({nl.name, (*nl.slot)->in_features(), (*nl.slot)->out_features(), nl.slot});
   }
   int64_t total = 0;
-  for (const Module& m : chosen) total += cfg_.rank * (m.in + m.out);
+  for (const Module& m : chosen) total += cfg_.rank * (m.in + m.out) + (cfg_.dora ? m.out : 0);
   if (total != slice)
     throw Error("lora: the held projections take " + std::to_string(total) +
                 " parameters, the config implies " + std::to_string(slice));
@@ -173,13 +190,26 @@ void LoraAdapters::build(const ModelConfig& mc, const LayerRange& range, DType d
     }
     Var a = Var::with_grad_buffer(av, ag);
     Var b = Var::with_grad_buffer(bv, bg);
+    Var mag;
+    if (cfg_.dora) {
+      Tensor mv = values_.slice0(off, off + out);
+      Tensor mg = grads_.slice0(off, off + out);
+      off += out;
+      // PEFT's initialisation: ‖W + s·B·A‖ per row with B = 0, computed as the forward computes
+      // its norm, so g = m / norm is exactly 1 at the start and the model starts as the base.
+      if (m.slot) {
+        const Tensor n = dora_weight_norm((*m.slot)->weight().value(), av, bv, s);
+        std::memcpy(mv.raw(), n.raw(), n.nbytes());
+      }
+      mag = Var::with_grad_buffer(mv, mg);
+    }
     if (m.slot) {
-      auto layer =
-          std::make_unique<LoraLinear>(std::move(*m.slot), a, b, s, cfg_.dropout, &dropout_rng_);
+      auto layer = std::make_unique<LoraLinear>(std::move(*m.slot), a, b, mag, s, cfg_.dropout,
+                                                &dropout_rng_);
       layers_.push_back(layer.get());
       *m.slot = std::move(layer);
     }
-    tensors_.push_back({m.name, a, b});
+    tensors_.push_back({m.name, a, b, mag});
   }
 }
 

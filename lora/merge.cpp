@@ -1,6 +1,7 @@
 #include "lora/merge.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "autograd/kernels/blas.h"
@@ -15,6 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kPrefix = "base_model.model.";
+const std::string kMagnitude = ".lora_magnitude_vector";
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -79,12 +81,16 @@ MergeAdapter read_adapter(const std::string& dir, double weight, const ModelConf
     char which = 0;
     if (ends_with(name, ".lora_A.weight")) which = 'A';
     if (ends_with(name, ".lora_B.weight")) which = 'B';
+    if (ends_with(name, kMagnitude)) which = 'm';
     if (name.rfind(kPrefix, 0) != 0 || !which)
       throw Error(ad.file + ": tensor " + name +
-                  " is not a LoRA factor (expected base_model.model.<module>.lora_A.weight or "
-                  ".lora_B.weight)");
-    const std::string module = name.substr(
-        kPrefix.size(), name.size() - kPrefix.size() - std::string(".lora_A.weight").size());
+                  " is not a LoRA factor (expected base_model.model.<module>.lora_A.weight, "
+                  ".lora_B.weight or, for DoRA, .lora_magnitude_vector)");
+    if (which == 'm' && !c.dora)
+      throw Error(ad.file + ": tensor " + name + " is a DoRA magnitude, but " +
+                  (fs::path(dir) / "adapter_config.json").string() + " does not set use_dora");
+    const size_t suffix = which == 'm' ? kMagnitude.size() : std::string(".lora_A.weight").size();
+    const std::string module = name.substr(kPrefix.size(), name.size() - kPrefix.size() - suffix);
     const std::string kind = module.substr(module.rfind('.') + 1);
     const bool known_kind = std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
     const int layer = layer_of(module);
@@ -111,6 +117,15 @@ MergeAdapter read_adapter(const std::string& dir, double weight, const ModelConf
     if (!is_float(t.dtype()))
       throw Error(ad.file + ": tensor " + name + ": dtype " + dtype_name(t.dtype()) +
                   ", expected a float type");
+    if (which == 'm') {
+      const bool fits = t.ndim() == 1 && t.numel() > 0 && (!base || t.dim(0) == base_it->second[0]);
+      if (!fits)
+        throw Error(ad.file + ": tensor " + name + " has shape " + shape_str(t.shape()) +
+                    ", expected (out)" +
+                    (base ? " = (" + std::to_string(base_it->second[0]) + ")" : std::string()));
+      ad.modules[module].m = t;
+      continue;
+    }
     if (base) {
       const int64_t out = base_it->second[0], in = base_it->second[1];
       const Shape want = which == 'A' ? Shape{c.rank, in} : Shape{out, c.rank};
@@ -129,10 +144,21 @@ MergeAdapter read_adapter(const std::string& dir, double weight, const ModelConf
     LoraFactors& fac = ad.modules[module];
     (which == 'A' ? fac.a : fac.b) = t;
   }
-  for (const auto& [module, fac] : ad.modules)
+  for (const auto& [module, fac] : ad.modules) {
+    if (!fac.a.defined() && !fac.b.defined())
+      throw Error(ad.file + ": module " + module + " has a lora_magnitude_vector but no lora_A " +
+                  "or lora_B tensor");
     if (!fac.a.defined() || !fac.b.defined())
       throw Error(ad.file + ": module " + module + " has lora_" + (fac.a.defined() ? "A" : "B") +
                   " but no " + (fac.a.defined() ? "lora_B" : "lora_A") + " tensor");
+    if (c.dora && !fac.m.defined())
+      throw Error(ad.file + ": module " + module + " has no " + kPrefix + module + kMagnitude +
+                  " tensor, which a DoRA adapter (use_dora) needs");
+    if (fac.m.defined() && fac.m.dim(0) != fac.b.dim(0))
+      throw Error(ad.file + ": module " + module + ": lora_magnitude_vector " +
+                  shape_str(fac.m.shape()) + " does not match lora_B " + shape_str(fac.b.shape()) +
+                  " (one magnitude per output row)");
+  }
   if (ad.modules.empty()) throw Error(ad.file + ": no LoRA tensors in this file");
   return ad;
 }
@@ -166,6 +192,20 @@ Tensor merge_weight(const Tensor& w, const std::vector<MergeTerm>& terms, DType 
     const int64_t r = a.dim(0);
     kernels::gemm<float>(false, false, rows, cols, r, static_cast<float>(t.coef), b.data<float>(),
                          r, a.data<float>(), cols, 1.0f, acc.data<float>(), cols);
+    if (t.m.defined()) {
+      if (t.m.numel() != rows)
+        throw Error("merge: DoRA magnitude " + shape_str(t.m.shape()) + " does not fit weight " +
+                    shape_str(w.shape()));
+      float* A = acc.data<float>();
+      for (int64_t o = 0; o < rows; ++o) {  // row o ← m_o / ‖row o‖ · row o
+        double sq = 0;
+        for (int64_t i = 0; i < cols; ++i)
+          sq += static_cast<double>(A[o * cols + i]) * A[o * cols + i];
+        const double f = t.m.item(o) / std::sqrt(sq);
+        for (int64_t i = 0; i < cols; ++i)
+          A[o * cols + i] = static_cast<float>(A[o * cols + i] * f);
+      }
+    }
   }
   return out == DType::F32 ? acc : acc.to(out);
 }
@@ -178,7 +218,12 @@ std::vector<MergeTerm> merge_terms_for(const std::string& name,
   for (const MergeAdapter& ad : adapters) {
     auto it = ad.modules.find(module);
     if (it == ad.modules.end()) continue;
-    terms.push_back({sign * ad.coefficient(), it->second.a, it->second.b});
+    if (it->second.m.defined() && sign < 0)
+      throw Error(
+          ad.file + ": cannot unmerge a DoRA adapter: the merged weight keeps only the " +
+          "direction of W + s·B·A, not its norm, so W cannot be recovered (merge into the " +
+          "original base instead)");
+    terms.push_back({sign * ad.coefficient(), it->second.a, it->second.b, it->second.m});
   }
   return terms;
 }

@@ -31,6 +31,7 @@ void save_peft_adapter(const std::string& dir, const LoraAdapters& adapters,
   for (const LoraTensor& t : adapters.tensors()) {
     tensors[LoraAdapters::peft_name(t.module, 'A')] = t.a.value();
     tensors[LoraAdapters::peft_name(t.module, 'B')] = t.b.value();
+    if (t.m.defined()) tensors[LoraAdapters::peft_name(t.module, 'm')] = t.m.value();
   }
   save_peft_files(dir, adapters.config(), tensors, base_model);
 }
@@ -49,7 +50,7 @@ void save_peft_files(const std::string& dir, const LoraConfig& c,
       {"lora_dropout", c.dropout},
       {"target_modules", chosen_kinds(c)},
       {"use_rslora", c.rslora},
-      {"use_dora", false},
+      {"use_dora", c.dora},
       {"bias", "none"},
       {"fan_in_fan_out", false},
       {"inference_mode", true},
@@ -97,8 +98,6 @@ LoraConfig read_peft_config(const std::string& dir) {
   try {
     if (j.value("peft_type", "LORA") != "LORA")
       throw Error(path + ": peft_type: only LORA is supported (got " + j["peft_type"].dump() + ")");
-    if (j.value("use_dora", false))
-      throw Error(path + ": use_dora: DoRA adapters are not supported yet");
     if (j.contains("bias") && j["bias"] != "none")
       throw Error(path + ": bias: only \"none\" is supported (got " + j["bias"].dump() + ")");
     for (const char* k : {"rank_pattern", "alpha_pattern"})
@@ -112,6 +111,7 @@ LoraConfig read_peft_config(const std::string& dir) {
     c.alpha = field("lora_alpha").get<double>();
     c.dropout = j.value("lora_dropout", 0.0);
     c.rslora = j.value("use_rslora", false);
+    c.dora = j.value("use_dora", false);
     const json& tm = field("target_modules");
     if (tm.is_string()) {
       c.targets = {tm.get<std::string>()};  // "all-linear"; PEFT's regex form is refused
@@ -144,7 +144,8 @@ void load_peft_weights(LoraAdapters& adapters, const std::string& safetensors_pa
   SafetensorsFile f = read_safetensors(safetensors_path);
   std::set<std::string> used;
   for (const LoraTensor& t : adapters.tensors()) {
-    for (auto [which, var] : {std::pair{'A', t.a}, std::pair{'B', t.b}}) {
+    for (auto [which, var] : {std::pair{'A', t.a}, std::pair{'B', t.b}, std::pair{'m', t.m}}) {
+      if (!var.defined()) continue;  // m without DoRA
       std::string name = LoraAdapters::peft_name(t.module, which);
       auto it = f.tensors.find(name);
       if (it == f.tensors.end()) throw Error(safetensors_path + ": missing tensor " + name);
@@ -171,7 +172,7 @@ std::unique_ptr<LoraAdapters> load_peft_adapter(const std::string& dir, Transfor
   if (!model.is_full()) {
     const LoraAdapters whole(model.config(), c);
     for (const LoraTensor& t : whole.tensors())
-      for (char which : {'A', 'B'}) elsewhere.insert(LoraAdapters::peft_name(t.module, which));
+      for (char which : {'A', 'B', 'm'}) elsewhere.insert(LoraAdapters::peft_name(t.module, which));
   }
   load_peft_weights(*adapters, (fs::path(dir) / "adapter_model.safetensors").string(), elsewhere);
   return adapters;

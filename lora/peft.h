@@ -1,5 +1,6 @@
 // Adapters on disk in Hugging Face PEFT's format: adapter_config.json + adapter_model.safetensors
-// with tensors base_model.model.<module>.lora_A.weight (r, in) and .lora_B.weight (out, r).
+// with tensors base_model.model.<module>.lora_A.weight (r, in) and .lora_B.weight (out, r), and
+// for DoRA (use_dora: true) .lora_magnitude_vector (out).
 #pragma once
 
 #include <map>
@@ -24,7 +25,7 @@ void save_peft_files(const std::string& dir, const LoraConfig& config,
 // base_model_name_or_path of <dir>/adapter_config.json ("" when absent or not a string).
 std::string read_peft_base_model(const std::string& dir);
 
-// Reads adapter_config.json into a LoraConfig; refuses what hone cannot apply (use_dora, bias
+// Reads adapter_config.json into a LoraConfig; refuses what hone cannot apply (bias
 // other than "none", modules other than the seven projections, rank/alpha patterns) with an
 // error naming the file and field.
 LoraConfig read_peft_config(const std::string& dir);

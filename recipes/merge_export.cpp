@@ -104,8 +104,14 @@ MergeSummary merge_and_write(const std::string& base, const std::vector<AdapterA
   ModelFiles files = load_model_files(base);
   const DType out_dtype = want ? *want : default_dtype(files);
   std::vector<MergeAdapter> adapters;
-  for (const AdapterArg& a : adapter_args)
+  for (const AdapterArg& a : adapter_args) {
     adapters.push_back(read_merge_adapter(a.dir, a.weight, files.config));
+    if (sign < 0 && adapters.back().config.dora)
+      throw Error(a.dir +
+                  ": cannot unmerge a DoRA adapter: the merged weight keeps only the "
+                  "direction of W + s·B·A, not its norm, so W cannot be recovered (merge into the "
+                  "original base instead)");
+  }
   const int64_t rank = adapters.empty() ? 0 : combined_rank(adapters, combine);
 
   const std::vector<ExportTensor> plan = hf_export_plan(files.config, out_dtype);

@@ -170,6 +170,11 @@ MemoryPlan plan_memory(const PlanSpec& s) {
         if (std::string(pr.kind) == "o_proj" || std::string(pr.kind) == "down_proj") f -= C;
         p.lora_params += r * (pr.in + pr.out);
         if (dropout) f += pr.in;
+        // DoRA: the magnitude m (out) is trained, and its op keeps xa·Wᵀ + s·xa·Aᵀ·Bᵀ (out).
+        if (s.lora.dora) {
+          p.lora_params += pr.out;
+          f += pr.out;
+        }
       }
     sum_blocks += f;
     max_block = std::max(max_block, f);
@@ -440,9 +445,9 @@ std::string plan_report(const PlanSpec& s, const MemoryPlan& p, double gflops, i
     o << buf << (note.empty() ? "" : "  " + note) << "\n";
   };
   o << "memory plan: " << s.batch << " x " << s.seq << " tokens, base "
-    << dtype_name(s.weight_dtype) << ", LoRA r=" << s.lora.rank << " (" << p.lora_params
-    << " parameters), activation checkpointing " << (s.checkpointing ? "on" : "off") << ", "
-    << s.threads << " threads\n";
+    << dtype_name(s.weight_dtype) << (s.lora.dora ? ", DoRA r=" : ", LoRA r=") << s.lora.rank
+    << " (" << p.lora_params << " parameters), activation checkpointing "
+    << (s.checkpointing ? "on" : "off") << ", " << s.threads << " threads\n";
   row("weights", p.weights, "frozen base as stored");
   row("adapters", p.adapters, "LoRA values + gradients");
   row("optimizer state", p.optimizer, std::to_string(s.optimizer_states) + " per parameter");

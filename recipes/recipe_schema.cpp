@@ -83,6 +83,8 @@ const std::vector<Section>& schema() {
          }},
         bool_field(
             "rslora", [](RecipeConfig & c) -> auto& { return c.lora.rslora; }),
+        bool_field(
+            "dora", [](RecipeConfig & c) -> auto& { return c.lora.dora; }),
         int_field(
             "seed", [](RecipeConfig & c) -> auto& { return c.lora.seed; })}},
       {"data",

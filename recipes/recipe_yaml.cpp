@@ -51,10 +51,10 @@ bool RecipeConfig::operator==(const RecipeConfig& o) const {
   const auto& a = lora;
   const auto& b = o.lora;
   return model == o.model && a.rank == b.rank && a.alpha == b.alpha && a.dropout == b.dropout &&
-         a.rslora == b.rslora && a.targets == b.targets && a.layers == b.layers &&
-         a.seed == b.seed && data == o.data && training == o.training && optimizer == o.optimizer &&
-         scheduler == o.scheduler && eval == o.eval && checkpoint == o.checkpoint &&
-         output == o.output && logging == o.logging;
+         a.rslora == b.rslora && a.dora == b.dora && a.targets == b.targets &&
+         a.layers == b.layers && a.seed == b.seed && data == o.data && training == o.training &&
+         optimizer == o.optimizer && scheduler == o.scheduler && eval == o.eval &&
+         checkpoint == o.checkpoint && output == o.output && logging == o.logging;
 }
 
 void check_recipe_paths(const RecipeConfig& c) {
@@ -106,6 +106,7 @@ std::string to_yaml(const RecipeConfig& c) {
     << "  targets: " << list(c.lora.targets, yq) << "\n"
     << "  layers: " << list(c.lora.layers, [](int i) { return inum(i); }) << "\n"
     << "  rslora: " << b(c.lora.rslora) << "\n"
+    << "  dora: " << b(c.lora.dora) << "\n"
     << "  seed: " << c.lora.seed << "\n";
   y << "data:\n"
     << "  train: " << yq(c.data.train) << "\n"

@@ -135,8 +135,8 @@ void prepare_training(Run& run) {
   run.adapters = std::make_unique<LoraAdapters>(*run.model, cfg.lora);
   std::ostringstream id;
   id << "rank " << cfg.lora.rank << " alpha " << cfg.lora.alpha << " rslora " << cfg.lora.rslora
-     << " modules " << run.adapters->full_num_modules() << " params "
-     << run.adapters->full_num_parameters();
+     << (cfg.lora.dora ? " dora" : "") << " modules " << run.adapters->full_num_modules()
+     << " params " << run.adapters->full_num_parameters();
   run.lora_id = id.str();
 
   const int64_t batch = cfg.training.batch_size;

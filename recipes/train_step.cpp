@@ -152,7 +152,8 @@ double clip_step_gradients(LoraAdapters& adapters, double max_norm, const Parall
   const float* base = adapters.values().numel() ? adapters.values().data<float>() : nullptr;
   std::vector<int64_t> starts;
   for (const LoraTensor& t : adapters.tensors())
-    for (const Var* v : {&t.a, &t.b}) starts.push_back(v->value().data<float>() - base);
+    for (const Var* v : {&t.a, &t.b, &t.m})
+      if (v->defined()) starts.push_back(v->value().data<float>() - base);
   std::sort(starts.begin(), starts.end());
   const std::vector<double> mine = grad_norm_partials(adapters.grads(), starts);
   // Every stage's chunk sums, stage after stage: the whole arena's list.

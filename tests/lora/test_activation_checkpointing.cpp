@@ -29,7 +29,7 @@ struct StepResult {
 
 // Two steps (so the second starts from the generator state the first left), returns the second.
 StepResult two_steps(const ModelConfig& cfg, bool checkpointing, double dropout, bool packed,
-                     DType weights) {
+                     DType weights, bool dora = false) {
   Transformer model(cfg, random_weights(cfg, 5), weights);
   model.set_activation_checkpointing(checkpointing);
   LoraConfig lc;
@@ -37,6 +37,7 @@ StepResult two_steps(const ModelConfig& cfg, bool checkpointing, double dropout,
   lc.dropout = dropout;
   lc.targets = {"all-linear"};
   lc.layers = {0, 2};  // block 1 has no adapter: its recompute still carries the gradient through
+  lc.dora = dora;
   LoraAdapters ad(model, lc);
   Rng r(11);
   float* v = ad.values().data<float>();
@@ -105,6 +106,21 @@ TEST(ActivationCheckpointing, QuantizedBase) {
   StepResult plain = two_steps(cfg, false, 0.0, false, DType::Q4_0);
   StepResult ckpt = two_steps(cfg, true, 0.0, false, DType::Q4_0);
   expect_bitwise(plain, ckpt);
+}
+
+// DoRA's op recomputes its weight norm in the replay: the same loss, gradients (m's too) and
+// dropout state, with a float and a quantized base.
+TEST(ActivationCheckpointing, Dora) {
+  ModelConfig cfg = tiny(false);
+  cfg.intermediate_size = 96;
+  for (DType d : {DType::F32, DType::Q4_0}) {
+    SCOPED_TRACE(dtype_name(d));
+    StepResult plain = two_steps(cfg, false, 0.3, false, d, true);
+    StepResult ckpt = two_steps(cfg, true, 0.3, false, d, true);
+    expect_bitwise(plain, ckpt);
+    StepResult lora = two_steps(cfg, false, 0.3, false, d, false);
+    EXPECT_GT(plain.grads.numel(), lora.grads.numel());  // the magnitudes
+  }
 }
 
 TEST(ActivationCheckpointing, InferenceIgnoresIt) {

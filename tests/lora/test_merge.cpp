@@ -217,8 +217,10 @@ TEST(MergeAdapter, UnknownModulesDoraAndMissingFactorsAreRefused) {
     j["use_dora"] = true;
     std::ofstream(dir.file("dora/adapter_config.json")) << j.dump();
   }
+  // use_dora without magnitude vectors.
   e = error_of([&] { read_merge_adapter(dir.file("dora"), 1.0, small_config()); });
   EXPECT_NE(e.find("use_dora"), std::string::npos) << e;
+  EXPECT_NE(e.find("lora_magnitude_vector"), std::string::npos) << e;
 
   // A tensor naming a module the config does not target.
   write_adapter(dir.file("stray"), small_config(), lc);

@@ -92,8 +92,18 @@ TEST(Peft, RefusesWhatItCannotApply) {
       EXPECT_NE(std::string(e.what()).find("adapter_config.json"), std::string::npos);
     }
   };
+  // use_dora loads (DoRA is supported), but then every module needs its magnitude vector.
   edit("use_dora", true);
-  expect_error("use_dora");
+  {
+    Transformer fresh(cfg, random_weights(cfg, 3));
+    try {
+      load_peft_adapter(dir.path().string(), fresh);
+      ADD_FAILURE() << "no error for a DoRA config without magnitudes";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("lora_magnitude_vector"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("adapter_model.safetensors"), std::string::npos);
+    }
+  }
   edit("use_dora", false);
   edit("target_modules", nlohmann::json::array({"q_proj", "lm_head"}));
   expect_error("lm_head");

@@ -250,6 +250,22 @@ TEST(PipelineStages, UntiedThreeStagesAndQuantizedBase) {
   expect_all_modes_match(q, {{{0, 1}, {1, 2}}});
 }
 
+// DoRA: each stage initialises its magnitudes from its own layers' weights, and the stages'
+// arenas, losses and gradients are still bitwise the whole model's (float and Q4_0 bases).
+TEST(PipelineStages, DoraBitwise) {
+  for (DType d : {DType::F32, DType::Q4_0}) {
+    SCOPED_TRACE(dtype_name(d));
+    StageSetup s;
+    s.config = test::tiny_model({.layers = 3, .heads = 4, .kv_heads = 2});
+    s.config.intermediate_size = 96;
+    s.tensors = random_weights(s.config, 9);
+    s.dtype = d;
+    s.lora = lora_all(0);
+    s.lora.dora = true;
+    expect_all_modes_match(s, {{{0, 1}, {1, 3}}});
+  }
+}
+
 // The arena of a stage is the whole arena's slice, tensor by tensor: the same modules in the same
 // order at the same offsets, and the same initial A (drawn after the earlier layers' draws).
 TEST(PipelineStages, StageArenaIsTheSliceOfTheWholeArena) {

@@ -321,7 +321,7 @@ TEST(MergeExport, AdapterThatDoesNotFitLeavesNoOutput) {
   EXPECT_FALSE(fs::exists(o.out));
   EXPECT_TRUE(no_entry_starting_with(dir.path(), "merged"));
 
-  // use_dora and unknown modules: refused, nothing written.
+  // use_dora without magnitude vectors, and unknown modules: refused, nothing written.
   nlohmann::json cfg = nlohmann::json::parse(std::ifstream(adapter + "/adapter_config.json"));
   cfg["use_dora"] = true;
   std::ofstream(adapter + "/adapter_config.json") << cfg.dump();

@@ -83,6 +83,15 @@ TEST(Plan, TermsFollowTheKnobs) {
   PlanSpec few = s;
   few.lora.targets = {"q_proj", "v_proj"};
   EXPECT_EQ(plan_memory(few).lora_params, 30 * 16 * ((576 + 576) + (576 + 192)));
+
+  // DoRA adds a magnitude per output row of each adapted projection, trained like A and B (so
+  // in the AdamW state too), and its op keeps one more (N, out) per projection.
+  PlanSpec dora = few;
+  dora.lora.dora = true;
+  const MemoryPlan d = plan_memory(dora);
+  EXPECT_EQ(d.lora_params, plan_memory(few).lora_params + 30 * (576 + 192));
+  EXPECT_EQ(d.optimizer, 2 * 4 * d.lora_params);
+  EXPECT_GT(d.activations, plan_memory(few).activations);
 }
 
 TEST(Plan, MemorySizes) {

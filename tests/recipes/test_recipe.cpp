@@ -75,6 +75,7 @@ TEST(RecipeDefaults, MinimalRecipeGetsEveryDefault) {
   EXPECT_EQ(c.lora.targets, (std::vector<std::string>{"q_proj", "v_proj"}));
   EXPECT_TRUE(c.lora.layers.empty());
   EXPECT_FALSE(c.lora.rslora);
+  EXPECT_FALSE(c.lora.dora);
   EXPECT_EQ(c.data.train, "/base/corpus/train.txt");
   EXPECT_EQ(c.data.val, "");
   EXPECT_EQ(c.data.val_fraction, 0.0);
@@ -128,6 +129,7 @@ lora:
   targets: [q_proj, k_proj, v_proj, o_proj]
   layers: [0, 2, 5]
   rslora: true
+  dora: true
   seed: 7
 data:
   train: /corpus/*.txt
@@ -178,6 +180,7 @@ logging:
   EXPECT_EQ(c.lora.targets, (std::vector<std::string>{"q_proj", "k_proj", "v_proj", "o_proj"}));
   EXPECT_EQ(c.lora.layers, (std::vector<int>{0, 2, 5}));
   EXPECT_TRUE(c.lora.rslora);
+  EXPECT_TRUE(c.lora.dora);
   EXPECT_EQ(c.lora.seed, 7u);
   EXPECT_EQ(c.data.train, "/corpus/*.txt");
   EXPECT_EQ(c.data.val, "/corpus/val.txt");
@@ -432,6 +435,7 @@ lora:
   targets: [q_proj, down_proj]
   layers: [0, 3]
   rslora: true
+  dora: true
 training:
   max_steps: 300
   grad_clip: 0.3
@@ -449,6 +453,7 @@ scheduler:
   EXPECT_EQ(hone::to_yaml(back), y);
   EXPECT_EQ(back.optimizer.lr, 3e-3);
   EXPECT_EQ(back.lora.dropout, 0.1);
+  EXPECT_TRUE(back.lora.dora);
   EXPECT_EQ(back.training.grad_clip, 0.3);
   EXPECT_NE(y.find("  max_steps: 300\n"), std::string::npos) << y;
   EXPECT_NE(y.find("  epochs: null\n"), std::string::npos) << y;
@@ -465,6 +470,9 @@ scheduler:
   EXPECT_TRUE(e2 == e) << hone::to_yaml(e);
   // == sees a difference in any section.
   d2.scheduler.min_lr = 1e-9;
+  EXPECT_FALSE(d2 == d);
+  d2 = d;
+  d2.lora.dora = true;
   EXPECT_FALSE(d2 == d);
 }
 
