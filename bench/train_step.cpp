@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
     spec.optimizer_states = optimizer == "adamw" ? 2 : 0;
     spec.threads = kernels::blas_threads();
     spec.runtime_bytes = planned_runtime_bytes(runtime_bytes);
+    spec.runtime_bytes += planned_bf16_runtime_bytes(spec, compute.bf16);
     const MemoryPlan plan = plan_memory(spec);
     AdamWConfig oc;  // torch.optim.AdamW's defaults but lr
     oc.lr = 1e-4;

@@ -1,5 +1,6 @@
 #include "recipes/plan.h"
 
+#include <sys/mman.h>
 #include <tbb/info.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "autograd/kernels/bf16_gemm.h"
 #include "autograd/kernels/blas.h"
 #include "autograd/kernels/compute_choice.h"
+#include "autograd/ops/bf16_products.h"
 #include "data/instruct_dataset.h"
 #include "data/text_dataset.h"
 #include "data/token_store.h"
@@ -309,7 +311,65 @@ PlanSpec plan_spec_for_shape(const RecipeConfig& cfg, const ModelConfig& model) 
     s.data_load_bytes = d.loading;
   }
   s.tokenizer_bytes = planned_tokenizer_bytes(cfg);
+  s.runtime_bytes += planned_bf16_runtime_bytes(
+      s, kernels::choose_compute(cfg.training.compute_dtype, kernels::cpu_kind(),
+                                 cfg.source + ": training.compute_dtype")
+             .bf16);
   return s;
+}
+
+namespace {
+
+// n elements of T in pages of their own, returned to the system when freed (a std::vector's
+// might stay in the heap and count as the products' memory).
+template <class T>
+class PageBuffer {
+ public:
+  explicit PageBuffer(int64_t n)
+      : bytes_(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T)),
+        p_(mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) {
+    if (p_ == MAP_FAILED) throw Error("plan: cannot map " + std::to_string(bytes_) + " bytes");
+  }
+  ~PageBuffer() { munmap(p_, bytes_); }
+  PageBuffer(const PageBuffer&) = delete;
+  PageBuffer& operator=(const PageBuffer&) = delete;
+  T* data() { return static_cast<T*>(p_); }
+
+ private:
+  size_t bytes_;
+  void* p_;
+};
+
+}  // namespace
+
+int64_t planned_bf16_runtime_bytes(const PlanSpec& s, bool bf16) {
+  if (!bf16 || !kernels::bf16_gemm_available()) return 0;
+  // The step's own bf16 products (forward x·Wᵀ, input gradient dy·W, split and tiled as in
+  // training) on zero-filled operands of the spec's sizes and weight storage, each distinct
+  // projection and the head once: oneDNN's generated kernels, per-thread state and buffers are
+  // what stays. The sizes are capped (tokens 512, W 2048 × 4096) so that the probe of a large
+  // model stays well under a second; the kernels and buffers it leaves do not grow past them.
+  const int64_t N = std::clamp<int64_t>(s.batch * s.seq, 1, 512);
+  std::vector<std::pair<int64_t, int64_t>> shapes;  // (in, out)
+  for (const Proj& pr : projections(s.model)) shapes.emplace_back(pr.in, pr.out);
+  shapes.emplace_back(s.model.hidden_size, s.model.vocab_size);
+  std::sort(shapes.begin(), shapes.end());
+  shapes.erase(std::unique(shapes.begin(), shapes.end()), shapes.end());
+  const DType wd_base = s.weight_dtype == DType::F64 ? DType::F32 : s.weight_dtype;
+  const int64_t before = current_rss_bytes();
+  for (auto [in_full, out_full] : shapes) {
+    const int64_t out = std::min<int64_t>(out_full, 2048), in = std::min<int64_t>(in_full, 4096);
+    // Rows that do not split into whole blocks stay f32 in a quantized base, as the model keeps
+    // them.
+    const DType wd = is_quantized(wd_base) && in % 32 != 0 ? DType::F32 : wd_base;
+    auto w = std::make_shared<PageBuffer<char>>(static_cast<int64_t>(dtype_nbytes(wd, out * in)));
+    const Tensor W = Tensor::external(wd, {out, in}, w->data(), w);
+    PageBuffer<float> x(N * in), y(N * out);
+    ops_detail::bf16_xwt(W, out, in, x.data(), N, 0.0f, y.data());
+    ops_detail::bf16_dyw(W, out, in, y.data(), N, 0.0f, x.data());
+    ops_detail::bf16_dyw(W, out, in, y.data(), N, 1.0f, x.data());
+  }
+  return std::max<int64_t>(0, current_rss_bytes() - before);
 }
 
 int64_t planned_tokenizer_bytes(const RecipeConfig& cfg) {

@@ -111,6 +111,10 @@ InstructDataPlan planned_instruct_bytes(const RecipeConfig& cfg);
 // resident size measured before and after (its parse's freed temporaries included: they stay in
 // the process's heap). 0 when its files are not at hand.
 int64_t planned_tokenizer_bytes(const RecipeConfig& cfg);
+// What bf16 products add to the process (oneDNN's code and generated kernels, its per-thread
+// buffers, the OpenMP runtime): measured by running them at the spec's shapes, 0 when the
+// products are f32.
+int64_t planned_bf16_runtime_bytes(const PlanSpec& spec, bool bf16);
 
 // The spec a recipe implies, reading only the model's config and tensor headers (no weights).
 PlanSpec plan_spec_for(const RecipeConfig& cfg);

@@ -115,6 +115,7 @@ Var dora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
   Tensor zt = Tensor::empty(ct, {N, out_f});
   Tensor low = Tensor::empty(ct, {N, r});
   Tensor g = Tensor::empty(ct, {out_f});  // m / n
+  const bool bf16 = bf16_product_for(w);  // decided once: the backward follows the forward
   dispatch(ct, [&](auto z0) {
     using T = decltype(z0);
     T* Y = y.data<T>();
@@ -122,12 +123,12 @@ Var dora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
     T* G = g.data<T>();
     for (int64_t o = 0; o < out_f; ++o) G[o] = m.value().data<T>()[o] / norm.data<T>()[o];
     const T* XA = xa.value().data<T>();
-    projection_fwd<T>(w.value(), Tensor(), XA, N, in_f, out_f, T(0), Z);  // Z = xa·Wᵀ
+    projection_fwd<T>(w.value(), Tensor(), XA, N, in_f, out_f, T(0), Z, bf16);  // Z = xa·Wᵀ
     const bool res = residual.defined();
     if (res) std::memcpy(Y, residual.value().data<T>(), static_cast<size_t>(N * out_f) * sizeof(T));
     if (separate) {  // Y = residual + x·Wᵀ − xa·Wᵀ, the part g does not scale
       projection_fwd<T>(w.value(), Tensor(), x.value().data<T>(), N, in_f, out_f, res ? T(1) : T(0),
-                        Y);
+                        Y, bf16);
       kernels::axpy<T>(N * out_f, T(-1), Z, Y);
     } else if (!res) {
       std::fill(Y, Y + N * out_f, T(0));
@@ -148,7 +149,7 @@ Var dora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
   Var out(std::move(y), rg);
   if (rg)
     t->record([t, x, w, b, xa, a, bm, m, norm, s, residual, zt, low, g, out, N, in_f, out_f, r,
-               separate] {
+               bf16, separate] {
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z0) {
         using T = decltype(z0);
@@ -190,15 +191,15 @@ Var dora_linear(Tape* t, const Var& x, const Var& w, const Var& b, const Var& xa
             for (int64_t o = 0; o < out_f; ++o) dG[n * out_f + o] = Gs[o] * dY[n * out_f + o];
         });
         if (separate) {
-          projection_bwd<T>(t, x, w, Var(), dY, N, in_f, out_f);  // dx += dY·W
-          if (xa.requires_grad()) {                               // dxa += (g − 1)⊙dY·W
+          projection_bwd<T>(t, x, w, Var(), dY, N, in_f, out_f, bf16);  // dx += dY·W
+          if (xa.requires_grad()) {                                     // dxa += (g − 1)⊙dY·W
             Tensor h = Tensor::empty(out.dtype(), {N, out_f});
             T* H = h.data<T>();
             for (int64_t i = 0; i < N * out_f; ++i) H[i] = dG[i] - dY[i];
-            projection_bwd<T>(t, xa, w, Var(), H, N, in_f, out_f);
+            projection_bwd<T>(t, xa, w, Var(), H, N, in_f, out_f, bf16);
           }
         } else {
-          projection_bwd<T>(t, x, w, Var(), dG, N, in_f, out_f);  // dx += g⊙dY·W
+          projection_bwd<T>(t, x, w, Var(), dG, N, in_f, out_f, bf16);  // dx += g⊙dY·W
         }
         if (bm.requires_grad())  // dB += s·dGᵀ·low
           kernels::gemm<T>(true, false, out_f, r, N, ts, dG, out_f, low.data<T>(), r, T(1),
