@@ -2,6 +2,8 @@
 // read through a byte-level tokenizer.json the test writes: one token per byte, no merges).
 #pragma once
 
+#include <stdlib.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -74,7 +76,34 @@ inline std::string write_fixture_recipe(const std::string& dir, const std::strin
   return path;
 }
 
+// Open MPI keeps its session files under /tmp/ompi.HOST.UID, shared by every mpirun of the user;
+// two mpiruns started at once (ctest -j2) race to create it and one fails ("mkdir ... File
+// exists"). Each test process gives its mpiruns a base of their own (removed at exit), through
+// the environment they inherit.
+class PrivateMpiSessionDir {
+ public:
+  PrivateMpiSessionDir() {
+    char tmpl[] = "/tmp/hone-mpi-XXXXXX";
+    if (const char* d = mkdtemp(tmpl)) {
+      dir_ = d;
+      setenv("OMPI_MCA_orte_tmpdir_base", d, 1);
+    }
+  }
+  ~PrivateMpiSessionDir() {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+
+ private:
+  std::string dir_;
+};
+
+inline void use_private_mpi_session_dir() {
+  static PrivateMpiSessionDir dir;
+}
+
 inline std::string mpirun_prefix(int np) {
+  use_private_mpi_session_dir();
   // As root (CI) OpenMPI refuses to start without --allow-run-as-root; 4 ranks on 2 cores need
   // --oversubscribe.
   return "mpirun --allow-run-as-root --oversubscribe -np " + std::to_string(np) + " ";

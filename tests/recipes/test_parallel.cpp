@@ -135,6 +135,7 @@ TEST(DataParallelResume, ACheckpointResumesOnAnotherLayoutToTheSameAdapter) {
 
 // mpirun started in the background, its stderr to `log`.
 pid_t spawn_mpirun(int np, const std::vector<std::string>& hone_args, const std::string& log) {
+  use_private_mpi_session_dir();
   std::vector<std::string> args = {"mpirun",           "--allow-run-as-root",
                                    "--oversubscribe",  "-np",
                                    std::to_string(np), std::string(HONE_BINARY_DIR) + "/hone"};
