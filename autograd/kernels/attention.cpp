@@ -8,39 +8,13 @@
 
 #include "autograd/block_cache.h"
 #include "autograd/error.h"
+#include "autograd/kernels/attention_parts.h"
 #include "autograd/kernels/blas.h"
 #include "autograd/kernels/parallel.h"
-#include "autograd/kernels/vmath.h"
 
 namespace hone::kernels {
 
-namespace {
-
-// Query rows per block: bounds the score scratch to kBlock × Tk and lets a block skip the keys
-// no row in it can see. Causal blocks compute (T/kBlock)(T/kBlock + 1)/2 tiles of kBlock²
-// scores, against T(T + 1)/2 needed: at T = 512, blocks of 256 compute 50% more than needed,
-// blocks of 64 12%. Much below 64 rows the serial products lose more than the mask saves
-// (`bench_kernels` times this kernel at the bench's head shapes).
-constexpr int64_t kBlock = 64;
-
-void check_args(const char* name, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv,
-                int64_t D) {
-  if (B < 0 || Tq < 0 || Tk < Tq || Hq <= 0 || Hkv <= 0 || Hq % Hkv != 0 || D <= 0)
-    throw Error(std::string(name) + ": bad dims B=" + std::to_string(B) +
-                " Tq=" + std::to_string(Tq) + " Tk=" + std::to_string(Tk) +
-                " Hq=" + std::to_string(Hq) + " Hkv=" + std::to_string(Hkv) +
-                " D=" + std::to_string(D) + " (need Tk >= Tq, Hq % Hkv == 0)");
-}
-
-// The per-thread scratch for scores; grows, never shrinks, so steady-state calls don't allocate.
-template <class T>
-T* scratch(size_t n) {
-  thread_local std::vector<T> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-
-}  // namespace
+using namespace attention_detail;
 
 // Both passes run one task per (batch row, query head, block of query rows), each with serial
 // products and its own scratch: a head's products are too small to split well, and there are
@@ -65,17 +39,9 @@ void attention_fwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
       const int64_t nq = std::min(kBlock, Tq - i0), kend = std::min(Tk, i0 + nq + off);
       gemm_serial<T>(false, true, nq, kend, D, scale, Q + i0 * ldq, ldq, K, ldk, T(0), S, kend);
       for (int64_t r = 0; r < nq; ++r) {
-        T* s = S + r * kend;
         const int64_t nvis = i0 + r + off + 1;  // keys [j0, nvis) are visible
         const int64_t j0 = kstart ? kstart[b * Tq + i0 + r] : 0;
-        const T m = row_max(s + j0, nvis - j0);
-        exp_shifted(s + j0, nvis - j0, m, s + j0);
-        const T sum = row_sum(s + j0, nvis - j0);
-        const T inv = T(1) / sum;
-        for (int64_t j = 0; j < j0; ++j) s[j] = 0;
-        for (int64_t j = j0; j < nvis; ++j) s[j] *= inv;
-        for (int64_t j = nvis; j < kend; ++j) s[j] = 0;
-        L[i0 + r] = m + std::log(sum);
+        L[i0 + r] = softmax_row(S + r * kend, j0, nvis, kend);
       }
       gemm_serial<T>(false, false, nq, D, kend, T(1), S, kend, V, ldk, T(0), O + i0 * ldq, ldq);
     }
@@ -121,18 +87,10 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
         gemm_serial<T>(false, true, nq, kend, D, scale, Q + i0 * ldq, ldq, K, ldk, T(0), P, kend);
         gemm_serial<T>(false, true, nq, kend, D, T(1), dO + i0 * ldq, ldq, V, ldk, T(0), dP, kend);
         for (int64_t r = 0; r < nq; ++r) {
-          T* p = P + r * kend;
-          T* dp = dP + r * kend;
           const int64_t nvis = i0 + r + off + 1;
           const int64_t j0 = kstart ? kstart[b * Tq + i0 + r] : 0;
-          const T* o_row = O + (i0 + r) * ldq;
-          const T* do_row = dO + (i0 + r) * ldq;
-          T di = 0;  // rowsum(dO∘O) = Σ_j P_j·dP_j
-          for (int64_t d = 0; d < D; ++d) di += o_row[d] * do_row[d];
-          for (int64_t j = 0; j < j0; ++j) p[j] = dp[j] = 0;
-          exp_shifted(p + j0, nvis - j0, L[i0 + r], p + j0);
-          for (int64_t j = j0; j < nvis; ++j) dp[j] = p[j] * (dp[j] - di);  // dS
-          for (int64_t j = nvis; j < kend; ++j) p[j] = dp[j] = 0;
+          softmax_grad_row(P + r * kend, dP + r * kend, j0, nvis, kend, L[i0 + r],
+                           O + (i0 + r) * ldq, dO + (i0 + r) * ldq, D);
         }
         const T beta = i0 == 0 ? T(0) : T(1);  // the first block initialises the slices
         if (dv)
@@ -151,27 +109,7 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
       }
     }
   });
-  // dK/dV (B*Tk, Hkv*D) += Σ over the group's query heads, in head order (stored: the group's
-  // first head writes, the others add).
-  parallel_rows(B * Tk, grain_for(Hq * D), [&](int64_t lo, int64_t hi) {
-    for (int64_t bt = lo; bt < hi; ++bt) {
-      const int64_t b = bt / Tk, j = bt % Tk;
-      for (int64_t h = 0; h < Hq; ++h) {
-        const size_t src = static_cast<size_t>(((b * Hq + h) * Tk + j) * D);
-        const int64_t dst = bt * ldk + (h / group) * D;
-        const bool first = h % group == 0;
-        auto gather = [&](T* to, const T* from, bool store) {
-          if (!to) return;
-          if (first && store)
-            std::copy(from + src, from + src + D, to + dst);
-          else
-            for (int64_t d = 0; d < D; ++d) to[dst + d] += from[src + d];
-        };
-        gather(dk, dkh, store_dk);
-        gather(dv, dvh, store_dv);
-      }
-    }
-  });
+  gather_group_grads(B, Tk, Hq, Hkv, D, dkh, dvh, dk, dv, store_dk, store_dv);
 }
 
 template <class T>

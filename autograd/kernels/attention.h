@@ -28,6 +28,19 @@ void attention_bwd(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, i
                    T* dq, T* dk, T* dv, const int32_t* kstart = nullptr, bool store_dq = false,
                    bool store_dk = false, bool store_dv = false);
 
+// The same with bf16 products (bf16_gemm.h): q, k, v, dout and the probabilities and dS enter
+// the products rounded to bf16, accumulation and everything else stay f32 (PyTorch autocast
+// runs these matmuls in bf16 too). Used when the frozen-base products are bf16
+// (training.compute_dtype); needs bf16_gemm_available().
+void attention_fwd_bf16(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                        const float* q, const float* k, const float* v, float* out, float* lse,
+                        const int32_t* kstart = nullptr);
+void attention_bwd_bf16(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                        const float* q, const float* k, const float* v, const float* out,
+                        const float* lse, const float* dout, float* dq, float* dk, float* dv,
+                        const int32_t* kstart = nullptr, bool store_dq = false,
+                        bool store_dk = false, bool store_dv = false);
+
 template <class T>
 void attention_fwd_ref(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                        const T* q, const T* k, const T* v, T* out, T* lse,

@@ -48,6 +48,11 @@ void gemm_bf16(bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int6
   });
 }
 
+void gemm_bf16_serial(bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
+                      const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemm_bf16_serial(false, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 void gemm_bf16_ref(bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                    const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   check_dims(tb, M, N, K, lda, ldb, ldc, beta);

@@ -21,6 +21,10 @@ std::string bf16_gemm_info();
 // Throws Error when !bf16_gemm_available().
 void gemm_bf16_serial(bool trans_b, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                       const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// The same with op(A) = Aᵀ when trans_a (A stored (K, M)): attention's dV = Pᵀ·dO and dK.
+void gemm_bf16_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                      const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
+                      float* C, int64_t ldc);
 // The same product split over the threads along the larger of M and N (never along K), as
 // gemm<float> splits: the parts depend only on the sizes and the thread count.
 void gemm_bf16(bool trans_b, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,

@@ -23,12 +23,13 @@ namespace {
 // A product's sizes, strides and whether it adds to C: one oneDNN primitive each.
 struct Key {
   int64_t M, N, K, lda, ldb, ldc;
-  bool trans_b, accumulate;
+  bool trans_a, trans_b, accumulate;
   bool operator==(const Key&) const = default;
 };
 struct KeyHash {
   size_t operator()(const Key& k) const {
-    size_t h = static_cast<size_t>(k.trans_b) * 2 + static_cast<size_t>(k.accumulate);
+    size_t h = static_cast<size_t>(k.trans_a) * 4 + static_cast<size_t>(k.trans_b) * 2 +
+               static_cast<size_t>(k.accumulate);
     for (int64_t v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc})
       h = h * 1000003u ^ static_cast<size_t>(v);
     return h;
@@ -41,6 +42,9 @@ const dnnl::engine& cpu_engine() {
   static const dnnl::engine* e = new dnnl::engine(dnnl::engine::kind::cpu, 0);
   return *e;
 }
+
+// Primitives a thread keeps before it drops them all (each holds JIT code, some KiB).
+constexpr size_t kMaxPrimitives = 2048;
 
 // A product's primitive and the descriptions of its three operands.
 struct Prim {
@@ -65,7 +69,8 @@ ThreadState& thread_state() {
 Prim make_primitive(const Key& k) {
   using dt = dnnl::memory::data_type;
   using dims = dnnl::memory::dims;
-  const dnnl::memory::desc a({k.M, k.K}, dt::bf16, dims{k.lda, 1});
+  // A as the (M, K) operand: stored (K, M) when transposed.
+  const dnnl::memory::desc a({k.M, k.K}, dt::bf16, k.trans_a ? dims{1, k.lda} : dims{k.lda, 1});
   // B as the (K, N) operand: stored (N, K) when transposed, i.e. strides (1, ldb).
   const dnnl::memory::desc b({k.K, k.N}, dt::bf16, k.trans_b ? dims{1, k.ldb} : dims{k.ldb, 1});
   const dnnl::memory::desc c({k.M, k.N}, dt::f32, dims{k.ldc, 1});
@@ -92,8 +97,9 @@ std::string bf16_gemm_info() {
          std::to_string(v->patch) + " matmul, one thread per task";
 }
 
-void gemm_bf16_serial(bool trans_b, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
-                      const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void gemm_bf16_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                      const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
+                      float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i)
@@ -101,10 +107,14 @@ void gemm_bf16_serial(bool trans_b, int64_t M, int64_t N, int64_t K, const uint1
     return;
   }
   ThreadState& ts = thread_state();
-  const Key key{M, N, K, lda, ldb, ldc, trans_b, beta != 0.0f};
+  const Key key{M, N, K, lda, ldb, ldc, trans_a, trans_b, beta != 0.0f};
   try {
     auto it = ts.prims.find(key);
-    if (it == ts.prims.end()) it = ts.prims.emplace(key, make_primitive(key)).first;
+    if (it == ts.prims.end()) {
+      // A run uses a few hundred sizes; inputs of ever-new lengths must not grow it forever.
+      if (ts.prims.size() >= kMaxPrimitives) ts.prims.clear();
+      it = ts.prims.emplace(key, make_primitive(key)).first;
+    }
     const Prim& p = it->second;
     const dnnl::memory a(p.a, cpu_engine(), const_cast<uint16_t*>(A));
     const dnnl::memory b(p.b, cpu_engine(), const_cast<uint16_t*>(B));
@@ -127,8 +137,8 @@ std::string bf16_gemm_info() {
   return "none (hone was built without oneDNN: install libdnnl-dev and rebuild)";
 }
 
-void gemm_bf16_serial(bool, int64_t, int64_t, int64_t, const uint16_t*, int64_t, const uint16_t*,
-                      int64_t, float, float*, int64_t) {
+void gemm_bf16_serial(bool, bool, int64_t, int64_t, int64_t, const uint16_t*, int64_t,
+                      const uint16_t*, int64_t, float, float*, int64_t) {
   throw Error("bf16 products need oneDNN, and hone was built without it (" + bf16_gemm_info() +
               ")");
 }

@@ -3,7 +3,9 @@
 #include "autograd/kernels/attention.h"
 
 #include <memory>
+#include <type_traits>
 
+#include "autograd/kernels/bf16_gemm.h"
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
 
@@ -49,16 +51,24 @@ Var attention(Tape* t, const Var& q, const Var& k, const Var& v, int64_t batch, 
   const int32_t* ks = starts ? starts->data() : nullptr;
   Tensor y = Tensor::empty(ct, q.shape());
   Tensor lse = Tensor::empty(ct, {batch, n_heads, T});
-  dispatch(ct, [&](auto z) {
-    using E = decltype(z);
-    kernels::attention_fwd<E>(batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<E>(),
-                              k.value().data<E>(), v.value().data<E>(), y.data<E>(), lse.data<E>(),
-                              ks);
-  });
+  // f32 attention runs its products in bf16 when the frozen-base products do
+  // (training.compute_dtype); the backward follows the forward's choice.
+  const bool bf16 = ct == DType::F32 && kernels::bf16_products();
+  if (bf16)
+    kernels::attention_fwd_bf16(batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<float>(),
+                                k.value().data<float>(), v.value().data<float>(), y.data<float>(),
+                                lse.data<float>(), ks);
+  else
+    dispatch(ct, [&](auto z) {
+      using E = decltype(z);
+      kernels::attention_fwd<E>(batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<E>(),
+                                k.value().data<E>(), v.value().data<E>(), y.data<E>(),
+                                lse.data<E>(), ks);
+    });
   const bool rg = needs_grad(t, {&q, &k, &v});
   Var out(std::move(y), rg);
   if (rg)
-    t->record([t, q, k, v, out, lse, starts, batch, T, n_heads, n_kv_heads, head_dim] {
+    t->record([t, q, k, v, out, lse, starts, batch, T, n_heads, n_kv_heads, head_dim, bf16] {
       if (!out.has_grad()) return;
       dispatch(out.dtype(), [&](auto z) {
         using E = decltype(z);
@@ -69,6 +79,14 @@ Var attention(Tape* t, const Var& q, const Var& k, const Var& v, int64_t batch, 
         E* dq = q.requires_grad() ? t->grad(q, &fq).data<E>() : nullptr;
         E* dk = k.requires_grad() ? t->grad(k, &fk).data<E>() : nullptr;
         E* dv = v.requires_grad() ? t->grad(v, &fv).data<E>() : nullptr;
+        if constexpr (std::is_same_v<E, float>)
+          if (bf16) {
+            kernels::attention_bwd_bf16(
+                batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<E>(),
+                k.value().data<E>(), v.value().data<E>(), out.value().data<E>(), lse.data<E>(),
+                out.grad().data<E>(), dq, dk, dv, starts ? starts->data() : nullptr, fq, fk, fv);
+            return;
+          }
         kernels::attention_bwd<E>(batch, T, T, n_heads, n_kv_heads, head_dim, q.value().data<E>(),
                                   k.value().data<E>(), v.value().data<E>(), out.value().data<E>(),
                                   lse.data<E>(), out.grad().data<E>(), dq, dk, dv,
