@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "autograd/block_cache.h"
 #include "autograd/kernels/blas.h"
 #include "autograd/kernels/compute_choice.h"
 #include "lora/lora.h"
@@ -86,12 +87,12 @@ int main(int argc, char** argv) {
     const int64_t runtime_bytes = current_rss_bytes();
     ModelConfig cfg;
     std::map<std::string, Tensor> weights;
-    int64_t source_bytes = 0;  // held while converting, for the planner
+    DType source = wd;  // how the weights are drawn or read, before the model converts them
     if (which == "stories260K") {
       ModelFiles f = load_model_files(model_path);
       cfg = f.config;
       weights = std::move(f.tensors);
-      if (wd != DType::F32) source_bytes = planned_weight_bytes(cfg, DType::F32);
+      source = DType::F32;
     } else {  // a published shape with random weights (model/shapes.h), drawn as stored
       cfg = model_shape(which);
       cfg.validate(which);
@@ -99,7 +100,8 @@ int main(int argc, char** argv) {
     }
     const kernels::ComputeChoice compute = kernels::apply_compute(compute_dtype, "--compute-dtype");
     Transformer model(cfg, weights, wd);
-    weights.clear();  // the model holds its own copies (converted when bf16)
+    weights.clear();        // the model holds its own copies (converted when bf16)
+    block_cache_release();  // the converted sources' memory goes back to the system
     model.set_activation_checkpointing(checkpointing);
     if (fused_head) model.set_fused_loss_bytes(0);
     LoraConfig lc;
@@ -110,7 +112,8 @@ int main(int argc, char** argv) {
     PlanSpec spec;
     spec.model = cfg;
     spec.weight_dtype = wd;
-    spec.source_bytes = source_bytes;
+    spec.bf16_products = compute.bf16;
+    spec.source_bytes = planned_converted_bytes(spec, source);  // held while converting
     spec.lora = lc;
     spec.batch = batch;
     spec.seq = seq;

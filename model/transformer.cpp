@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "autograd/block_cache.h"
+#include "autograd/kernels/bf16_gemm.h"
 #include "autograd/kernels/elementwise.h"
 #include "autograd/kernels/quant.h"
 
@@ -37,6 +38,10 @@ Var frozen_small(const Tensor& t, DType compute) {
 
 }  // namespace
 
+DType projection_storage(DType weight_dtype, bool bf16_products) {
+  return weight_dtype == DType::F32 && bf16_products ? DType::BF16 : weight_dtype;
+}
+
 Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Tensor>& ts,
                          DType weight_dtype, const LayerRange& range)
     : cfg_(cfg), range_(range.resolved(cfg.num_layers)) {
@@ -45,6 +50,7 @@ Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Ten
     throw Error(std::string("model: unsupported weight dtype ") + dtype_name(weight_dtype));
   const DType compute = weight_dtype == DType::F64 ? DType::F64 : DType::F32;
   compute_ = compute;
+  const DType proj_dtype = projection_storage(weight_dtype, kernels::bf16_products());
   auto frozen_norm = [compute](const Tensor& t) { return frozen_small(t, compute); };
   // Only the held tensors are looked up: a stage's map need not have the others.
   const bool first = range_.holds_embedding(), last = range_.holds_head(cfg.num_layers);
@@ -53,13 +59,13 @@ Transformer::Transformer(const ModelConfig& cfg, const std::map<std::string, Ten
   if (last) {
     final_norm_ = frozen_norm(need(ts, "model.norm.weight"));
     lm_head_ =
-        cfg.tie_word_embeddings ? embed_ : frozen_weight(need(ts, "lm_head.weight"), weight_dtype);
+        cfg.tie_word_embeddings ? embed_ : frozen_weight(need(ts, "lm_head.weight"), proj_dtype);
   }
   // A tied last stage keeps the matrix only as its head.
   if (!first) embed_ = Var();
   auto proj = [&](const std::string& p, bool bias) {
     Var b = bias ? frozen_norm(need(ts, p + ".bias")) : Var();
-    return std::make_unique<FrozenLinear>(frozen_weight(need(ts, p + ".weight"), weight_dtype), b);
+    return std::make_unique<FrozenLinear>(frozen_weight(need(ts, p + ".weight"), proj_dtype), b);
   };
   blocks_.resize(range_.count());
   for (int64_t l = range_.first; l < range_.last; ++l) {

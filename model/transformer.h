@@ -14,6 +14,15 @@
 
 namespace hone {
 
+// How the frozen projections and an untied LM head are stored, given model.dtype
+// (`weight_dtype`) and whether the frozen-base products are bf16 (kernels::bf16_products()):
+// as weight_dtype, except that f32 is held as bf16 under bf16 products. Those products round W
+// to bf16 anyway, so they see the same values, in half the memory and with no conversion per
+// product (products that take a stored bf16 W are split differently, so the sums are not in
+// the same order). The embedding, looked up rather than multiplied, keeps weight_dtype, and so
+// does a head tied to it.
+DType projection_storage(DType weight_dtype, bool bf16_products);
+
 struct Block {
   Var input_norm;  // (C)
   Var post_norm;   // (C)

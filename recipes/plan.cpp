@@ -38,6 +38,14 @@ bool is_stored_weight(const std::string& name) {
          (name.size() > 12 && name.compare(name.size() - 12, 12, "_proj.weight") == 0);
 }
 
+// How Transformer stores frozen weight `name` of this shape (see projection_storage).
+DType stored_dtype(const PlanSpec& s, const std::string& name, const Shape& shape) {
+  DType d = s.weight_dtype;
+  if (name != "model.embed_tokens.weight") d = projection_storage(d, s.bf16_products);
+  if (is_quantized(d) && shape.back() % 32 != 0) d = DType::BF16;
+  return d;
+}
+
 struct Proj {
   const char* kind;
   int64_t in, out;
@@ -119,18 +127,22 @@ int64_t planned_weight_bytes(const ModelConfig& cfg, DType wd) {
 }
 
 int64_t planned_weight_bytes(const PlanSpec& s) {
-  const DType wd = s.weight_dtype;
   int64_t n = 0;
   for (const auto& [name, shape] : expected_tensor_shapes(s.model)) {
     if (!stage_holds_tensor(s, name)) continue;
     const int64_t numel = shape_numel(shape);
-    DType d = DType::F32;
-    if (is_stored_weight(name)) {
-      d = wd;
-      if (is_quantized(wd) && shape.back() % 32 != 0) d = DType::BF16;
-    }
+    const DType d = is_stored_weight(name) ? stored_dtype(s, name, shape) : DType::F32;
     n += static_cast<int64_t>(dtype_nbytes(d, numel));
   }
+  return n;
+}
+
+int64_t planned_converted_bytes(const PlanSpec& s, DType source) {
+  int64_t n = 0;
+  for (const auto& [name, shape] : expected_tensor_shapes(s.model))
+    if (stage_holds_tensor(s, name) && is_stored_weight(name) &&
+        stored_dtype(s, name, shape) != source)
+      n += static_cast<int64_t>(dtype_nbytes(source, shape_numel(shape)));
   return n;
 }
 
@@ -281,7 +293,7 @@ PlanSpec plan_spec_for(const RecipeConfig& cfg) {
   // Tensors already in the storage dtype are used in place; the others are converted, with the
   // source held (and, when memory-mapped, wholly read) meanwhile.
   for (const auto& [name, t] : files.tensors)
-    if (is_stored_weight(name) && t.dtype() != s.weight_dtype) {
+    if (is_stored_weight(name) && t.dtype() != stored_dtype(s, name, t.shape())) {
       s.source_bytes += static_cast<int64_t>(t.nbytes());
       s.source_tensors.emplace_back(name, static_cast<int64_t>(t.nbytes()));
     }
@@ -311,10 +323,10 @@ PlanSpec plan_spec_for_shape(const RecipeConfig& cfg, const ModelConfig& model) 
     s.data_load_bytes = d.loading;
   }
   s.tokenizer_bytes = planned_tokenizer_bytes(cfg);
-  s.runtime_bytes += planned_bf16_runtime_bytes(
-      s, kernels::choose_compute(cfg.training.compute_dtype, kernels::cpu_kind(),
-                                 cfg.source + ": training.compute_dtype")
-             .bf16);
+  s.bf16_products = kernels::choose_compute(cfg.training.compute_dtype, kernels::cpu_kind(),
+                                            cfg.source + ": training.compute_dtype")
+                        .bf16;
+  s.runtime_bytes += planned_bf16_runtime_bytes(s, s.bf16_products);
   return s;
 }
 
@@ -355,7 +367,8 @@ int64_t planned_bf16_runtime_bytes(const PlanSpec& s, bool bf16) {
   shapes.emplace_back(s.model.hidden_size, s.model.vocab_size);
   std::sort(shapes.begin(), shapes.end());
   shapes.erase(std::unique(shapes.begin(), shapes.end()), shapes.end());
-  const DType wd_base = s.weight_dtype == DType::F64 ? DType::F32 : s.weight_dtype;
+  const DType wd_base =
+      projection_storage(s.weight_dtype == DType::F64 ? DType::F32 : s.weight_dtype, true);
   const int64_t before = current_rss_bytes();
   for (auto [in_full, out_full] : shapes) {
     const int64_t out = std::min<int64_t>(out_full, 2048), in = std::min<int64_t>(in_full, 4096);

@@ -20,6 +20,9 @@ struct RecipeConfig;
 struct PlanSpec {
   ModelConfig model;
   DType weight_dtype = DType::F32;  // storage of the frozen projections and embedding
+  // The frozen-base products are bf16: f32 projections are then held as bf16
+  // (projection_storage in model/transformer.h).
+  bool bf16_products = false;
   // Bytes of the base as read, held while it is converted to weight_dtype (a memory-mapped file
   // is wholly touched by the conversion); 0 when the storage is the source's own.
   int64_t source_bytes = 0;
@@ -75,6 +78,9 @@ MemoryPlan plan_memory(const PlanSpec& spec);
 // Bytes of the frozen base as Transformer stores it (projections/embedding in weight_dtype, a
 // quantized weight whose rows are not whole 32-blocks in BF16, norms and biases F32).
 int64_t planned_weight_bytes(const ModelConfig& cfg, DType weight_dtype);
+// Bytes of the frozen weights Transformer converts when built from tensors stored as `source`
+// (those whose storage differs): held alongside while it converts.
+int64_t planned_converted_bytes(const PlanSpec& s, DType source);
 // The same for the tensors a pipeline stage holds (PlanSpec's stage fields).
 int64_t planned_weight_bytes(const PlanSpec& spec);
 // Whether the stage `spec` describes holds the tensor of this HF name.

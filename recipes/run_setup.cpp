@@ -4,6 +4,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "autograd/block_cache.h"
 #include "data/instruct_dataset.h"
 #include "model/io/finite_weights.h"
 #include "recipes/data_inspect.h"
@@ -50,6 +51,10 @@ void load_base(Run& run, const LayerRange& range) {
   run.model_config = files.config;
   run.model = std::make_unique<Transformer>(files.config, files.tensors,
                                             weight_dtype_from(cfg.model.dtype), range);
+  // Tensors the model converted (e.g. f32 projections held as bf16 under bf16 products) are
+  // dropped now; read into memory, they would stay in the block cache: hand them back.
+  files.tensors.clear();
+  block_cache_release();
   run.model->set_activation_checkpointing(cfg.training.activation_checkpointing);
   run.model->set_fused_loss_bytes(cfg.training.fused_loss_bytes());
   try {

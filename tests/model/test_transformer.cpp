@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "autograd/kernels/bf16_gemm.h"
 #include "model/random_weights.h"
 #include "model/transformer.h"
 
@@ -64,6 +65,40 @@ TEST(Transformer, RejectsOutOfVocabularyIds) {
   Transformer m(cfg, random_weights(cfg, 11));
   EXPECT_THROW(m.forward(nullptr, {1, 30}, 1, 2), Error);
   EXPECT_THROW(m.forward(nullptr, {1, 2, 3}, 1, 2), Error);
+}
+
+// Under bf16 products an f32 base's projections are held as bf16 (the products round them to
+// bf16 anyway), the embedding stays f32 and is looked up unrounded, and the logits stay those
+// of the f32-stored model up to the order of the f32 sums.
+TEST(Transformer, Bf16ProductsHoldF32ProjectionsAsBf16) {
+  if (!kernels::bf16_gemm_available()) GTEST_SKIP() << kernels::bf16_gemm_info();
+  for (bool tied : {true, false}) {
+    ModelConfig cfg = qwen3ish();
+    cfg.tie_word_embeddings = tied;
+    const auto weights = random_weights(cfg, 12);
+    Transformer f32_stored(cfg, weights);  // built with f32 products: stored as given
+    kernels::ScopedBf16Products bf16(true);
+    Transformer m(cfg, weights);
+    for (const NamedLinear& l : m.linears())
+      EXPECT_EQ((*l.slot)->weight().dtype(), DType::BF16) << l.name;
+    for (const NamedLinear& l : f32_stored.linears())
+      EXPECT_EQ((*l.slot)->weight().dtype(), DType::F32) << l.name;
+    // Only the projections and an untied head went from 4 bytes an element to 2: embedding,
+    // norms and biases are as before.
+    size_t converted = tied ? 0 : static_cast<size_t>(cfg.vocab_size * cfg.hidden_size);
+    for (const NamedLinear& l : m.linears())
+      converted += static_cast<size_t>((*l.slot)->weight().value().numel());
+    EXPECT_EQ(f32_stored.nbytes() - m.nbytes(), 2 * converted) << "tied " << tied;
+    const std::vector<int32_t> ids = {4, 8, 15, 16, 23, 2};
+    Tape t1, t2;
+    const Tensor e0 = f32_stored.embed(&t1, ids, 1, 6).value(),
+                 e1 = m.embed(&t2, ids, 1, 6).value();
+    for (int64_t i = 0; i < e0.numel(); ++i) ASSERT_EQ(e0.item(i), e1.item(i));
+    const Tensor l0 = f32_stored.forward(nullptr, ids, 1, 6).value();
+    const Tensor l1 = m.forward(nullptr, ids, 1, 6).value();
+    for (int64_t i = 0; i < l0.numel(); ++i)
+      ASSERT_NEAR(l0.item(i), l1.item(i), 1e-4 * (1 + std::fabs(l0.item(i)))) << i;
+  }
 }
 
 }  // namespace

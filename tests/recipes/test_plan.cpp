@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "autograd/kernels/bf16_gemm.h"
 #include "data/text_dataset.h"
 #include "hone_process.h"
 #include "model/random_weights.h"
@@ -44,6 +45,30 @@ TEST(Plan, WeightBytesAreTheModelsOwn) {
           EXPECT_EQ(planned_weight_bytes(c, d), static_cast<int64_t>(m.nbytes()))
               << dtype_name(d) << " tied " << tied << " inter " << inter;
         }
+}
+
+// Under bf16 products an f32 base's projections (and an untied head) are held as bf16.
+TEST(Plan, WeightBytesUnderBf16ProductsAreTheModelsOwn) {
+  if (!kernels::bf16_gemm_available()) GTEST_SKIP() << kernels::bf16_gemm_info();
+  for (bool tied : {false, true})
+    for (DType d : {DType::F32, DType::Q8_0}) {
+      const ModelConfig c = small(tied, false, false, 172);
+      kernels::ScopedBf16Products bf16(true);
+      Transformer m(c, random_weights(c, 1), d);
+      PlanSpec s;
+      s.model = c;
+      s.weight_dtype = d;
+      s.bf16_products = true;
+      EXPECT_EQ(planned_weight_bytes(s), static_cast<int64_t>(m.nbytes()))
+          << dtype_name(d) << " tied " << tied;
+      // Every tensor converted from f32 went from 4 bytes an element to 2 (bf16 projections) or
+      // less (q8_0): for an f32 base, what it converts is twice what it saves.
+      if (d == DType::F32) {
+        EXPECT_EQ(planned_converted_bytes(s, DType::F32),
+                  2 * (planned_weight_bytes(c, DType::F32) - static_cast<int64_t>(m.nbytes())))
+            << dtype_name(d) << " tied " << tied;
+      }
+    }
 }
 
 TEST(Plan, TermsFollowTheKnobs) {
