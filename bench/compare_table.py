@@ -17,7 +17,9 @@ Model FLOPs of one LoRA training step, per token (written out in flops_per_token
                                   causal mask (average context T/2) = 2·T·Hq·D per layer; backward
                                   (dP, dV, dQ, dK) is twice the forward
 No credit is taken for norms, RoPE, softmax, SwiGLU, cross-entropy or the optimizer (memory-bound).
-MFU = tokens/s · flops_per_token / sgemm peak (fp32, 2048³, same run, same BLAS as hone).
+MFU = tokens/s · flops_per_token / the GEMM peak of the arithmetic the contender ran, 2048³, same
+run: the sgemm peak (same BLAS as hone) for f32, the bf16 GEMM peak (oneDNN, hone's split) for bf16
+(hone's compute_dtype bf16, PyTorch's bf16 autocast); "–" where the run measured no bf16 peak.
 """
 import json
 import sys
@@ -42,6 +44,11 @@ def flops_per_token(model, seq, rank):
     lora = 6 * rank * L * sum(i + o for i, o in proj)
     attn = 6 * L * seq * H * D
     return 4 * n_matmul + lora + attn, n_matmul
+
+
+def ran_bf16(r):
+    """Whether a run's products were bf16: hone's resolved compute_dtype, PyTorch's autocast."""
+    return r.get("compute_dtype") == "bf16" or (r.get("impl") == "torch" and r.get("dtype") == "bf16")
 
 
 def main(path, peak_override=None):
@@ -79,7 +86,7 @@ def main(path, peak_override=None):
                 best[m][impl] = r
 
     if peak_override:
-        print(f"sgemm peak measured in the run: {peak} GFLOP/s; MFU below uses --peak "
+        print(f"sgemm peak measured in the run: {peak} GFLOP/s; MFU of f32 runs below uses --peak "
               f"{peak_override} GFLOP/s\n")
         peak = peak_override
     else:
@@ -92,6 +99,19 @@ def main(path, peak_override=None):
         print(f"bf16 dot roof (vdpbf16ps on registers, every thread, same run): {roof16} GFLOP/s "
               f"= {roof16 / roof:.2f}× the FMA roof; best bf16 GEMM (oneDNN, 2048³, hone's split): "
               f"{gemm16} GFLOP/s = {gemm16 / peak:.2f}× the sgemm peak. CPU: {cpu}\n")
+    def mfu_cell(r, fpt):
+        """MFU against the same-run GEMM peak of the arithmetic r ran (the sgemm peak would put
+        a bf16 run above 100%); bf16 ones are marked."""
+        if not r:
+            return "–"
+        bf = ran_bf16(r)
+        denominator = gemm16 if bf else peak
+        if not denominator:
+            return "–"
+        return f"{r['tokens_per_s'] * fpt / 1e9 / denominator * 100:.0f}%" + (" bf16" if bf else "")
+
+    print("MFU columns: against the GEMM peak of each contender's arithmetic (sgemm for f32, the "
+          "bf16 GEMM for runs marked bf16).\n")
     print("| config | " + " | ".join(f"{i} tok/s" for i in IMPLS) +
           " | hone / best tuned | hone-q8_0 / best tuned | hone / stock | MFU hone |"
           " MFU hone-q8_0 | MFU torch tuned fp32 | RSS hone | RSS hone-q8_0 |"
@@ -106,7 +126,6 @@ def main(path, peak_override=None):
         tuned = [tps[i] for i in ("torch-tuned-fp32", "torch-tuned-bf16") if tps[i]]
         cell = lambda v, fmt="{:.1f}": "–" if v is None else fmt.format(v)  # noqa: E731
         ratio = lambda a, c: None if not a or not c else a / c  # noqa: E731
-        mfu = lambda t: None if not t or not peak else t * fpt / 1e9 / peak * 100  # noqa: E731
         rss = lambda i: b[i]["peak_rss_kib"] / 1024 if i in b else None  # noqa: E731
         plan = lambda i: ratio(b[i].get("plan_peak_rss_kib"), b[i]["peak_rss_kib"]) if i in b else None  # noqa: E731,E501
         best_tuned = max(tuned) if tuned else None
@@ -114,8 +133,8 @@ def main(path, peak_override=None):
         cols += [cell(ratio(tps["hone"], best_tuned), "{:.2f}×"),
                  cell(ratio(tps["hone-q8_0"], best_tuned), "{:.2f}×"),
                  cell(ratio(tps["hone"], tps["torch-stock-fp32"]), "{:.2f}×"),
-                 cell(mfu(tps["hone"]), "{:.0f}%"), cell(mfu(tps["hone-q8_0"]), "{:.0f}%"),
-                 cell(mfu(tps["torch-tuned-fp32"]), "{:.0f}%"),
+                 mfu_cell(b.get("hone"), fpt), mfu_cell(b.get("hone-q8_0"), fpt),
+                 mfu_cell(b.get("torch-tuned-fp32"), fpt),
                  cell(rss("hone"), "{:.0f} MiB"), cell(rss("hone-q8_0"), "{:.0f} MiB"),
                  cell(rss("torch-tuned-fp32"), "{:.0f} MiB"),
                  cell(ratio(rss("hone"), rss("torch-tuned-fp32")), "{:.2f}"),
@@ -135,7 +154,7 @@ def main(path, peak_override=None):
                 if not r:
                     continue
                 fpt, _ = flops_per_token(m, r.get("seq", 512), r.get("rank", 16))
-                bf = r.get("compute_dtype") == "bf16" or i == "torch-tuned-bf16"
+                bf = ran_bf16(r)
                 own = roof16 if bf else roof
                 g = r["tokens_per_s"] * fpt / 1e9
                 own_cell = f"{g / own * 100:.0f}%" if own else "–"
@@ -161,12 +180,11 @@ def main(path, peak_override=None):
 
         for r in extra:
             fpt, _ = flops_per_token(r["model"], r.get("seq", 512), r.get("rank", 16))
-            mfu = r["tokens_per_s"] * fpt / 1e9 / peak * 100 if peak else 0
             print(f"| {r['model']} | {r.get('weight_dtype', 'f32')} | "
                   f"{r.get('compute_dtype', 'f32')} | "
                   f"{'on' if r.get('checkpointing') else 'off'} | "
                   f"{'on' if r.get('fused_head') else 'off'} | {r['sec_per_step']:.2f} | "
-                  f"{r['tokens_per_s']:.1f} | {mfu:.0f}% | {r['peak_rss_kib'] / 1048576:.2f} GiB | "
+                  f"{r['tokens_per_s']:.1f} | {mfu_cell(r, fpt)} | {r['peak_rss_kib'] / 1048576:.2f} GiB | "
                   f"{r['plan_peak_rss_kib'] / 1048576:.2f} GiB | "
                   f"{r['plan_peak_rss_kib'] / r['peak_rss_kib']:.3f} | "
                   f"{torch_rss(r['model'], r['peak_rss_kib'])} |")

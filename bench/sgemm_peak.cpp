@@ -37,17 +37,20 @@ double gflops(int64_t n, int reps, std::vector<float>& a, std::vector<float>& b,
 }
 
 #if defined(__AVX512F__)
-// 12 independent chains of a·b + c (FMA latency 4 × 2 ports needs 8): 12 × 16 × 2 flops a turn.
-__attribute__((noinline)) float fma_chains(int64_t turns) {
-  const __m512 m = _mm512_set1_ps(0.999999f), k = _mm512_set1_ps(1e-7f);
-  __m512 r[12];
-  for (int i = 0; i < 12; ++i) r[i] = _mm512_set1_ps(1.0f + 1e-3f * static_cast<float>(i));
+// 12 independent accumulator chains (FMA latency 4 × 2 ports needs 8), each advanced by
+// r = step(r) `turns` times on registers only; their lanes' sum is returned so the work is kept.
+constexpr int kChains = 12;
+
+template <class Step>
+inline float register_chains(int64_t turns, Step step) {
+  __m512 r[kChains];
+  for (int i = 0; i < kChains; ++i) r[i] = _mm512_set1_ps(1.0f + 1e-3f * static_cast<float>(i));
   for (int64_t t = 0; t < turns; ++t) {
 #pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) r[i] = _mm512_fmadd_ps(r[i], m, k);
+    for (int i = 0; i < kChains; ++i) r[i] = step(r[i]);
   }
   __m512 s = r[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, r[i]);
+  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, r[i]);
   alignas(64) float lanes[16];
   _mm512_store_ps(lanes, s);
   float sum = 0;
@@ -55,17 +58,28 @@ __attribute__((noinline)) float fma_chains(int64_t turns) {
   return sum;
 }
 
-double fma_roof(int threads) {
+// GFLOP/s of `threads` threads each running chains(turns), at flops_per_lane flops a lane a step.
+double roof_gflops(int threads, float (*chains)(int64_t), int flops_per_lane) {
   const int64_t turns = 100'000'000;
   std::vector<float> sink(static_cast<size_t>(threads));
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> pool;
-  for (int i = 0; i < threads; ++i) pool.emplace_back([&, i] { sink[i] = fma_chains(turns); });
+  for (int i = 0; i < threads; ++i) pool.emplace_back([&, i] { sink[i] = chains(turns); });
   for (auto& t : pool) t.join();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   volatile float keep = sink[0];  // the chains' result is used, so they are computed
   (void)keep;
-  return threads * static_cast<double>(turns) * 12 * 16 * 2 / s / 1e9;
+  return threads * static_cast<double>(turns) * kChains * 16 * flops_per_lane / s / 1e9;
+}
+
+// a·b + c: 2 flops a lane.
+__attribute__((noinline)) float fma_chains(int64_t turns) {
+  const __m512 m = _mm512_set1_ps(0.999999f), k = _mm512_set1_ps(1e-7f);
+  return register_chains(turns, [&](__m512 r) { return _mm512_fmadd_ps(r, m, k); });
+}
+
+double fma_roof(int threads) {
+  return roof_gflops(threads, fma_chains, 2);
 }
 #else
 double fma_roof(int) {
@@ -74,35 +88,14 @@ double fma_roof(int) {
 #endif
 
 #if defined(__AVX512BF16__)
-// The same for vdpbf16ps: each lane adds two bf16 products, 12 × 16 × 4 flops a turn.
+// vdpbf16ps: each lane adds two bf16 products, 4 flops.
 __attribute__((noinline)) float dpbf16_chains(int64_t turns) {
   const __m512bh m = (__m512bh)_mm512_set1_epi16(0x3f80), k = (__m512bh)_mm512_set1_epi16(0x3380);
-  __m512 r[12];
-  for (int i = 0; i < 12; ++i) r[i] = _mm512_set1_ps(1.0f + 1e-3f * static_cast<float>(i));
-  for (int64_t t = 0; t < turns; ++t) {
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) r[i] = _mm512_dpbf16_ps(r[i], m, k);
-  }
-  __m512 s = r[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, r[i]);
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, s);
-  float sum = 0;
-  for (float v : lanes) sum += v;
-  return sum;
+  return register_chains(turns, [&](__m512 r) { return _mm512_dpbf16_ps(r, m, k); });
 }
 
 double bf16_roof(int threads) {
-  const int64_t turns = 100'000'000;
-  std::vector<float> sink(static_cast<size_t>(threads));
-  const auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::thread> pool;
-  for (int i = 0; i < threads; ++i) pool.emplace_back([&, i] { sink[i] = dpbf16_chains(turns); });
-  for (auto& t : pool) t.join();
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  volatile float keep = sink[0];
-  (void)keep;
-  return threads * static_cast<double>(turns) * 12 * 16 * 4 / s / 1e9;
+  return roof_gflops(threads, dpbf16_chains, 4);
 }
 #else
 double bf16_roof(int) {

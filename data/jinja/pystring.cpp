@@ -168,6 +168,7 @@ std::vector<int64_t> slice_positions(int64_t n, const Value& start_v, const Valu
 
 std::string html_escape(const std::string& s) {
   std::string out;
+  out.reserve(s.size());
   for (char c : s) {
     switch (c) {
       case '&':

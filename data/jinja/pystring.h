@@ -29,6 +29,8 @@ std::string py_replace(const std::string& s, const std::string& from, const std:
 // Python's range of indices for s[start:stop:step] over n items (None = default).
 std::vector<int64_t> slice_positions(int64_t n, const Value& start_v, const Value& stop_v,
                                      const Value& step_v);
+// markupsafe's escape (Jinja's `e` filter): & < > " ' as &amp; &lt; &gt; &#34; &#39;. Safe in HTML
+// element content and quoted attribute values, so the training report uses it too.
 std::string html_escape(const std::string& s);
 // Python's // on integers (rounds toward negative infinity).
 int64_t floor_div(int64_t a, int64_t b);

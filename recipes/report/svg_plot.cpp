@@ -105,33 +105,6 @@ std::string tick_label(double v, double step) {
   return buf;  // unreachable: the last unit always matches
 }
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string svg_plot(const PlotSpec& spec) {
   constexpr int kTicks = 6;
   // Data ranges over the usable points of every series.

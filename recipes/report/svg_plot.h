@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "data/jinja/pystring.h"
+
 namespace hone::report {
 
 struct Series {
@@ -39,7 +41,8 @@ std::string tick_label(double v, double step);
 // drawn as a dot; with no point it is only named in the legend. Charts with no data say so.
 std::string svg_plot(const PlotSpec& spec);
 
-// Text for HTML element content and attribute values: & < > " ' escaped.
-std::string html_escape(const std::string& s);
+// Text for HTML element content and attribute values: & < > " ' escaped (the Jinja `escape`
+// filter's function, owned by data/).
+using jinja::pystr::html_escape;
 
 }  // namespace hone::report

@@ -202,6 +202,8 @@ TEST(Jinja, Filters) {
   EXPECT_EQ(R("{{ 'a\nb\n\nc' | indent(2) }}|{{ 'a\nb' | indent(2, true) }}"),
             "a\n  b\n\n  c|  a\n  b");
   EXPECT_EQ(R("{{ 5 | string + '!' }}{{ '<a>' | e }}{{ '<a>' | safe }}"), "5!&lt;a&gt;<a>");
+  // markupsafe's entities, as jinja2 writes them.
+  EXPECT_EQ(R("{{ s | escape }}", {{"s", "&<>\"'x"}}), "&amp;&lt;&gt;&#34;&#39;x");
   EXPECT_EQ(R("{% filter upper %}shout {{ 'this' }}{% endfilter %}"), "SHOUT THIS");
   EXPECT_NE(error_of("{{ 1 | frobnicate }}").find("no filter named 'frobnicate'"),
             std::string::npos);

@@ -4,51 +4,30 @@
 // 0.5%, 8-bit within 1%, 4-bit within 3%. (Measured when written: bf16 +0.01%, q8_0 −0.004%,
 // q4_0 +0.40%.)
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <map>
-#include <sstream>
 #include <string>
 
-#include "hone_process.h"
+#include "quickstart_run.h"
+#include "tmpdir.h"
 
-namespace fs = std::filesystem;
 using namespace hone::test;
 
-namespace {
-
-// The last "val_loss" in a metrics.jsonl.
-double last_val_loss(const std::string& path) {
-  std::istringstream in(slurp(path));
-  std::string line;
-  double v = std::nan("");
-  const std::string key = "\"val_loss\":";
-  while (std::getline(in, line)) {
-    auto p = line.find(key);
-    if (p != std::string::npos) v = std::stod(line.substr(p + key.size()));
-  }
-  return v;
-}
-
-}  // namespace
-
 TEST(QuantQuickstart, ValLossOfLowBitBasesStaysNearF32) {
-  const fs::path dir = fs::temp_directory_path() / ("hone_quant_qs_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  const std::string recipe = std::string(HONE_SOURCE_DIR) + "/recipes/configs/quickstart.yaml";
+  TempDir dir;
   std::map<std::string, double> loss;
   for (const char* dt : {"f32", "bf16", "q8_0", "q4_0"}) {
-    const fs::path out = dir / dt;
-    Outcome o = run_hone("train " + recipe + " training.max_steps=60 training.threads=2 " +
-                         "checkpoint.every=1000 model.dtype=" + dt + " output.dir=" + out.string());
+    const auto out = dir.path() / dt;
+    const std::string overrides =
+        std::string("training.max_steps=60 training.threads=2 checkpoint.every=1000 model.dtype=") +
+        dt;
+    Outcome o = train_quickstart(overrides, out);
     ASSERT_EQ(o.status, 0) << dt << ": " << o.out;
     loss[dt] = last_val_loss((out / "metrics.jsonl").string());
     ASSERT_TRUE(std::isfinite(loss[dt])) << dt << ": " << o.out;
   }
-  fs::remove_all(dir);
   auto rel = [&](const char* dt) { return (loss[dt] - loss["f32"]) / loss["f32"]; };
   for (const char* dt : {"f32", "bf16", "q8_0", "q4_0"})
     std::printf("quickstart 60 steps, %s base: val loss %.6f (%+.3f%% vs f32)\n", dt, loss[dt],

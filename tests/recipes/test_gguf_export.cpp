@@ -2,14 +2,11 @@
 // stories260K.gguf, and a GGUF round trip through the CLI that generates the golden text.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <nlohmann/json.hpp>
-
 #include "common.h"
 #include "data/hf_tokenizer.h"
+#include "gguf_tokenizer_helpers.h"
 #include "hone_process.h"
 #include "model/io/gguf.h"
-#include "model/random_weights.h"
 #include "recipes/model_tokenizer.h"
 #include "tmpdir.h"
 #include "train_helpers.h"
@@ -85,29 +82,15 @@ TEST_P(GgufGpt2Tokenizer, EncodesLikeTheOriginal) {
   const std::string name = GetParam();
   HONE_REQUIRE_SHARED(dir, "tokenizers/" + name);
   HONE_REQUIRE_SHARED(texts, "fixtures/tokenizer/texts.jsonl");
-  ModelConfig cfg;
-  cfg.model_type = name == "qwen3" ? "qwen3" : "llama";
-  cfg.architecture = name == "qwen3" ? "Qwen3ForCausalLM" : "LlamaForCausalLM";
-  cfg.qk_norm = name == "qwen3";
-  cfg.hidden_size = 16;
-  cfg.intermediate_size = 32;
-  cfg.num_layers = 1;
-  cfg.num_heads = 2;
-  cfg.num_kv_heads = 1;
-  cfg.head_dim = 8;
-  cfg.vocab_size = name == "qwen3" ? 151936 : 128256;
-  cfg.tie_word_embeddings = true;
+  const ModelConfig cfg = test::tiny_vocab_config(name == "qwen3" ? "qwen3" : "llama",
+                                                  name == "qwen3" ? 151936 : 128256);
   test::TempDir tmp;
-  const std::string gguf = tmp.file("m.gguf");
-  const GgufTokenizerData data = gguf_tokenizer_for_model("/nonexistent", dir, cfg);
-  write_gguf_model(gguf, cfg, random_weights(cfg, 1), GgmlType::F32, &data);
+  const std::string gguf = test::write_gguf_with(
+      tmp.file("m.gguf"), cfg, gguf_tokenizer_for_model("/nonexistent", dir, cfg));
   auto from_gguf = tokenizer_for_model(gguf, "");
   HfTokenizer original(dir + "/tokenizer.json");
-  std::ifstream in(texts);
-  std::string line;
   int n = 0;
-  while (std::getline(in, line)) {
-    const std::string text = nlohmann::json::parse(line)["text"].get<std::string>();
+  for (const std::string& text : test::fixture_texts()) {
     ASSERT_EQ(from_gguf->encode(text, false, false), original.encode(text, false, false)) << text;
     ++n;
   }

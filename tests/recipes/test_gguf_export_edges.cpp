@@ -11,6 +11,7 @@
 #include <map>
 
 #include "common.h"
+#include "gguf_tokenizer_helpers.h"
 #include "hone_process.h"
 #include "lora/peft.h"
 #include "model/io/gguf.h"
@@ -109,17 +110,7 @@ TEST(GgufLoraExport, RefusesABadDtypeAndWritesNothing) {
 TEST(GgufExportTokenizer, ConfigWithoutChatTemplateWritesNone) {
   HONE_REQUIRE_SHARED(llama3, "tokenizers/llama3");
   test::TempDir dir;
-  ModelConfig cfg;
-  cfg.model_type = "llama";
-  cfg.architecture = "LlamaForCausalLM";
-  cfg.hidden_size = 16;
-  cfg.intermediate_size = 32;
-  cfg.num_layers = 1;
-  cfg.num_heads = 2;
-  cfg.num_kv_heads = 1;
-  cfg.head_dim = 8;
-  cfg.vocab_size = 128256;
-  cfg.tie_word_embeddings = true;
+  const ModelConfig cfg = test::tiny_vocab_config("llama", 128256);
   const std::string model = dir.file("model");
   fs::create_directories(model);
   std::ofstream(model + "/config.json") << hf_config_json(cfg, DType::F32);

@@ -11,9 +11,9 @@
 #include "common.h"
 #include "data/hf_tokenizer.h"
 #include "data/llama2c_tokenizer.h"
+#include "gguf_tokenizer_helpers.h"
 #include "hone_process.h"
 #include "model/io/gguf.h"
-#include "model/random_weights.h"
 #include "recipes/model_tokenizer.h"
 #include "recipes/model_tokenizer_gguf.h"
 #include "tmpdir.h"
@@ -24,14 +24,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> fixture_texts() {
-  std::vector<std::string> out;
-  const std::string path = test::shared_file("fixtures/tokenizer/texts.jsonl");
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);)
-    out.push_back(nlohmann::json::parse(line)["text"].get<std::string>());
-  return out;
-}
+using test::fixture_texts;
+using test::tiny_vocab_config;
+using test::write_gguf_with;
 
 std::vector<std::string> shakespeare_lines(size_t n) {
   std::ifstream in(test::repo_file("data/samples/tinyshakespeare/train.txt"));
@@ -40,29 +35,6 @@ std::vector<std::string> shakespeare_lines(size_t n) {
   // Whole paragraphs too: newlines, runs of spaces.
   out.push_back("First Citizen:\nBefore we proceed any further, hear me speak.\n\n  All:  Speak.");
   return out;
-}
-
-// A one-layer model of `vocab` rows, for writing a tokenizer into a GGUF.
-ModelConfig tiny_config(const std::string& model_type, int64_t vocab) {
-  ModelConfig cfg;
-  cfg.model_type = model_type;
-  cfg.architecture = model_type == "qwen3" ? "Qwen3ForCausalLM" : "LlamaForCausalLM";
-  cfg.qk_norm = model_type == "qwen3";
-  cfg.hidden_size = 16;
-  cfg.intermediate_size = 32;
-  cfg.num_layers = 1;
-  cfg.num_heads = 2;
-  cfg.num_kv_heads = 1;
-  cfg.head_dim = 8;
-  cfg.vocab_size = vocab;
-  cfg.tie_word_embeddings = true;
-  return cfg;
-}
-
-std::string write_gguf_with(const std::string& path, const ModelConfig& cfg,
-                            const GgufTokenizerData& tok) {
-  write_gguf_model(path, cfg, random_weights(cfg, 1), GgmlType::F32, &tok);
-  return path;
 }
 
 // GPT-2's byte -> printable character table (bytes.rs / bytes_to_unicode).
@@ -172,7 +144,7 @@ TEST(GgufTokenizerFile, AcceptedByTokenizeGenerateAndExport) {
 // --tokenizer, encodes as that tokenizer.json.
 TEST(GgufTokenizerFile, Gpt2VocabularyOfAnExportedGgufAsTokenizer) {
   HONE_REQUIRE_SHARED(dir, "tokenizers/llama3");
-  const ModelConfig cfg = tiny_config("llama", 128256);
+  const ModelConfig cfg = tiny_vocab_config("llama", 128256);
   test::TempDir tmp;
   const std::string gguf =
       write_gguf_with(tmp.file("m.gguf"), cfg, gguf_tokenizer_for_model("/nonexistent", dir, cfg));
@@ -205,9 +177,10 @@ TEST(GgufPreTokenizer, ChosenFromTheSplitRegexNotTheModelType) {
   HONE_REQUIRE_SHARED(llama3, "tokenizers/llama3");
   HONE_REQUIRE_SHARED(qwen3, "tokenizers/qwen3");
   // A Qwen3 model with the Llama 3 tokenizer: llama.cpp must split digits in threes.
-  EXPECT_EQ(gguf_tokenizer_for_model("/nonexistent", llama3, tiny_config("qwen3", 128256)).pre,
-            "llama-bpe");
-  EXPECT_EQ(gguf_tokenizer_for_model("/nonexistent", qwen3, tiny_config("llama", 151936)).pre,
+  EXPECT_EQ(
+      gguf_tokenizer_for_model("/nonexistent", llama3, tiny_vocab_config("qwen3", 128256)).pre,
+      "llama-bpe");
+  EXPECT_EQ(gguf_tokenizer_for_model("/nonexistent", qwen3, tiny_vocab_config("llama", 151936)).pre,
             "qwen2");
 }
 
@@ -219,7 +192,7 @@ TEST(GgufPreTokenizer, Gpt2AndSmolLmStylesRoundTrip) {
   for (const auto& [name, pre] :
        {std::pair<std::string, nlohmann::json>{"gpt-2", kGpt2Pre}, {"smollm", smollm}}) {
     const std::string dir = write_byte_level_tokenizer(tmp.file(name), pre);
-    const ModelConfig cfg = tiny_config("llama", 265);
+    const ModelConfig cfg = tiny_vocab_config("llama", 265);
     const GgufTokenizerData d = gguf_tokenizer_for_model("/nonexistent", dir, cfg);
     EXPECT_EQ(d.pre, name);
     const auto from_gguf = open_tokenizer(write_gguf_with(tmp.file(name + ".gguf"), cfg, d));
@@ -258,7 +231,7 @@ TEST(GgufPreTokenizer, AnUnknownPreTokenizerIsRefusedAndNothingWritten) {
 
 TEST(GgufSentencePieceExport, MistralTokenizerJsonBecomesALlamaVocabulary) {
   HONE_REQUIRE_SHARED(dir, "tokenizers/mistral");
-  const ModelConfig cfg = tiny_config("llama", 32000);
+  const ModelConfig cfg = tiny_vocab_config("llama", 32000);
   const GgufTokenizerData d = gguf_tokenizer_for_model("/nonexistent", dir, cfg);
   EXPECT_EQ(d.model, "llama");
   ASSERT_EQ(d.tokens.size(), 32000u);

@@ -141,7 +141,7 @@ TEST(ReportPage, RecipeSamplesAndNamesAreEscaped) {
   EXPECT_EQ(page.find("<script"), std::string::npos);
   EXPECT_NE(page.find("&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
   EXPECT_NE(page.find("run &lt;b&gt;&amp;"), std::string::npos);
-  EXPECT_NE(page.find("a&quot;b&lt;c&gt;"), std::string::npos);
+  EXPECT_NE(page.find("a&#34;b&lt;c&gt;"), std::string::npos);
   EXPECT_NE(page.find("&lt;i&gt;ROMEO:"), std::string::npos);
   EXPECT_NE(page.find("x &amp; y"), std::string::npos);
   // Self-contained: nothing fetched.
