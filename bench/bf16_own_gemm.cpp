@@ -8,11 +8,14 @@
 //   onednn_bf16     gemm_bf16_serial on a W already in bf16 (no conversion)
 //   own_fused       this kernel from the f32 W (conversion fused into packing)
 //   own_bf16        this kernel from a W already in bf16
+//   onednn_convert_cols  (dyw only) hone's conversion + oneDNN with W tiled by columns as well
 // for Y (N, out) = X (N, in)·Wᵀ ("xwt") and dX (N, in) = dY (N, out)·W ("dyw"). Every case
 // rounds its f32 activations to bf16 on entry (round_to_bf16), so that cost is in all of them.
+// GFLOP/s and ratios are from the best thread CPU time (see seconds()); wall times beside.
 // Before timing, each own product is checked against gemm_bf16_ref on odd sizes within
 // γ_K·Σ|ab| + K·2⁻¹²⁶ (as tests/autograd/test_bf16_products.cpp bounds it); exit 1 if not.
 //   bench_bf16_own_gemm [reps=3] [tokens=512] [kc=256] [nc=256] [only=substring of the shape]
+//                       [prefetch=1]
 // GCC 12's AVX-512 headers seed some intrinsics with a self-initialised "undefined" vector
 // (GCC bug 105593, fixed in 12.3), which -Werror=uninitialized rejects once they inline here.
 #pragma GCC diagnostic push
@@ -28,6 +31,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <vector>
@@ -194,7 +198,9 @@ OWN_BF16 void pack_wt(const S* W, int64_t ldw, int64_t o0, int64_t nout, int64_t
 }
 
 // Input gradient: W (out, in) used as (K = out, outputs = in): rows k0..k0+kc, columns
-// c0..c0+nout. Two rows' 16 columns at a time, interleaved into pairs by one vpermw.
+// c0..c0+nout. Two rows' 16 columns at a time, interleaved into pairs by one vpermw; each pair
+// of rows is read whole before the next (the block's rows are ldw apart, often a page or more,
+// so walking down the rows per group of 16 columns would touch kc pages per 64 bytes).
 template <class S>
 OWN_BF16 void pack_w(const S* W, int64_t ldw, int64_t c0, int64_t nout, int64_t k0, int64_t kc,
                      uint16_t* wp) {
@@ -203,25 +209,51 @@ OWN_BF16 void pack_w(const S* W, int64_t ldw, int64_t c0, int64_t nout, int64_t 
                                                 21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
                                                 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
   const __m512i idx = _mm512_load_si512(kIdx);
-  for (int64_t g = 0; g * 16 < nout; ++g) {
-    const int64_t jp = g / kNR, ng = groups_in_panel(nout, jp), n = nout - g * 16;
-    uint16_t* dst = panel_at(wp, kp, jp) + (g % kNR) * 32;
-    const S* src = W + k0 * ldw + c0 + g * 16;
-    for (int64_t p = 0; p < kp; ++p) {
-      const __m256i a = load16(src + 2 * p * ldw, n);
-      const __m256i b =
-          2 * p + 1 < kc ? load16(src + (2 * p + 1) * ldw, n) : _mm256_setzero_si256();
+  for (int64_t p = 0; p < kp; ++p) {
+    const S* a_row = W + (k0 + 2 * p) * ldw + c0;
+    const S* b_row = 2 * p + 1 < kc ? a_row + ldw : nullptr;
+    for (int64_t g = 0; g * 16 < nout; ++g) {
+      const int64_t jp = g / kNR, ng = groups_in_panel(nout, jp), n = nout - g * 16;
+      const __m256i a = load16(a_row + g * 16, n);
+      const __m256i b = b_row ? load16(b_row + g * 16, n) : _mm256_setzero_si256();
       const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-      _mm512_storeu_si512(dst + p * ng * 32, _mm512_permutexvar_epi16(idx, ab));
+      _mm512_storeu_si512(panel_at(wp, kp, jp) + p * ng * 32 + (g % kNR) * 32,
+                          _mm512_permutexvar_epi16(idx, ab));
     }
   }
 }
+
+// The next block of W, fetched into L2 a few lines at a time while the current block is
+// multiplied: packing reads W in short pieces of many rows (one piece per row of the block), which
+// the hardware prefetchers do not see coming, so without this each block's packing waits on
+// memory.
+struct Prefetch {
+  const char* base = nullptr;
+  int64_t rows = 0, stride = 0, lines = 0;  // lines per row
+  int64_t next = 0, per_call = 0;
+  void start(const void* p, int64_t rows_, int64_t stride_bytes, int64_t bytes, int64_t calls) {
+    base = static_cast<const char*>(p);
+    rows = rows_;
+    stride = stride_bytes;
+    lines = (bytes + 63) / 64;
+    next = 0;
+    per_call = (rows * lines + calls - 1) / std::max<int64_t>(calls, 1);
+  }
+  void step() {
+    for (int64_t end = std::min(rows * lines, next + per_call); next < end; ++next)
+      _mm_prefetch(base + next / lines * stride + next % lines * 64, _MM_HINT_T1);
+  }
+};
+bool g_prefetch = true;
+bool g_pack_only = false;
 
 // Y (N, nout_total) = xb (N, K; rows ldx apart, ldx even, zero-padded) · op(W). trans: W is
 // (outs, K) (the forward); else W is (K, outs) (the input gradient). wp: kc·nc bf16 scratch.
 template <class S>
 OWN_BF16 void own_gemm(bool trans, int64_t N, int64_t outs, int64_t K, const uint16_t* xb,
                        int64_t ldx, const S* W, int64_t ldw, float* Y, int64_t ldy, uint16_t* wp) {
+  Prefetch pf;
+  const int64_t row_calls = (N + kMR - 1) / kMR;
   for (int64_t o0 = 0; o0 < outs; o0 += g_nc) {
     const int64_t nout = std::min(g_nc, outs - o0);
     for (int64_t k0 = 0; k0 < K; k0 += g_kc) {
@@ -230,12 +262,24 @@ OWN_BF16 void own_gemm(bool trans, int64_t N, int64_t outs, int64_t K, const uin
         pack_wt(W, ldw, o0, nout, k0, kc, wp);
       else
         pack_w(W, ldw, o0, nout, k0, kc, wp);
+      const int64_t calls = (nout + kPanel - 1) / kPanel * row_calls;
+      const int64_t nk0 = k0 + g_kc < K ? k0 + g_kc : 0, no0 = nk0 > 0 ? o0 : o0 + g_nc;
+      if (g_prefetch && no0 < outs) {
+        const int64_t nkc = std::min(g_kc, K - nk0), nn = std::min(g_nc, outs - no0);
+        const int64_t sz = static_cast<int64_t>(sizeof(S));
+        if (trans)  // rows no0.., pieces of nkc
+          pf.start(W + no0 * ldw + nk0, nn, ldw * sz, nkc * sz, calls);
+        else  // rows nk0.., pieces of nn
+          pf.start(W + nk0 * ldw + no0, nkc, ldw * sz, nn * sz, calls);
+      }
       for (int64_t jp = 0; jp * kPanel < nout; ++jp) {
         const int ng = static_cast<int>(groups_in_panel(nout, jp));
         const __mmask16 last = mask16(nout - jp * kPanel - (ng - 1) * 16);
-        for (int64_t i0 = 0; i0 < N; i0 += kMR)
+        for (int64_t i0 = 0; i0 < N && !g_pack_only; i0 += kMR) {
+          if (g_prefetch) pf.step();
           micro_any(static_cast<int>(std::min<int64_t>(kMR, N - i0)), ng, kp, xb + i0 * ldx + k0,
                     ldx, panel_at(wp, kp, jp), Y + i0 * ldy + o0 + jp * kPanel, ldy, k0 > 0, last);
+        }
       }
     }
   }
@@ -256,6 +300,12 @@ std::vector<uint16_t>& scratch(int64_t n) {
 
 int64_t even(int64_t n) {
   return (n + 1) / 2 * 2;
+}
+// Row length of the rounded activations: even, plus one cache line, so that the kMR rows a
+// micro-kernel reads do not share L1 sets (rows 2^k bytes apart all map to the same ones and
+// the streaming W panel evicts them).
+int64_t padded(int64_t n) {
+  return even(n) + 32;
 }
 
 // The four cases, each from the f32 activations. W32 is W in f32, W16 the same W in bf16.
@@ -290,7 +340,7 @@ void xwt_onednn_bf16(const Product& p) {
 template <class S>
 void xwt_own(const Product& p, const S* W) {
   std::vector<uint16_t> xb;
-  const int64_t ldx = even(p.in);
+  const int64_t ldx = padded(p.in);
   round_rows(p.X, p.N, p.in, ldx, xb);
   own_gemm(true, p.N, p.out, p.in, xb.data(), ldx, W, p.in, p.Y, p.out,
            scratch(g_kc * even(g_nc)).data());
@@ -311,6 +361,28 @@ void dyw_onednn_convert(const Product& p) {
                      t0 == 0 ? 0.0f : 1.0f, p.Y, p.in);
   }
 }
+// The same with W's columns in blocks too (each W tile rows × kDywCols): each oneDNN call then
+// sums over up to kDywTileElems / kDywCols rows into a (N, kDywCols) block of dX that stays in
+// L2, where hone's full-width tiles (a few dozen rows when in is wide) re-read and re-write all
+// of dX for every tile. Not what hone runs: what its tiling could be.
+constexpr int64_t kDywCols = 256;
+void dyw_onednn_convert_cols(const Product& p) {
+  std::vector<uint16_t> gb;
+  round_rows(p.X, p.N, p.out, p.out, gb);
+  const int64_t tile = hone::ops_detail::equal_tile(
+      p.out, std::max<int64_t>(16, hone::ops_detail::kDywTileElems / kDywCols));
+  for (int64_t c0 = 0; c0 < p.in; c0 += kDywCols) {
+    const int64_t w = std::min(kDywCols, p.in - c0);
+    for (int64_t t0 = 0; t0 < p.out; t0 += tile) {
+      const int64_t t1 = std::min(p.out, t0 + tile);
+      uint16_t* ws = scratch((t1 - t0) * w).data();
+      for (int64_t o = t0; o < t1; ++o)
+        round_to_bf16(p.W32 + o * p.in + c0, ws + (o - t0) * w, static_cast<size_t>(w));
+      gemm_bf16_serial(false, p.N, w, t1 - t0, gb.data() + t0, p.out, ws, w, t0 == 0 ? 0.0f : 1.0f,
+                       p.Y + c0, p.in);
+    }
+  }
+}
 void dyw_onednn_bf16(const Product& p) {
   std::vector<uint16_t> gb;
   round_rows(p.X, p.N, p.out, p.out, gb);
@@ -319,7 +391,7 @@ void dyw_onednn_bf16(const Product& p) {
 template <class S>
 void dyw_own(const Product& p, const S* W) {
   std::vector<uint16_t> gb;
-  const int64_t ldx = even(p.out);
+  const int64_t ldx = padded(p.out);
   round_rows(p.X, p.N, p.out, ldx, gb);
   own_gemm(false, p.N, p.in, p.out, gb.data(), ldx, W, p.in, p.Y, p.in,
            scratch(g_kc * even(g_nc)).data());
@@ -414,10 +486,23 @@ OWN_BF16 __attribute__((noinline)) float dpbf16_chains(int64_t turns) {
   return _mm512_reduce_add_ps(s);
 }
 
-double seconds(const std::function<void()>& f) {
+// Wall-clock and this thread's CPU seconds of f. Every case runs on the calling thread (oneDNN
+// is held to one thread per caller), so CPU time leaves out the time the shared host gave to
+// other tenants, the largest noise here; the wall times are printed beside it.
+struct Time {
+  double wall, cpu;
+};
+double thread_cpu() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+Time seconds(const std::function<void()>& f) {
+  const double c0 = thread_cpu();
   const auto t0 = std::chrono::steady_clock::now();
   f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return {wall, thread_cpu() - c0};
 }
 
 }  // namespace
@@ -428,6 +513,7 @@ int main(int argc, char** argv) {
   if (argc > 3) g_kc = even(std::atoll(argv[3]));
   if (argc > 4) g_nc = std::max<int64_t>(16, std::atoll(argv[4]) / 16 * 16);
   const std::string only = argc > 5 ? argv[5] : "";  // shapes whose model or proj contains it
+  if (argc > 6) g_prefetch = std::atoi(argv[6]) != 0;
   if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw") ||
       !__builtin_cpu_supports("avx512vl")) {
     std::printf("{\"bench\": \"bf16_own_gemm\", \"skipped\": \"no AVX512_BF16 on this CPU\"}\n");
@@ -439,21 +525,24 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!check()) return 1;
+  if (argc > 7) g_pack_only = std::atoi(argv[7]) != 0;
 
+  // The roof in short bursts between the products, best of all: the host is shared, so a
+  // single measurement may land in another tenant's burst.
   double roof = 0;
-  for (int r = 0; r < 3; ++r) {
-    const int64_t turns = 20'000'000;
+  auto roof_burst = [&] {
+    const int64_t turns = 1'000'000;
     const double s = seconds([&] {
-      volatile float sink = dpbf16_chains(turns);
-      (void)sink;
-    });
+                       volatile float sink = dpbf16_chains(turns);
+                       (void)sink;
+                     }).cpu;
     roof = std::max(roof, 12.0 * 64 * static_cast<double>(turns) / s / 1e9);
-  }
-  std::printf(
-      "{\"bench\": \"bf16_own_gemm\", \"roof\": \"vdpbf16ps, 1 thread\", \"gflops\": %.1f, "
-      "\"tokens\": %lld, \"kc\": %lld, \"nc\": %lld, \"mr\": %d, \"nr\": %d, \"reps\": %d}\n",
-      roof, static_cast<long long>(tokens), static_cast<long long>(g_kc),
-      static_cast<long long>(g_nc), kMR, kPanel, reps);
+  };
+  struct Result {
+    std::string head;
+    double flops, wall[5], cpu[5];
+  };
+  std::vector<Result> results;
 
   struct Shape {
     const char* model;
@@ -465,7 +554,9 @@ int main(int argc, char** argv) {
       {"SmolLM2-135M", "down", 576, 1536}, {"SmolLM2-135M", "lm_head", 49152, 576},
       {"Qwen2.5-0.5B", "up", 4864, 896},   {"Qwen2.5-0.5B", "down", 896, 4864},
       {"Llama-3.2-1B", "up", 8192, 2048},  {"Llama-3.2-1B", "down", 2048, 8192}};
-  const char* names[] = {"onednn_convert", "onednn_bf16", "own_fused", "own_bf16"};
+  constexpr int kCases = 5;  // the last for dyw only
+  const char* names[kCases] = {"onednn_convert", "onednn_bf16", "own_fused", "own_bf16",
+                               "onednn_convert_cols"};
   for (const Shape& sh : shapes) {
     if ((std::string(sh.model) + " " + sh.name).find(only) == std::string::npos) continue;
     const std::vector<float> W = randn(sh.out * sh.in, 3, 0.02);
@@ -474,26 +565,60 @@ int main(int argc, char** argv) {
     std::vector<float> Y(static_cast<size_t>(tokens * std::max(sh.in, sh.out)));
     const Product p{tokens, sh.out, sh.in, X.data(), W.data(), Wb.data(), Y.data()};
     for (bool fwd : {true, false}) {
-      const std::function<void()> run[4] = {
+      std::function<void()> run[kCases] = {
           [&] { fwd ? xwt_onednn_convert(p) : dyw_onednn_convert(p); },
           [&] { fwd ? xwt_onednn_bf16(p) : dyw_onednn_bf16(p); },
           [&] { fwd ? xwt_own(p, p.W32) : dyw_own(p, p.W32); },
-          [&] { fwd ? xwt_own(p, p.W16) : dyw_own(p, p.W16); }};
-      double best[4] = {1e30, 1e30, 1e30, 1e30};
-      for (auto& f : run) f();  // warm-up: oneDNN's primitives, the buffers
+          [&] { fwd ? xwt_own(p, p.W16) : dyw_own(p, p.W16); },
+          [&] { dyw_onednn_convert_cols(p); }};
+      if (fwd) run[4] = nullptr;
+      char head[256];
+      std::snprintf(head, sizeof head,
+                    "\"model\": \"%s\", \"proj\": \"%s\", \"product\": \"%s\", \"N\": %lld, "
+                    "\"out\": %lld, \"in\": %lld",
+                    sh.model, sh.name, fwd ? "xwt" : "dyw", static_cast<long long>(tokens),
+                    static_cast<long long>(sh.out), static_cast<long long>(sh.in));
+      Result res{head,
+                 2.0 * static_cast<double>(tokens) * sh.out * sh.in,
+                 {1e30, 1e30, 1e30, 1e30, 1e30},
+                 {1e30, 1e30, 1e30, 1e30, 1e30}};
+      for (auto& f : run)
+        if (f) f();  // warm-up: oneDNN's primitives, the buffers
       for (int r = 0; r < reps; ++r)
-        for (int c = 0; c < 4; ++c) best[c] = std::min(best[c], seconds(run[c]));
-      const double flops = 2.0 * static_cast<double>(tokens) * sh.out * sh.in;
-      for (int c = 0; c < 4; ++c)
-        std::printf(
-            "{\"bench\": \"bf16_own_gemm\", \"model\": \"%s\", \"proj\": \"%s\", \"product\": "
-            "\"%s\", \"N\": %lld, \"out\": %lld, \"in\": %lld, \"case\": \"%s\", \"ms\": %.3f, "
-            "\"gflops\": %.1f, \"of_roof\": %.3f}\n",
-            sh.model, sh.name, fwd ? "xwt" : "dyw", static_cast<long long>(tokens),
-            static_cast<long long>(sh.out), static_cast<long long>(sh.in), names[c], best[c] * 1e3,
-            flops / best[c] / 1e9, flops / best[c] / 1e9 / roof);
-      std::fflush(stdout);
+        for (int c = 0; c < kCases; ++c) {
+          if (!run[c]) continue;
+          roof_burst();
+          const Time t = seconds(run[c]);
+          res.wall[c] = std::min(res.wall[c], t.wall);
+          res.cpu[c] = std::min(res.cpu[c], t.cpu);
+        }
+      results.push_back(res);
+      std::fprintf(stderr, "%s done\n", head);
     }
+  }
+  std::printf(
+      "{\"bench\": \"bf16_own_gemm\", \"roof\": \"vdpbf16ps, 1 thread\", \"gflops\": %.1f, "
+      "\"tokens\": %lld, \"kc\": %lld, \"nc\": %lld, \"mr\": %d, \"nr\": %d, \"prefetch\": %d, "
+      "\"reps\": %d}\n",
+      roof, static_cast<long long>(tokens), static_cast<long long>(g_kc),
+      static_cast<long long>(g_nc), kMR, kPanel, g_prefetch ? 1 : 0, reps);
+  for (const Result& r : results) {
+    for (int c = 0; c < kCases; ++c) {
+      if (r.cpu[c] >= 1e30) continue;
+      const double gf = r.flops / r.cpu[c] / 1e9;
+      std::printf(
+          "{\"bench\": \"bf16_own_gemm\", %s, \"case\": \"%s\", \"cpu_ms\": %.3f, \"gflops\": "
+          "%.1f, \"of_roof\": %.3f, \"wall_ms\": %.3f, \"wall_gflops\": %.1f}\n",
+          r.head.c_str(), names[c], r.cpu[c] * 1e3, gf, gf / roof, r.wall[c] * 1e3,
+          r.flops / r.wall[c] / 1e9);
+    }
+    // CPU-time ratios; > 1: the first is faster.
+    std::printf(
+        "{\"bench\": \"bf16_own_gemm\", %s, \"own_fused_vs_onednn_convert\": %.3f, "
+        "\"own_fused_vs_onednn_bf16\": %.3f, \"own_bf16_vs_onednn_bf16\": %.3f, "
+        "\"own_conversion_cost\": %.3f, \"onednn_conversion_cost\": %.3f}\n",
+        r.head.c_str(), r.cpu[0] / r.cpu[2], r.cpu[1] / r.cpu[2], r.cpu[1] / r.cpu[3],
+        r.cpu[2] / r.cpu[3] - 1, r.cpu[0] / r.cpu[1] - 1);
   }
   return 0;
 }
