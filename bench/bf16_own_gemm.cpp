@@ -15,7 +15,10 @@
 // Before timing, each own product is checked against gemm_bf16_ref on odd sizes within
 // γ_K·Σ|ab| + K·2⁻¹²⁶ (as tests/autograd/test_bf16_products.cpp bounds it); exit 1 if not.
 //   bench_bf16_own_gemm [reps=3] [tokens=512] [kc=256] [nc=256] [only=substring of the shape]
-//                       [prefetch=1]
+//                       [prefetch=1] [pack_only=0]
+// kc × nc is the forward's W block (the input gradient's is kc/2 × 2nc); prefetch=0 turns off
+// the software prefetch of the next block; pack_only=1 (after the check) skips the products, so
+// own_* then time the activations' rounding and W's packing alone.
 // GCC 12's AVX-512 headers seed some intrinsics with a self-initialised "undefined" vector
 // (GCC bug 105593, fixed in 12.3), which -Werror=uninitialized rejects once they inline here.
 #pragma GCC diagnostic push
@@ -55,6 +58,10 @@ constexpr int kMR = 6, kNR = 4, kPanel = 16 * kNR;
 // Cache blocking: W is packed kc (summed) × nc (outputs) at a time, 256 × 256 bf16 = 128 KB in
 // L2, and reused over every row of X; kMR rows × kc of X (3 KB) stay in L1 across the panels.
 int64_t g_kc = 256, g_nc = 256;
+
+int64_t even(int64_t n) {
+  return (n + 1) / 2 * 2;
+}
 
 uint32_t pair_at(const uint16_t* p) {
   uint32_t v;
@@ -252,34 +259,49 @@ bool g_pack_only = false;
 template <class S>
 OWN_BF16 void own_gemm(bool trans, int64_t N, int64_t outs, int64_t K, const uint16_t* xb,
                        int64_t ldx, const S* W, int64_t ldw, float* Y, int64_t ldy, uint16_t* wp) {
+  // Packing reads W in runs of kc (forward: along W's rows) or nc (input gradient) values; the
+  // longer the run, the better memory streams it, so the input gradient takes its block the
+  // other way round (kc/2 × 2nc: the same buffer).
+  const int64_t KC = trans ? g_kc : even(g_kc / 2), NC = trans ? g_nc : 2 * g_nc;
   Prefetch pf;
   const int64_t row_calls = (N + kMR - 1) / kMR;
-  for (int64_t o0 = 0; o0 < outs; o0 += g_nc) {
-    const int64_t nout = std::min(g_nc, outs - o0);
-    for (int64_t k0 = 0; k0 < K; k0 += g_kc) {
-      const int64_t kc = std::min(g_kc, K - k0), kp = (kc + 1) / 2;
-      if (trans)
-        pack_wt(W, ldw, o0, nout, k0, kc, wp);
-      else
-        pack_w(W, ldw, o0, nout, k0, kc, wp);
-      const int64_t calls = (nout + kPanel - 1) / kPanel * row_calls;
-      const int64_t nk0 = k0 + g_kc < K ? k0 + g_kc : 0, no0 = nk0 > 0 ? o0 : o0 + g_nc;
-      if (g_prefetch && no0 < outs) {
-        const int64_t nkc = std::min(g_kc, K - nk0), nn = std::min(g_nc, outs - no0);
-        const int64_t sz = static_cast<int64_t>(sizeof(S));
-        if (trans)  // rows no0.., pieces of nkc
-          pf.start(W + no0 * ldw + nk0, nn, ldw * sz, nkc * sz, calls);
-        else  // rows nk0.., pieces of nn
-          pf.start(W + nk0 * ldw + no0, nkc, ldw * sz, nn * sz, calls);
-      }
-      for (int64_t jp = 0; jp * kPanel < nout; ++jp) {
-        const int ng = static_cast<int>(groups_in_panel(nout, jp));
-        const __mmask16 last = mask16(nout - jp * kPanel - (ng - 1) * 16);
-        for (int64_t i0 = 0; i0 < N && !g_pack_only; i0 += kMR) {
-          if (g_prefetch) pf.step();
-          micro_any(static_cast<int>(std::min<int64_t>(kMR, N - i0)), ng, kp, xb + i0 * ldx + k0,
-                    ldx, panel_at(wp, kp, jp), Y + i0 * ldy + o0 + jp * kPanel, ldy, k0 > 0, last);
-        }
+  const int64_t nob = (outs + NC - 1) / NC, nkb = (K + KC - 1) / KC;
+  // Block order. Each block's sums run in increasing k either way (the first writes Y, the
+  // others add). Output blocks outer keeps Y's block in L2 across the sum; but the input
+  // gradient's W blocks are rows of K, so there the next block then starts kc new rows, which
+  // no hardware prefetcher follows. When all of Y fits in L2 (few tokens), k blocks go outer so
+  // consecutive blocks continue the same rows of W.
+  const bool k_outer = !trans && N * outs * 4 <= (int64_t{512} << 10);
+  auto block = [&](int64_t b, int64_t& o0, int64_t& k0) {
+    o0 = (k_outer ? b % nob : b / nkb) * NC;
+    k0 = (k_outer ? b / nob : b % nkb) * KC;
+  };
+  for (int64_t b = 0; b < nob * nkb; ++b) {
+    int64_t o0, k0, no0, nk0;
+    block(b, o0, k0);
+    const int64_t nout = std::min(NC, outs - o0);
+    const int64_t kc = std::min(KC, K - k0), kp = (kc + 1) / 2;
+    if (trans)
+      pack_wt(W, ldw, o0, nout, k0, kc, wp);
+    else
+      pack_w(W, ldw, o0, nout, k0, kc, wp);
+    const int64_t calls = (nout + kPanel - 1) / kPanel * row_calls;
+    if (g_prefetch && b + 1 < nob * nkb) {
+      block(b + 1, no0, nk0);
+      const int64_t nkc = std::min(KC, K - nk0), nn = std::min(NC, outs - no0);
+      const int64_t sz = static_cast<int64_t>(sizeof(S));
+      if (trans)  // rows no0.., pieces of nkc
+        pf.start(W + no0 * ldw + nk0, nn, ldw * sz, nkc * sz, calls);
+      else  // rows nk0.., pieces of nn
+        pf.start(W + nk0 * ldw + no0, nkc, ldw * sz, nn * sz, calls);
+    }
+    for (int64_t jp = 0; jp * kPanel < nout; ++jp) {
+      const int ng = static_cast<int>(groups_in_panel(nout, jp));
+      const __mmask16 last = mask16(nout - jp * kPanel - (ng - 1) * 16);
+      for (int64_t i0 = 0; i0 < N && !g_pack_only; i0 += kMR) {
+        if (g_prefetch) pf.step();
+        micro_any(static_cast<int>(std::min<int64_t>(kMR, N - i0)), ng, kp, xb + i0 * ldx + k0, ldx,
+                  panel_at(wp, kp, jp), Y + i0 * ldy + o0 + jp * kPanel, ldy, k0 > 0, last);
       }
     }
   }
@@ -298,9 +320,6 @@ std::vector<uint16_t>& scratch(int64_t n) {
   return ws;
 }
 
-int64_t even(int64_t n) {
-  return (n + 1) / 2 * 2;
-}
 // Row length of the rounded activations: even, plus one cache line, so that the kMR rows a
 // micro-kernel reads do not share L1 sets (rows 2^k bytes apart all map to the same ones and
 // the streaming W panel evicts them).
