@@ -442,6 +442,7 @@ bool check() {
       for (int64_t k : sizes) all.push_back({n, o, k});
   all.push_back({13, 300, 601});  // several kc and nc blocks, ragged
   all.push_back({9, 601, 300});
+  all.push_back({130, 300, 1100});  // dyw's Y past L2: its blocks in the other order
   double worst = 0;
   for (const Size& s : all)
     for (bool fwd : {true, false}) {
@@ -557,6 +558,7 @@ int main(int argc, char** argv) {
                      }).cpu;
     roof = std::max(roof, 12.0 * 64 * static_cast<double>(turns) / s / 1e9);
   };
+  roof_burst();
   struct Result {
     std::string head;
     double flops, wall[5], cpu[5];
