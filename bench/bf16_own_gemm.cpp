@@ -14,11 +14,12 @@
 // GFLOP/s and ratios are from the best thread CPU time (see seconds()); wall times beside.
 // Before timing, each own product is checked against gemm_bf16_ref on odd sizes within
 // γ_K·Σ|ab| + K·2⁻¹²⁶ (as tests/autograd/test_bf16_products.cpp bounds it); exit 1 if not.
-//   bench_bf16_own_gemm [reps=3] [tokens=512] [kc=256] [nc=256] [only=substring of the shape]
+//   bench_bf16_own_gemm [reps=3] [tokens=512] [kc=512] [nc=128] [only=substring of the shape]
 //                       [prefetch=1] [pack_only=0]
-// kc × nc is the forward's W block (the input gradient's is kc/2 × 2nc); prefetch=0 turns off
-// the software prefetch of the next block; pack_only=1 (after the check) skips the products, so
-// own_* then time the activations' rounding and W's packing alone.
+// kc × nc is the forward's W block (the input gradient's kc/2 × 2nc, or kc/4 × 4nc at few
+// tokens; see own_gemm); prefetch=0 turns off the software prefetch of the next block;
+// pack_only=1 (after the check) skips the products, so own_* then time the activations'
+// rounding and W's packing alone.
 // GCC 12's AVX-512 headers seed some intrinsics with a self-initialised "undefined" vector
 // (GCC bug 105593, fixed in 12.3), which -Werror=uninitialized rejects once they inline here.
 #pragma GCC diagnostic push
@@ -55,9 +56,12 @@ using hone::kernels::round_to_bf16;
 // 4 hold W's pairs and 1 the broadcast pair of X (GCC 12 does not fold the broadcast into
 // vdpbf16ps, so 7 rows would need 33 registers and spill one accumulator every step).
 constexpr int kMR = 6, kNR = 4, kPanel = 16 * kNR;
-// Cache blocking: W is packed kc (summed) × nc (outputs) at a time, 256 × 256 bf16 = 128 KB in
-// L2, and reused over every row of X; kMR rows × kc of X (3 KB) stay in L1 across the panels.
-int64_t g_kc = 256, g_nc = 256;
+// Cache blocking: W is packed kc (summed) × nc (outputs) at a time, 512 × 128 bf16 = 128 KB in
+// L2, and reused over every row of X; kMR rows × kc of X (6 KB) stay in L1 across the panels.
+// Y's block (N × nc f32, 256 KB at 512 tokens), X's (N × kc bf16, 512 KB) and the next W block
+// being prefetched share the 1 MB L2 with it. Best of 256×256, 256×128 and 512×128 measured
+// on the Zen 4 host (geometric mean over the shapes below).
+int64_t g_kc = 512, g_nc = 128;
 
 int64_t even(int64_t n) {
   return (n + 1) / 2 * 2;
@@ -259,19 +263,20 @@ bool g_pack_only = false;
 template <class S>
 OWN_BF16 void own_gemm(bool trans, int64_t N, int64_t outs, int64_t K, const uint16_t* xb,
                        int64_t ldx, const S* W, int64_t ldw, float* Y, int64_t ldy, uint16_t* wp) {
-  // Packing reads W in runs of kc (forward: along W's rows) or nc (input gradient) values; the
-  // longer the run, the better memory streams it, so the input gradient takes its block the
-  // other way round (kc/2 × 2nc: the same buffer).
-  const int64_t KC = trans ? g_kc : even(g_kc / 2), NC = trans ? g_nc : 2 * g_nc;
-  Prefetch pf;
-  const int64_t row_calls = (N + kMR - 1) / kMR;
-  const int64_t nob = (outs + NC - 1) / NC, nkb = (K + KC - 1) / KC;
   // Block order. Each block's sums run in increasing k either way (the first writes Y, the
   // others add). Output blocks outer keeps Y's block in L2 across the sum; but the input
   // gradient's W blocks are rows of K, so there the next block then starts kc new rows, which
   // no hardware prefetcher follows. When all of Y fits in L2 (few tokens), k blocks go outer so
   // consecutive blocks continue the same rows of W.
   const bool k_outer = !trans && N * outs * 4 <= (int64_t{512} << 10);
+  // Packing reads W in runs of kc (forward: along W's rows) or nc (input gradient) values; the
+  // longer the run, the better memory streams it, so the input gradient takes its block the
+  // other way round, the same buffer: kc/2 × 2nc, or kc/4 × 4nc when Y is small anyway.
+  const int64_t NC = trans ? g_nc : (k_outer ? 4 : 2) * g_nc;
+  const int64_t KC = trans ? g_kc : even(g_kc * g_nc / NC);
+  Prefetch pf;
+  const int64_t row_calls = (N + kMR - 1) / kMR;
+  const int64_t nob = (outs + NC - 1) / NC, nkb = (K + KC - 1) / KC;
   auto block = [&](int64_t b, int64_t& o0, int64_t& k0) {
     o0 = (k_outer ? b % nob : b / nkb) * NC;
     k0 = (k_outer ? b / nob : b % nkb) * KC;
@@ -614,7 +619,6 @@ int main(int argc, char** argv) {
           res.cpu[c] = std::min(res.cpu[c], t.cpu);
         }
       results.push_back(res);
-      std::fprintf(stderr, "%s done\n", head);
     }
   }
   std::printf(
