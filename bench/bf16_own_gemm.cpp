@@ -56,11 +56,11 @@ using hone::kernels::round_to_bf16;
 // 4 hold W's pairs and 1 the broadcast pair of X (GCC 12 does not fold the broadcast into
 // vdpbf16ps, so 7 rows would need 33 registers and spill one accumulator every step).
 constexpr int kMR = 6, kNR = 4, kPanel = 16 * kNR;
-// Cache blocking: W is packed kc (summed) × nc (outputs) at a time, 512 × 128 bf16 = 128 KB in
-// L2, and reused over every row of X; kMR rows × kc of X (6 KB) stay in L1 across the panels.
-// Y's block (N × nc f32, 256 KB at 512 tokens), X's (N × kc bf16, 512 KB) and the next W block
-// being prefetched share the 1 MB L2 with it. Best of 256×256, 256×128 and 512×128 measured
-// on the Zen 4 host (geometric mean over the shapes below).
+// Cache blocking: W is packed kc (summed) × nc (outputs) at a time, 512 × 128 bf16 = 128 KB,
+// and each 64-output panel of it (64 KB, from L2) meets every kMR rows of X in turn. Y's block
+// (N × nc f32, 256 KB at 512 tokens), X's columns k0..k0+kc (N × kc bf16, 512 KB), the packed
+// block and the next W block being prefetched share the 1 MB L2. 512 × 128 measured best of
+// 256 × 256, 256 × 128 and 512 × 128 on the Zen 4 host (geometric mean over the shapes below).
 int64_t g_kc = 512, g_nc = 128;
 
 int64_t even(int64_t n) {
