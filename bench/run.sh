@@ -10,6 +10,9 @@
 #      SmolLM2-135M shape (bench/data_parallel.sh); the Llama-3-8B shape in 2 pipeline stages
 #      against one process (peak RSS per rank, losses, bytes sent against the plan;
 #      bench/pipeline_memory.sh, BIG=0 runs it on the SmolLM2-135M shape instead).
+#   5. The bf16 frozen-base products single-threaded: oneDNN as hone runs it against a
+#      hand-written AVX-512 BF16 kernel with W's rounding fused into its packing, at 512 tokens
+#      (training) and 16 (generation) (bench_bf16_own_gemm; skips itself without AVX512_BF16).
 # Record the output in bench/RESULTS.md with the date and this command. (bench_kernels, built
 # beside these, times single kernels at the same shapes; run it by hand.)
 set -euo pipefail
@@ -30,3 +33,5 @@ if command -v mpirun >/dev/null; then
 else
   echo '{"bench": "data_parallel", "skipped": "needs mpirun (scripts/install-deps.sh)"}'
 fi
+"$build/bench/bench_bf16_own_gemm" 3 512
+"$build/bench/bench_bf16_own_gemm" 2 16
