@@ -17,7 +17,7 @@ enum class Bf16Rounding {
   kPortable,    // plain loop, vectorised for the build's target
   kAvx512,      // AVX-512 (F, BW, VL, DQ) integer arithmetic, 16 values at a time
   kAvx512Bf16,  // vcvtne2ps2bf16, 32 values at a time; as it flushes subnormal inputs to zero,
-                // 32 values holding a subnormal take the integer way instead
+                // 32 values holding a subnormal (or a zero) take the integer way instead
 };
 const char* bf16_rounding_name(Bf16Rounding how);
 // The ways this CPU can run, slowest first; round_to_bf16 uses the last.
