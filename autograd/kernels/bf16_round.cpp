@@ -14,10 +14,14 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // GCC 12 reports the _mm512_undefined_*() placeholders inside its own AVX-512 headers as
 // maybe-uninitialized (a known false positive, as in dtype.cpp).
+#if !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #define HONE_ROUND_X86 1
 #define HONE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 #define HONE_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
