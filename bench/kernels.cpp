@@ -6,8 +6,8 @@
 //   - the products with a frozen q8_0 weight (ops/weight_blocks.h): forward x·Wᵀ and input
 //     gradient dY·W, each converting W part by part, for the shapes of those models;
 //   - the f32 -> bf16 rounding of the bf16 products (kernels/bf16_round.h), on one thread, in
-//     each way the CPU can run it (the plain loop first), on an L1-, an L2- and a memory-sized
-//     array.
+//     each way the CPU can run it (the plain loop first), on an L1-sized, a cache-sized (larger
+//     than Zen 4's 1 MB L2) and a memory-sized array.
 //
 //   bench_kernels [--threads N] [--repeats R]
 //
@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
                                                   static_cast<size_t>(threads));
   }
   bench_rounding("L1", 4096, repeats);
-  bench_rounding("L2 (135M activation rows)", 512 * 576, repeats);
+  bench_rounding("L2-L3 (135M activation rows, 1.2 MB)", 512 * 576, repeats);
   bench_rounding("memory (0.5B gate_proj weight)", 4864 * 896, repeats);
   bench_attention("smollm2-135m", 9, 3, repeats);
   bench_attention("qwen2.5-0.5b", 14, 2, repeats);
