@@ -4,12 +4,16 @@
 //   - causal grouped-query attention, forward and backward (kernels/attention.h), per head
 //     layout of SmolLM2-135M / Qwen2.5-0.5B / Llama-3.2-1B at seq 512;
 //   - the products with a frozen q8_0 weight (ops/weight_blocks.h): forward x·Wᵀ and input
-//     gradient dY·W, each converting W part by part, for the shapes of those models.
+//     gradient dY·W, each converting W part by part, for the shapes of those models;
+//   - the f32 -> bf16 rounding of the bf16 products (kernels/bf16_round.h), on one thread, in
+//     each way the CPU can run it (the plain loop first), on an L1-sized, a cache-sized (larger
+//     than Zen 4's 1 MB L2) and a memory-sized array.
 //
 //   bench_kernels [--threads N] [--repeats R]
 //
 // Prints one JSON line per kernel and shape: the best of R timed repeats, and GFLOP/s of the
-// useful work (attention: the causal triangle only, 2 products forward and 5 backward).
+// useful work (attention: the causal triangle only, 2 products forward and 5 backward), or
+// Gelem/s and GB/s (bytes read and written) of the rounding.
 #include <tbb/global_control.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "autograd/kernels/attention.h"
+#include "autograd/kernels/bf16_round.h"
 #include "autograd/kernels/blas.h"
 #include "autograd/kernels/quant.h"
 #include "autograd/ops/weight_blocks.h"
@@ -96,12 +101,29 @@ void bench_converted(const char* what, int64_t out, int64_t in, int repeats) {
       fwd * 1e3, bwd * 1e3, flops / fwd / 1e9, flops / bwd / 1e9);
 }
 
+void bench_rounding(const char* what, size_t n, int repeats) {
+  const auto x = random_floats(n, 8, 1);
+  std::vector<uint16_t> y(n);
+  const int calls = static_cast<int>(std::max<size_t>(1, (size_t{1} << 24) / n));  // ~16M values
+  for (kernels::Bf16Rounding how : kernels::bf16_roundings()) {
+    const double t = best_of(repeats, [&] {
+      for (int c = 0; c < calls; ++c) kernels::round_to_bf16(how, x.data(), y.data(), n);
+    });
+    const double per_s = static_cast<double>(n) * calls / t;
+    std::printf(
+        "{\"bench\": \"round_to_bf16\", \"way\": \"%s\", \"size\": \"%s\", \"elems\": %zu, "
+        "\"gelem_per_s\": %.2f, \"gb_per_s\": %.1f}\n",
+        kernels::bf16_rounding_name(how), what, n, per_s / 1e9, per_s * 6 / 1e9);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   kernels::blas_ensure_fast_kernel(argc, argv);
   int threads = 0, repeats = 10;
-  CLI::App app{"bench_kernels: attention and frozen-q8_0 products at the bench's shapes"};
+  CLI::App app{
+      "bench_kernels: attention, frozen-q8_0 products and the bf16 rounding at the bench's shapes"};
   app.add_option("--threads", threads, "0 = all cores")->capture_default_str();
   app.add_option("--repeats", repeats, "timed repeats (best kept)")
       ->capture_default_str()
@@ -113,6 +135,9 @@ int main(int argc, char** argv) {
     limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
                                                   static_cast<size_t>(threads));
   }
+  bench_rounding("L1", 4096, repeats);
+  bench_rounding("L2-L3 (135M activation rows, 1.2 MB)", 512 * 576, repeats);
+  bench_rounding("memory (0.5B gate_proj weight)", 4864 * 896, repeats);
   bench_attention("smollm2-135m", 9, 3, repeats);
   bench_attention("qwen2.5-0.5b", 14, 2, repeats);
   bench_attention("llama3.2-1b", 32, 8, repeats);

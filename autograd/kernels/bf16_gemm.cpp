@@ -1,9 +1,8 @@
 // The parts of the bf16 product that do not touch oneDNN: the split over threads, the rounding,
-// the plain-loop reference and the process-wide switch.
+// the plain-loop reference and the process-wide switch (the rounding is bf16_round.cpp).
 #include "autograd/kernels/bf16_gemm.h"
 
 #include <atomic>
-#include <cstring>
 
 #include "autograd/dtype.h"
 #include "autograd/error.h"
@@ -65,17 +64,6 @@ void gemm_bf16_ref(bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, 
       float& c = C[i * ldc + j];
       c = static_cast<float>(acc + (beta == 0.0f ? 0.0 : static_cast<double>(c)));
     }
-}
-
-void round_to_bf16(const float* src, uint16_t* dst, size_t n) {
-  // f32_to_bf16 written without a branch, so the loop vectorises.
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t b;
-    std::memcpy(&b, src + i, 4);
-    const uint32_t rounded = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-    const uint32_t quiet = (b >> 16) | 0x40u;
-    dst[i] = static_cast<uint16_t>((b & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
-  }
 }
 
 void set_bf16_products(bool on) {

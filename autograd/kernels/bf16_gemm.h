@@ -1,12 +1,15 @@
 // Mixed-precision products for the frozen base weights: bf16 inputs, f32 accumulation and f32
 // output (PyTorch autocast's arithmetic, without its bf16 output). The products run through
 // oneDNN's matmul (kernels/dnnl.cpp, the only file that touches oneDNN); a plain-loop reference
-// and the f32 -> bf16 rounding live beside them, so tests can round both sides the same way.
+// and the f32 -> bf16 rounding (bf16_round.h) live beside them, so tests can round both sides the
+// same way.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+
+#include "autograd/kernels/bf16_round.h"
 
 namespace hone::kernels {
 
@@ -32,10 +35,6 @@ void gemm_bf16(bool trans_b, int64_t M, int64_t N, int64_t K, const uint16_t* A,
 // Plain loops, products of the bf16 values summed in double: the reference of the tests.
 void gemm_bf16_ref(bool trans_b, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                    const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
-
-// dst[i] = f32_to_bf16(src[i]) (round to nearest even, NaN kept a quiet NaN, subnormals kept):
-// the one rounding every bf16 product applies to its f32 inputs.
-void round_to_bf16(const float* src, uint16_t* dst, size_t n);
 
 // Which arithmetic the frozen-base products (x·Wᵀ and dy·W of frozen projections and the LM
 // head) use: f32, or bf16 inputs with f32 accumulation. Process-wide, set once by the command

@@ -66,6 +66,9 @@ CpuKind cpu_kind() {
     // CPUID.(7,0):EDX[22], and the OS saving the tile state (XCR0 bits 17, 18): a VM may show
     // the bit without letting a program use the tiles.
     k.amx_bf16 = ((r[3] >> 22) & 1u) && (xcr0() & 0x60000u) == 0x60000u;
+    // EBX bits 16 (F), 17 (DQ), 30 (BW), 31 (VL); XCR0 bits 1, 2, 5, 6, 7 (SSE, AVX, opmask
+    // and both halves of the zmm registers).
+    k.avx512 = (r[1] & 0xc0030000u) == 0xc0030000u && (xcr0() & 0xe6u) == 0xe6u;
     cpuid(7, 1, r);
     k.avx512_bf16 = (r[0] >> 5) & 1u;  // CPUID.(7,1):EAX[5]
   }

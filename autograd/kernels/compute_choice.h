@@ -20,6 +20,8 @@ struct CpuKind {
   std::string vendor;  // "AMD", "Intel" or what cpuid says
   int family = 0, model = 0;
   bool avx512_bf16 = false, amx_bf16 = false;
+  // AVX-512 F, BW, VL and DQ with the OS saving the zmm state: what the AVX-512 kernels need.
+  bool avx512 = false;
   std::string describe() const;  // "AMD family 25 model 17, AVX512_BF16, no AMX"
 };
 CpuKind cpu_kind();

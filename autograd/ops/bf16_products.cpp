@@ -4,7 +4,9 @@
 #include "autograd/ops/bf16_products.h"
 
 #include <algorithm>
+#include <vector>
 
+#include "autograd/block_cache.h"
 #include "autograd/kernels/blas.h"
 
 namespace hone::ops_detail {
@@ -33,29 +35,16 @@ void convert_weight_part_bf16(const Tensor& W, int64_t in, int64_t o0, int64_t o
   }
 }
 
-void round_rows_to_bf16(const float* X, int64_t N, int64_t in, std::vector<uint16_t>& out) {
-  out.resize(static_cast<size_t>(N * in));
-  uint16_t* dst = out.data();
+void round_rows_to_bf16(const float* X, int64_t N, int64_t in, uint16_t* dst) {
   kernels::parallel_rows(N, kernels::grain_for(in), [&](int64_t lo, int64_t hi) {
     kernels::round_to_bf16(X + lo * in, dst + lo * in, static_cast<size_t>((hi - lo) * in));
   });
 }
 
-namespace {
-
-// The calling thread's bf16 buffer of at least n elements for converted parts of W.
-uint16_t* bf16_scratch(int64_t n) {
-  thread_local std::vector<uint16_t> ws;
-  if (ws.size() < static_cast<size_t>(n)) ws.resize(static_cast<size_t>(n));
-  return ws.data();
-}
-
-}  // namespace
-
 void bf16_xwt(const Tensor& W, int64_t out, int64_t in, const float* X, int64_t N, float beta,
               float* Y) {
-  std::vector<uint16_t> xb;
-  round_rows_to_bf16(X, N, in, xb);
+  const ScopedBlock<uint16_t> xb(static_cast<size_t>(N * in));  // X rounded
+  round_rows_to_bf16(X, N, in, xb.data());
   const int threads = kernels::gemm_threads(N, out, in);
   const bool stored = W.dtype() == DType::BF16;
   const int64_t cap =
@@ -70,7 +59,7 @@ void bf16_xwt(const Tensor& W, int64_t out, int64_t in, const float* X, int64_t 
     if (stored) {
       wp = static_cast<const uint16_t*>(W.raw()) + o0 * in;
     } else {
-      uint16_t* ws = bf16_scratch((o1 - o0) * in);
+      uint16_t* ws = weight_scratch<uint16_t>((o1 - o0) * in);
       convert_weight_part_bf16(W, in, o0, o1, 0, in, ws);
       wp = ws;
     }
@@ -84,8 +73,8 @@ void bf16_dyw(const Tensor& W, int64_t out, int64_t in, const float* dY, int64_t
     if (beta == 0.0f) std::fill(dX, dX + N * in, 0.0f);
     return;
   }
-  std::vector<uint16_t> gb;
-  round_rows_to_bf16(dY, N, out, gb);
+  const ScopedBlock<uint16_t> gb(static_cast<size_t>(N * out));  // dY rounded
+  round_rows_to_bf16(dY, N, out, gb.data());
   const int threads = kernels::gemm_threads(N, out, in);
   const bool stored = W.dtype() == DType::BF16;
   const kernels::Parts parts = balanced_parts(in, is_quantized(W.dtype()) ? 32 : 16, threads, in);
@@ -100,7 +89,7 @@ void bf16_dyw(const Tensor& W, int64_t out, int64_t in, const float* dY, int64_t
     const int64_t tile = equal_tile(out, std::max<int64_t>(16, kDywTileElems / (c1 - c0)));
     for (int64_t t0 = 0; t0 < out; t0 += tile) {
       const int64_t t1 = std::min(out, t0 + tile);
-      uint16_t* ws = bf16_scratch((t1 - t0) * (c1 - c0));
+      uint16_t* ws = weight_scratch<uint16_t>((t1 - t0) * (c1 - c0));
       convert_weight_part_bf16(W, in, t0, t1, c0, c1, ws);
       kernels::gemm_bf16_serial(false, N, c1 - c0, t1 - t0, gb.data() + t0, out, ws, c1 - c0,
                                 t0 == 0 ? beta : 1.0f, dX + c0, in);

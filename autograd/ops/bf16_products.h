@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
 #include "autograd/kernels/bf16_gemm.h"
 #include "autograd/kernels/parallel.h"
@@ -26,8 +25,8 @@ inline bool bf16_product_for(const Var& w) {
 void convert_weight_part_bf16(const Tensor& W, int64_t in, int64_t o0, int64_t o1, int64_t c0,
                               int64_t c1, uint16_t* dst);
 
-// X (N, in) f32 as bf16 into a buffer the caller keeps (rows in parallel).
-void round_rows_to_bf16(const float* X, int64_t N, int64_t in, std::vector<uint16_t>& out);
+// X (N, in) f32 as bf16 into out (N, in) (rows in parallel).
+void round_rows_to_bf16(const float* X, int64_t N, int64_t in, uint16_t* out);
 
 // Y (N, out) = bf16(X) (N, in)·bf16(W)ᵀ + beta·Y, beta 0 or 1.
 void bf16_xwt(const Tensor& W, int64_t out, int64_t in, const float* X, int64_t N, float beta,
@@ -37,29 +36,17 @@ void bf16_dyw(const Tensor& W, int64_t out, int64_t in, const float* dY, int64_t
               float* dX);
 
 // for_weight_blocks in bf16: fn(o0, o1, W_rows) for row blocks [o0, o1) of W as bf16 (in
-// place when W is BF16, else converted into a thread_local buffer), at most max_rows each.
+// place when W is BF16, else converted by convert_weight_part_bf16 into a thread_local
+// buffer), at most max_rows each.
 template <class F>
 void for_weight_blocks_bf16(const Tensor& W, int64_t out, int64_t in, const F& fn,
                             int64_t max_rows) {
-  if (W.dtype() == DType::BF16) {
-    const int64_t step = max_rows > 0 ? max_rows : std::max<int64_t>(out, 1);
-    for (int64_t o0 = 0; o0 < out; o0 += step)
-      fn(o0, std::min(out, o0 + step), static_cast<const uint16_t*>(W.raw()) + o0 * in);
-    return;
-  }
-  thread_local std::vector<uint16_t> ws;
-  int64_t rows = std::max<int64_t>(1, std::min(out, kWorkspaceElems / std::max<int64_t>(in, 1)));
-  if (max_rows > 0) rows = std::min(rows, max_rows);
-  rows = equal_tile(out, rows);
-  if (ws.size() < static_cast<size_t>(rows * in)) ws.resize(static_cast<size_t>(rows * in));
-  for (int64_t o0 = 0; o0 < out; o0 += rows) {
-    const int64_t o1 = std::min(out, o0 + rows);
-    uint16_t* dst = ws.data();
-    kernels::parallel_rows(o1 - o0, kernels::grain_for(in), [&](int64_t lo, int64_t hi) {
-      convert_weight_part_bf16(W, in, o0 + lo, o0 + hi, 0, in, dst + lo * in);
-    });
-    fn(o0, o1, static_cast<const uint16_t*>(dst));
-  }
+  for_weight_blocks_as<uint16_t>(
+      DType::BF16, W, out, in,
+      [&](int64_t o0, int64_t o1, uint16_t* dst) {
+        convert_weight_part_bf16(W, in, o0, o1, 0, in, dst);
+      },
+      fn, max_rows);
 }
 
 }  // namespace hone::ops_detail

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "autograd/block_cache.h"
 #include "autograd/kernels/blas.h"
 #include "autograd/kernels/parallel.h"
 #include "autograd/kernels/vmath.h"
@@ -118,9 +119,9 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
     using T = decltype(z);
     std::vector<T> xb(static_cast<size_t>(count * C));
     gather_rows<T>(x.value().data<T>(), C, rows->data(), count, xb.data());
-    std::vector<uint16_t> xh;
+    const ScopedBlock<uint16_t> xh(bf16 ? static_cast<size_t>(count * C) : 0);  // xb rounded
     if constexpr (std::is_same_v<T, float>)
-      if (bf16) round_rows_to_bf16(xb.data(), count, C, xh);
+      if (bf16) round_rows_to_bf16(xb.data(), count, C, xh.data());
     std::vector<T> S(static_cast<size_t>(count ? chunk * tile : 0));
     std::vector<T> m(static_cast<size_t>(count), -std::numeric_limits<T>::infinity());
     std::vector<T> sum(static_cast<size_t>(count), T(0)), at_target(static_cast<size_t>(count));
@@ -160,9 +161,12 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
         const T scale = static_cast<T>(out.grad().data<T>()[0] / static_cast<double>(count));
         std::vector<T> xb(static_cast<size_t>(count * C));
         gather_rows<T>(x.value().data<T>(), C, rows->data(), count, xb.data());
-        std::vector<uint16_t> xh, gh;  // bf16 rows and dlogits of a chunk
+        // bf16 rows, and dlogits of a chunk
+        const ScopedBlock<uint16_t> xh(bf16 ? static_cast<size_t>(count * C) : 0);
+        const ScopedBlock<uint16_t> gh(bf16 && x.requires_grad() ? static_cast<size_t>(chunk * tile)
+                                                                 : 0);
         if constexpr (std::is_same_v<T, float>)
-          if (bf16) round_rows_to_bf16(xb.data(), count, C, xh);
+          if (bf16) round_rows_to_bf16(xb.data(), count, C, xh.data());
         std::vector<T> dxb(x.requires_grad() ? static_cast<size_t>(count * C) : 0, T(0));
         std::vector<T> g(static_cast<size_t>(chunk * tile));  // logits, then dlogits in place
         T* dW = w.requires_grad() ? t->grad(w).data<T>() : nullptr;
@@ -188,7 +192,7 @@ Var lm_head_cross_entropy(Tape* t, const Var& x, const Var& w, const std::vector
               if (!dxb.empty()) {
                 if constexpr (std::is_same_v<T, float>) {
                   if (Wh) {  // the dlogits enter the bf16 product rounded, as x did
-                    round_rows_to_bf16(gb, n, vb, gh);
+                    round_rows_to_bf16(gb, n, vb, gh.data());
                     kernels::gemm_bf16(false, n, C, vb, gh.data(), vb, Wh, C, 1.0f,
                                        dxb.data() + r0 * C, C);
                   }

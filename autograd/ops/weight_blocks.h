@@ -55,33 +55,44 @@ inline int64_t equal_tile(int64_t len, int64_t most) {
   }
 }
 
-// Calls fn(o0, o1, W_rows) for row blocks [o0, o1) of W (out, in) as T. A W already in T is
-// one block with no copy (or blocks of max_rows); otherwise rows are converted into a reusable
-// thread_local buffer.
+// Calls fn(o0, o1, W_rows) for row blocks [o0, o1) of W (out, in) as E. A W stored as `stored`
+// (E's dtype) is one block with no copy (or blocks of max_rows); otherwise convert(o0, o1, dst)
+// writes rows [o0, o1) as E into dst (o1 − o0, in), a reusable thread_local buffer, rows in
+// parallel. for_weight_blocks (f32/f64) and for_weight_blocks_bf16 (bf16_products.h) are this.
 // max_rows > 0 bounds the rows of a block even when W needs no conversion (a caller that sizes
 // its own scratch by the block).
-template <class T, class F>
-void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
-                       int64_t max_rows = 0) {
-  if (W.dtype() == dtype_of<T>) {
+template <class E, class Convert, class F>
+void for_weight_blocks_as(DType stored, const Tensor& W, int64_t out, int64_t in,
+                          const Convert& convert, const F& fn, int64_t max_rows) {
+  if (W.dtype() == stored) {
     const int64_t step = max_rows > 0 ? max_rows : std::max<int64_t>(out, 1);
     for (int64_t o0 = 0; o0 < out; o0 += step)
-      fn(o0, std::min(out, o0 + step), W.data<T>() + o0 * in);
+      fn(o0, std::min(out, o0 + step), static_cast<const E*>(W.raw()) + o0 * in);
     return;
   }
-  thread_local std::vector<T> ws;
+  thread_local std::vector<E> ws;
   int64_t rows = std::max<int64_t>(1, std::min(out, kWorkspaceElems / std::max<int64_t>(in, 1)));
   if (max_rows > 0) rows = std::min(rows, max_rows);
   rows = equal_tile(out, rows);
   if (ws.size() < static_cast<size_t>(rows * in)) ws.resize(static_cast<size_t>(rows * in));
   for (int64_t o0 = 0; o0 < out; o0 += rows) {
     const int64_t o1 = std::min(out, o0 + rows);
-    T* dst = ws.data();
+    E* dst = ws.data();
     kernels::parallel_rows(o1 - o0, kernels::grain_for(in), [&](int64_t lo, int64_t hi) {
-      convert_weight_part<T>(W, in, o0 + lo, o0 + hi, 0, in, dst + lo * in);
+      convert(o0 + lo, o0 + hi, dst + lo * in);
     });
-    fn(o0, o1, static_cast<const T*>(dst));
+    fn(o0, o1, static_cast<const E*>(dst));
   }
+}
+
+// for_weight_blocks_as in T (f32 or f64), converting with convert_weight_part.
+template <class T, class F>
+void for_weight_blocks(const Tensor& W, int64_t out, int64_t in, const F& fn,
+                       int64_t max_rows = 0) {
+  for_weight_blocks_as<T>(
+      dtype_of<T>, W, out, in,
+      [&](int64_t o0, int64_t o1, T* dst) { convert_weight_part<T>(W, in, o0, o1, 0, in, dst); },
+      fn, max_rows);
 }
 
 // Parts of [0, len) for `threads` threads when one part may be at most `cap` long: gemm's
