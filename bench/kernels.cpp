@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "autograd/kernels/attention.h"
+#include "autograd/kernels/bf16_gemm.h"
 #include "autograd/kernels/bf16_round.h"
 #include "autograd/kernels/blas.h"
 #include "autograd/kernels/quant.h"
@@ -55,28 +56,42 @@ double best_of(int repeats, const F& fn) {
   return best;
 }
 
+// Attention with f32 products and, where the build has them, with bf16 products (what
+// training.compute_dtype bf16 runs), at one shape, interleaved.
 void bench_attention(const char* model, int64_t Hq, int64_t Hkv, int repeats) {
   constexpr int64_t T = 512, D = 64;
   const auto q = random_floats(T * Hq * D, 1, 1), dout = random_floats(T * Hq * D, 4, 1);
   const auto k = random_floats(T * Hkv * D, 2, 1), v = random_floats(T * Hkv * D, 3, 1);
   std::vector<float> out(q.size()), lse(Hq * T), dq(q.size()), dk(k.size()), dv(v.size());
-  const double fwd = best_of(repeats, [&] {
-    kernels::attention_fwd<float>(1, T, T, Hq, Hkv, D, q.data(), k.data(), v.data(), out.data(),
-                                  lse.data());
-  });
-  const double bwd = best_of(repeats, [&] {
-    kernels::attention_bwd<float>(1, T, T, Hq, Hkv, D, q.data(), k.data(), v.data(), out.data(),
-                                  lse.data(), dout.data(), dq.data(), dk.data(), dv.data(), nullptr,
-                                  true, true, true);
-  });
   const double product = 2.0 * D * static_cast<double>(T * (T + 1) / 2) * Hq;  // one causal product
-  std::printf(
-      "{\"bench\": \"attention\", \"shape\": \"%s\", \"heads\": %lld, \"kv_heads\": %lld, "
-      "\"head_dim\": %lld, \"seq\": %lld, \"fwd_ms\": %.3f, \"bwd_ms\": %.3f, \"fwd_gflops\": "
-      "%.1f, \"bwd_gflops\": %.1f}\n",
-      model, static_cast<long long>(Hq), static_cast<long long>(Hkv), static_cast<long long>(D),
-      static_cast<long long>(T), fwd * 1e3, bwd * 1e3, 2 * product / fwd / 1e9,
-      5 * product / bwd / 1e9);
+  for (bool bf16 : {false, true}) {
+    if (bf16 && !kernels::bf16_gemm_available()) continue;
+    const double fwd = best_of(repeats, [&] {
+      if (bf16)
+        kernels::attention_fwd_bf16(1, T, T, Hq, Hkv, D, q.data(), k.data(), v.data(), out.data(),
+                                    lse.data());
+      else
+        kernels::attention_fwd<float>(1, T, T, Hq, Hkv, D, q.data(), k.data(), v.data(), out.data(),
+                                      lse.data());
+    });
+    const double bwd = best_of(repeats, [&] {
+      if (bf16)
+        kernels::attention_bwd_bf16(1, T, T, Hq, Hkv, D, q.data(), k.data(), v.data(), out.data(),
+                                    lse.data(), dout.data(), dq.data(), dk.data(), dv.data(),
+                                    nullptr, true, true, true);
+      else
+        kernels::attention_bwd<float>(1, T, T, Hq, Hkv, D, q.data(), k.data(), v.data(), out.data(),
+                                      lse.data(), dout.data(), dq.data(), dk.data(), dv.data(),
+                                      nullptr, true, true, true);
+    });
+    std::printf(
+        "{\"bench\": \"attention\", \"products\": \"%s\", \"shape\": \"%s\", \"heads\": %lld, "
+        "\"kv_heads\": %lld, \"head_dim\": %lld, \"seq\": %lld, \"fwd_ms\": %.3f, \"bwd_ms\": "
+        "%.3f, \"fwd_gflops\": %.1f, \"bwd_gflops\": %.1f}\n",
+        bf16 ? "bf16" : "f32", model, static_cast<long long>(Hq), static_cast<long long>(Hkv),
+        static_cast<long long>(D), static_cast<long long>(T), fwd * 1e3, bwd * 1e3,
+        2 * product / fwd / 1e9, 5 * product / bwd / 1e9);
+  }
 }
 
 void bench_converted(const char* what, int64_t out, int64_t in, int repeats) {
